@@ -1,0 +1,1 @@
+//! The CustomResourceDefinition for `PodGroup`, generated from the Rust types.

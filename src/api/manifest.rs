@@ -1,0 +1,1 @@
+//! Parsing manifests from disk: multi-document YAML holding `PodGroup` or plain `kind: Pod` objects.

@@ -1,0 +1,1 @@
+//! Per-PodGroup workers: observe what runs, plan with a pure function, act; status as a pure function.

@@ -1,0 +1,1 @@
+//! The node runtime: pause sandboxes, shims, OCI bundle generation, on-disk state and recovery.

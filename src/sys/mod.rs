@@ -1,0 +1,6 @@
+//! Raw system calls behind a small, safe seam.
+//!
+//! This is the only module allowed to use `unsafe`; every block carries a `// SAFETY:` line. Everything
+//! else in the crate calls these wrappers or `nix`. Host paths are always parameters, never constants, so
+//! tests can point them at a temporary directory.
+#![allow(unsafe_code)]
