@@ -1,1 +1,65 @@
 //! The node runtime: pause sandboxes, shims, OCI bundle generation, on-disk state and recovery.
+//!
+//! The supervisor (`peapod run`/`peapod agent`) never forks or joins namespaces itself: it re-executes its own
+//! binary as `peapod pause` (one per sandbox) and `peapod shim` (one per container instance), which are
+//! small, single-threaded and detached, so workloads survive the supervisor. This module knows nothing of
+//! restart policies or status: the `pod` module decides, this module does.
+
+pub mod cgroup;
+pub mod container;
+pub mod env;
+pub mod etc;
+pub mod layout;
+pub mod log;
+pub mod pause;
+pub mod process;
+pub mod record;
+pub mod sandbox;
+pub mod shim;
+pub mod spec;
+pub mod user;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Errors of the node runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file-system operation failed.
+    #[error("{action} {}", path.display())]
+    Io {
+        /// What was being done (`create`, `mount shm on`, ...).
+        action: &'static str,
+        /// The path it was done to.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The pause process did not come up.
+    #[error("pause process failed: {0}")]
+    Pause(String),
+}
+
+impl Error {
+    /// An [`Error::Io`].
+    pub fn io(action: &'static str, path: &Path, source: io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Formats an error with its whole `source()` chain, `outer: inner: root`, for messages users read.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}

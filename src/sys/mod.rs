@@ -4,3 +4,8 @@
 //! else in the crate calls these wrappers or `nix`. Host paths are always parameters, never constants, so
 //! tests can point them at a temporary directory.
 #![allow(unsafe_code)]
+
+pub mod fs;
+pub mod mount;
+pub mod net;
+pub mod process;

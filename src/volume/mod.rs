@@ -1,1 +1,368 @@
-//! Pod volumes: emptyDir and hostPath, prepared on the host and bind-mounted into containers.
+//! Pod volumes: emptyDir and hostPath, prepared on the host once per pod, and each container's mounts of
+//! them (`volumeMounts` with `readOnly`, `subPath`, `subPathExpr`).
+//!
+//! A subPath is hostile input: it is resolved inside its volume with `openat2(RESOLVE_IN_ROOT)`, created
+//! there if missing, and bind-mounted through `/proc/self/fd/N` onto a per-pod staging path that the
+//! container runtime then mounts (the kubelet's CVE-2017-1002101/CVE-2021-25741 defence). The OCI runtime
+//! never sees a path a container could swap for a symlink. This module does not decide when volumes are
+//! made or removed; the pod worker does.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use crate::runtime::env::expand;
+use crate::runtime::spec::BindMount;
+use crate::sys;
+
+/// Errors preparing or mounting volumes; the message is what the user sees in a `FailedMount` event or a
+/// `CreateContainerConfigError`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Setting up a volume failed (kubelet: `MountVolume.SetUp failed for volume "x" : ...`).
+    #[error("MountVolume.SetUp failed for volume {name:?} : {message}")]
+    SetUp {
+        /// Volume name.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A container's mount could not be prepared.
+    #[error("{0}")]
+    Mount(String),
+}
+
+/// A prepared volume on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostVolume {
+    /// Host path to bind-mount.
+    pub path: PathBuf,
+}
+
+/// The volumes of one pod, by name.
+#[derive(Debug, Clone, Default)]
+pub struct PodVolumes {
+    volumes: HashMap<String, HostVolume>,
+}
+
+impl PodVolumes {
+    /// The prepared volume called `name`.
+    pub fn get(&self, name: &str) -> Option<&HostVolume> {
+        self.volumes.get(name)
+    }
+}
+
+/// Where a pod keeps emptyDir volumes.
+pub fn empty_dir_root(pod_dir: &Path) -> PathBuf {
+    pod_dir.join("volumes").join("kubernetes.io~empty-dir")
+}
+
+/// Prepares every volume of the pod; idempotent (an existing emptyDir keeps its content).
+pub fn prepare(pod_dir: &Path, spec: &PodSpec) -> Result<PodVolumes, Error> {
+    let mut out = PodVolumes::default();
+    for v in spec.volumes.iter().flatten() {
+        let host = prepare_one(pod_dir, v).map_err(|message| Error::SetUp {
+            name: v.name.clone(),
+            message,
+        })?;
+        out.volumes.insert(v.name.clone(), host);
+    }
+    Ok(out)
+}
+
+fn prepare_one(pod_dir: &Path, v: &Volume) -> Result<HostVolume, String> {
+    if let Some(hp) = &v.host_path {
+        check_host_path(Path::new(&hp.path), hp.type_.as_deref().unwrap_or(""))?;
+        return Ok(HostVolume {
+            path: PathBuf::from(&hp.path),
+        });
+    }
+    if let Some(ed) = &v.empty_dir {
+        let dir = crate::runtime::layout::join_component(&empty_dir_root(pod_dir), &v.name)
+            .ok_or_else(|| format!("invalid volume name {:?}", v.name))?;
+        sys::fs::create_dir_all_mode(&dir, 0o777).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).map_err(|e| e.to_string())?;
+        if ed.medium.as_deref() == Some("Memory") {
+            let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            if !sys::mount::is_mountpoint(&info, &dir) {
+                let mut options = String::from("mode=0777");
+                if let Some(bytes) = ed.size_limit.as_ref().and_then(|q| memory_bytes(&q.0)) {
+                    options.push_str(&format!(",size={bytes}"));
+                }
+                sys::mount::tmpfs(&dir, &options, false).map_err(|e| format!("mount tmpfs: {e}"))?;
+            }
+        }
+        return Ok(HostVolume { path: dir });
+    }
+    Err("volume type not supported by peapod".to_string())
+}
+
+/// The kubelet's hostPath type check (pkg/volume/hostpath), creating for the `*OrCreate` types.
+pub fn check_host_path(path: &Path, typ: &str) -> Result<(), String> {
+    let meta = fs::metadata(path).ok();
+    let fail = |what: &str| {
+        Err(format!(
+            "hostPath type check failed: {} is not {what}",
+            path.display()
+        ))
+    };
+    match typ {
+        "" => Ok(()),
+        "DirectoryOrCreate" if meta.is_none() => {
+            sys::fs::create_dir_all_mode(path, 0o755).map_err(|e| format!("create {}: {e}", path.display()))
+        }
+        "DirectoryOrCreate" | "Directory" => match meta {
+            Some(m) if m.is_dir() => Ok(()),
+            _ => fail("a directory"),
+        },
+        "FileOrCreate" if meta.is_none() => fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(path)
+            .and_then(|f| f.set_permissions(fs::Permissions::from_mode(0o644)))
+            .map_err(|e| format!("create {}: {e}", path.display())),
+        "FileOrCreate" | "File" => match meta {
+            Some(m) if m.is_file() => Ok(()),
+            _ => fail("a file"),
+        },
+        "Socket" => match meta {
+            Some(m) if m.file_type().is_socket() => Ok(()),
+            _ => fail("a socket file"),
+        },
+        "CharDevice" => match meta {
+            Some(m) if m.file_type().is_char_device() => Ok(()),
+            _ => fail("a character device"),
+        },
+        "BlockDevice" => match meta {
+            Some(m) if m.file_type().is_block_device() => Ok(()),
+            _ => fail("a block device"),
+        },
+        other => Err(format!("{other} is an invalid volume type")),
+    }
+}
+
+/// The bind mounts of one container's `volumeMounts`. `index` keeps staging paths of different containers
+/// apart; `env` expands `subPathExpr`.
+pub fn container_mounts(
+    pod_dir: &Path,
+    volumes: &PodVolumes,
+    container: &Container,
+    env: &[(String, String)],
+) -> Result<Vec<BindMount>, Error> {
+    let mut out = Vec::new();
+    for (i, vm) in container.volume_mounts.iter().flatten().enumerate() {
+        let vol = volumes
+            .get(&vm.name)
+            .ok_or_else(|| Error::Mount(format!("volume {:?} is not prepared", vm.name)))?;
+        let sub = match (&vm.sub_path, &vm.sub_path_expr) {
+            (Some(p), _) if !p.is_empty() => p.clone(),
+            (_, Some(expr)) if !expr.is_empty() => expand_sub_path(expr, env)?,
+            _ => String::new(),
+        };
+        let source = if sub.is_empty() {
+            vol.path.clone()
+        } else {
+            let staging = pod_dir
+                .join("volume-subpaths")
+                .join(&vm.name)
+                .join(&container.name)
+                .join(i.to_string());
+            stage_sub_path(&vol.path, &sub, &staging).map_err(|e| {
+                Error::Mount(format!(
+                    "failed to prepare subPath for volumeMount {:?} of container {:?}: {e}",
+                    vm.name, container.name
+                ))
+            })?;
+            staging
+        };
+        out.push(BindMount {
+            destination: vm.mount_path.clone(),
+            source,
+            readonly: vm.read_only.unwrap_or(false),
+        });
+    }
+    Ok(out)
+}
+
+/// Expands a `subPathExpr` and refuses what the kubelet refuses (backticks, absolute paths, `..`).
+fn expand_sub_path(expr: &str, env: &[(String, String)]) -> Result<String, Error> {
+    let map: HashMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let expanded = expand(expr, &|n| map.get(n).map(|v| v.to_string()));
+    if expanded.contains('`') {
+        return Err(Error::Mount(format!(
+            "subpath {expanded:?} must not contain backticks"
+        )));
+    }
+    let p = Path::new(&expanded);
+    if p.is_absolute() {
+        return Err(Error::Mount(format!(
+            "subpath {expanded:?} must be a relative path"
+        )));
+    }
+    if p.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(Error::Mount(format!(
+            "subpath {expanded:?} must not contain '..'"
+        )));
+    }
+    Ok(expanded)
+}
+
+/// Resolves `sub` inside `root` (creating missing directories with the root's mode) and bind-mounts it onto
+/// `staging` through the opened fd.
+fn stage_sub_path(root: &Path, sub: &str, staging: &Path) -> io::Result<()> {
+    let root_fd = sys::fs::open_dir_path(root)?;
+    let mode = fs::metadata(root)?.mode() & 0o7777;
+    let target = open_or_create(&root_fd, Path::new(sub), mode)?;
+    let is_dir = fs::metadata(sys::fs::fd_path(&target))?.is_dir();
+    if let Some(parent) = staging.parent() {
+        sys::fs::create_dir_all_mode(parent, 0o700)?;
+    }
+    sys::mount::unmount(staging)?;
+    if is_dir {
+        sys::fs::create_dir_all_mode(staging, 0o700)?;
+    } else if !staging.exists() {
+        fs::File::create(staging)?;
+    }
+    sys::mount::bind(&sys::fs::fd_path(&target), staging, true)
+}
+
+fn open_or_create(root: &OwnedFd, sub: &Path, mode: u32) -> io::Result<OwnedFd> {
+    let flags = OFlag::O_PATH;
+    match sys::fs::open_in_root(root, sub, flags) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
+    // Create each missing directory, always relative to an fd resolved inside the root.
+    let mut current = PathBuf::new();
+    for comp in sub.components() {
+        let Component::Normal(name) = comp else {
+            continue;
+        };
+        let parent = sys::fs::open_in_root(root, &current, OFlag::O_PATH | OFlag::O_DIRECTORY)?;
+        current.push(name);
+        match nix::sys::stat::mkdirat(parent.as_fd(), name, Mode::from_bits_truncate(mode)) {
+            Ok(()) => {
+                // mkdirat applies the umask; give the new directory the volume's mode, as the kubelet does.
+                let created = sys::fs::open_in_root(root, &current, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+                nix::sys::stat::fchmod(created.as_fd(), Mode::from_bits_truncate(mode))?;
+            }
+            Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    sys::fs::open_in_root(root, sub, flags)
+}
+
+/// Unmounts and removes the pod's volumes and staging mounts (emptyDir content is gone afterwards).
+pub fn teardown(pod_dir: &Path) -> io::Result<()> {
+    for dir in [pod_dir.join("volume-subpaths"), pod_dir.join("volumes")] {
+        sys::mount::unmount_all_under(&dir)?;
+        sys::fs::remove_dir_atomic(&dir)?;
+    }
+    Ok(())
+}
+
+/// Bytes of a memory quantity (`64Mi`, `1G`, `1048576`); `None` when it does not parse.
+pub fn memory_bytes(q: &str) -> Option<u64> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (num, suffix) = q.split_at(split);
+    let value: f64 = num.parse().ok()?;
+    let mult: f64 = match suffix {
+        "" => 1.0,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024.0f64.powi(4),
+        _ => return None,
+    };
+    let bytes = (value * mult).ceil();
+    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_path_types_match_kubelet_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("file"), b"x").unwrap();
+        assert!(check_host_path(&d.join("file"), "File").is_ok());
+        assert_eq!(
+            check_host_path(&d.join("file"), "Directory").unwrap_err(),
+            format!(
+                "hostPath type check failed: {}/file is not a directory",
+                d.display()
+            )
+        );
+        assert!(check_host_path(&d.join("missing"), "Directory").is_err());
+        check_host_path(&d.join("new/dir"), "DirectoryOrCreate").unwrap();
+        assert!(d.join("new/dir").is_dir());
+        check_host_path(&d.join("f2"), "FileOrCreate").unwrap();
+        assert_eq!(fs::metadata(d.join("f2")).unwrap().mode() & 0o777, 0o644);
+        assert!(check_host_path(&d.join("nope/f3"), "FileOrCreate").is_err());
+        assert!(check_host_path(d, "Socket")
+            .unwrap_err()
+            .contains("is not a socket file"));
+        assert!(check_host_path(d, "Bogus")
+            .unwrap_err()
+            .contains("invalid volume type"));
+        assert!(check_host_path(Path::new("/dev/null"), "CharDevice").is_ok());
+    }
+
+    #[test]
+    fn sub_path_expr_rejections() {
+        let env = vec![
+            ("POD".to_string(), "web".to_string()),
+            ("BAD".to_string(), "../x".to_string()),
+        ];
+        assert_eq!(expand_sub_path("logs/$(POD)", &env).unwrap(), "logs/web");
+        assert!(expand_sub_path("$(BAD)", &env).is_err());
+        assert!(expand_sub_path("/abs", &env).is_err());
+        assert!(expand_sub_path("a`b`", &env).is_err());
+    }
+
+    #[test]
+    fn sub_path_creation_stays_inside_the_volume() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("vol");
+        fs::create_dir_all(&root).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
+        std::os::unix::fs::symlink("/", root.join("escape")).unwrap();
+        let root_fd = sys::fs::open_dir_path(&root).unwrap();
+        open_or_create(&root_fd, Path::new("escape/peapod-subpath-test/x"), 0o777).unwrap();
+        // The absolute symlink resolved inside the volume, so the directories were made there.
+        assert!(root.join("peapod-subpath-test/x").is_dir());
+        assert!(!Path::new("/peapod-subpath-test").exists());
+        assert_eq!(
+            fs::metadata(root.join("peapod-subpath-test")).unwrap().mode() & 0o777,
+            0o777
+        );
+    }
+
+    #[test]
+    fn memory_quantities() {
+        assert_eq!(memory_bytes("10Mi"), Some(10 * 1024 * 1024));
+        assert_eq!(memory_bytes("1G"), Some(1_000_000_000));
+        assert_eq!(memory_bytes("512"), Some(512));
+        assert_eq!(memory_bytes("1.5Ki"), Some(1536));
+        assert_eq!(memory_bytes("lots"), None);
+    }
+}

@@ -1,0 +1,175 @@
+//! Runtime configuration and the on-disk layout.
+//!
+//! Volatile state lives under the run dir (a tmpfs on real nodes, emptied by a reboot): namespace pins, shm,
+//! helper pids, the OCI runtime's own state. Persistent state lives under the state dir: images, pods
+//! (container instances, emptyDir volumes, managed `/etc` files), logs. That split is how a restart of
+//! peapod is told from a reboot of the node. Every path here is derived from the two roots, so tests run
+//! against temporary directories.
+
+use std::path::{Path, PathBuf};
+
+use super::etc::ClusterDns;
+
+/// Settings of the node runtime, from the command line.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Persistent state (`--state-dir`).
+    pub state_dir: PathBuf,
+    /// Volatile state (`--run-dir`).
+    pub run_dir: PathBuf,
+    /// OCI runtime binary (`--oci-runtime`).
+    pub oci_runtime: PathBuf,
+    /// This binary, re-executed as `peapod pause` and `peapod shim`.
+    pub self_exe: PathBuf,
+    /// Node name (`--node-name`).
+    pub node_name: String,
+    /// Node IP reported as `status.hostIP`.
+    pub node_ip: Option<String>,
+    /// Parent cgroup of every pod (`--cgroup-parent`), e.g. `/peapod`.
+    pub cgroup_parent: String,
+    /// Rotate container logs above this size.
+    pub log_max_size: u64,
+    /// Keep at most this many files per container log.
+    pub log_max_files: usize,
+    /// The node's resolv.conf for `dnsPolicy: Default`.
+    pub resolv_conf: PathBuf,
+    /// Cluster DNS for `dnsPolicy: ClusterFirst`.
+    pub cluster_dns: ClusterDns,
+    /// Size of each sandbox's `/dev/shm`.
+    pub shm_size: String,
+}
+
+impl RuntimeConfig {
+    /// A configuration rooted at `state_dir` and `run_dir` with defaults for everything else.
+    pub fn new(state_dir: PathBuf, run_dir: PathBuf, oci_runtime: PathBuf, self_exe: PathBuf) -> Self {
+        RuntimeConfig {
+            state_dir,
+            run_dir,
+            oci_runtime,
+            self_exe,
+            node_name: "localhost".to_string(),
+            node_ip: None,
+            cgroup_parent: "/peapod".to_string(),
+            log_max_size: 10 << 20,
+            log_max_files: 5,
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            cluster_dns: ClusterDns {
+                servers: Vec::new(),
+                domain: "cluster.local".to_string(),
+            },
+            shm_size: "65536k".to_string(),
+        }
+    }
+
+    /// Image store root.
+    pub fn images_dir(&self) -> PathBuf {
+        self.state_dir.join("images")
+    }
+
+    /// Directory of all pods.
+    pub fn pods_dir(&self) -> PathBuf {
+        self.state_dir.join("pods")
+    }
+
+    /// Persistent directory of one pod.
+    pub fn pod_dir(&self, uid: &str) -> PathBuf {
+        self.pods_dir().join(uid)
+    }
+
+    /// Directory of all instances of one container.
+    pub fn container_dir(&self, uid: &str, container: &str) -> PathBuf {
+        self.pod_dir(uid).join("containers").join(container)
+    }
+
+    /// Directory (and OCI bundle) of one container instance.
+    pub fn instance_dir(&self, uid: &str, container: &str, attempt: u32) -> PathBuf {
+        self.container_dir(uid, container).join(attempt.to_string())
+    }
+
+    /// Log directory of one container (kubelet: `/var/log/pods/<ns>_<name>_<uid>/<container>`).
+    pub fn container_log_dir(&self, namespace: &str, name: &str, uid: &str, container: &str) -> PathBuf {
+        self.state_dir
+            .join("logs")
+            .join(format!("{namespace}_{name}_{uid}"))
+            .join(container)
+    }
+
+    /// Log directory of one pod.
+    pub fn pod_log_dir(&self, namespace: &str, name: &str, uid: &str) -> PathBuf {
+        self.state_dir
+            .join("logs")
+            .join(format!("{namespace}_{name}_{uid}"))
+    }
+
+    /// Volatile directory of one sandbox.
+    pub fn sandbox_run_dir(&self, sandbox_id: &str) -> PathBuf {
+        self.run_dir.join("sandboxes").join(sandbox_id)
+    }
+
+    /// `--root` of the OCI runtime.
+    pub fn runtime_root(&self) -> PathBuf {
+        self.run_dir.join("runc")
+    }
+
+    /// Pid record of a running shim.
+    pub fn shim_record(&self, container_id: &str) -> PathBuf {
+        self.run_dir.join("shims").join(format!("{container_id}.json"))
+    }
+
+    /// `linux.cgroupsPath` of a container.
+    pub fn cgroups_path(&self, uid: &str, container_id: &str) -> String {
+        format!("{}/{}", self.pod_cgroup(uid), container_id)
+    }
+
+    /// The pod's cgroup, relative to each hierarchy's root.
+    pub fn pod_cgroup(&self, uid: &str) -> String {
+        format!("{}/pod{uid}", self.cgroup_parent.trim_end_matches('/'))
+    }
+}
+
+/// A stable, unique id from parts (sha256, 32 hex characters): the same inputs always give the same id, so
+/// a restarted supervisor can compute the ids it used.
+pub fn derive_id(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+/// Whether `name` is safe as one path component (no separators, no dot names, no NUL).
+pub fn is_safe_component(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0']) && name.len() <= 255
+}
+
+/// Joins `name` onto `dir` only when it is a single safe component.
+pub fn join_component(dir: &Path, name: &str) -> Option<PathBuf> {
+    is_safe_component(name).then(|| dir.join(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_and_distinct() {
+        let a = derive_id(&["uid", "web", "0"]);
+        assert_eq!(a.len(), 32);
+        assert_eq!(a, derive_id(&["uid", "web", "0"]));
+        assert_ne!(a, derive_id(&["uid", "web", "1"]));
+        assert_ne!(derive_id(&["ab", "c"]), derive_id(&["a", "bc"]));
+    }
+
+    #[test]
+    fn unsafe_components_are_refused() {
+        for bad in ["", ".", "..", "a/b", "a\0b"] {
+            assert!(join_component(Path::new("/x"), bad).is_none(), "{bad:?}");
+        }
+        assert_eq!(
+            join_component(Path::new("/x"), "web"),
+            Some(PathBuf::from("/x/web"))
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! `peapod pause`: the process that holds a sandbox's namespaces.
+//!
+//! It unshares the network, IPC and UTS namespaces (each optional, for `hostNetwork`/`hostIPC`), sets the
+//! hostname, brings `lo` up, pins every namespace by bind-mounting it onto a file in the sandbox directory,
+//! and with `shareProcessNamespace` forks the PID-namespace init that reaps orphans for all containers. It
+//! then reports `ready <pid>` on stdout and waits for SIGTERM. It is single-threaded and never touches tokio;
+//! the supervisor starts it detached (its own session) so it outlives a crash of the supervisor.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::sys;
+
+/// What the pause process sets up, parsed from its command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PauseArgs {
+    /// Directory whose `ns/` subdirectory receives the namespace pins.
+    pub dir: PathBuf,
+    /// Hostname for a new UTS namespace.
+    pub hostname: Option<String>,
+    /// Namespaces to create, by their `/proc/self/ns` names: `net`, `ipc`, `uts`, `pid`.
+    pub namespaces: Vec<String>,
+}
+
+impl PauseArgs {
+    /// The command-line arguments (after `pause`) that [`PauseArgs::parse`] reads back.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = vec!["--dir".to_string(), self.dir.display().to_string()];
+        if let Some(h) = &self.hostname {
+            args.extend(["--hostname".to_string(), h.clone()]);
+        }
+        args.extend(["--ns".to_string(), self.namespaces.join(",")]);
+        args
+    }
+
+    /// Parses the arguments written by [`PauseArgs::to_args`].
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let mut dir = None;
+        let mut hostname = None;
+        let mut namespaces = Vec::new();
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            match flag.as_str() {
+                "--dir" => dir = Some(PathBuf::from(value)),
+                "--hostname" => hostname = Some(value.clone()),
+                "--ns" => {
+                    namespaces = value
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                }
+                other => return Err(format!("unknown flag {other}")),
+            }
+        }
+        for ns in &namespaces {
+            if !matches!(ns.as_str(), "net" | "ipc" | "uts" | "pid") {
+                return Err(format!("unknown namespace {ns}"));
+            }
+        }
+        Ok(PauseArgs {
+            dir: dir.ok_or("--dir is required")?,
+            hostname,
+            namespaces,
+        })
+    }
+
+    fn wants(&self, ns: &str) -> bool {
+        self.namespaces.iter().any(|n| n == ns)
+    }
+}
+
+/// Entry point of `peapod pause`.
+pub fn main(args: &[String]) -> ExitCode {
+    let args = match PauseArgs::parse(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("peapod pause: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _ = nix::unistd::setsid();
+    let _ = std::env::set_current_dir("/");
+    match setup(&args) {
+        Ok(Role::Holder) => hold(false),
+        Ok(Role::Init) => {
+            // The setup parent reports readiness; the init must not hold the supervisor's pipe open.
+            if let Ok(null) = fs::OpenOptions::new().write(true).open("/dev/null") {
+                let _ = nix::unistd::dup2_stdout(null);
+            }
+            hold(true)
+        }
+        Ok(Role::Done) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(io::stdout(), "error {e}");
+            eprintln!("peapod pause: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Role {
+    /// This process holds the namespaces and waits.
+    Holder,
+    /// This process is PID 1 of the sandbox's PID namespace.
+    Init,
+    /// The setup parent after forking the PID-namespace init: report and exit.
+    Done,
+}
+
+fn setup(args: &PauseArgs) -> io::Result<Role> {
+    let mut flags = CloneFlags::empty();
+    for (name, flag) in [
+        ("net", CloneFlags::CLONE_NEWNET),
+        ("ipc", CloneFlags::CLONE_NEWIPC),
+        ("uts", CloneFlags::CLONE_NEWUTS),
+    ] {
+        if args.wants(name) {
+            flags |= flag;
+        }
+    }
+    unshare(flags).map_err(|e| io::Error::other(format!("unshare: {e}")))?;
+    if args.wants("uts") {
+        if let Some(h) = &args.hostname {
+            nix::unistd::sethostname(h).map_err(|e| io::Error::other(format!("sethostname: {e}")))?;
+        }
+    }
+    if args.wants("net") {
+        sys::net::set_link_up("lo").map_err(|e| io::Error::other(format!("bring up lo: {e}")))?;
+        // As containerd does for every sandbox: unprivileged low ports and ICMP sockets inside the pod.
+        let _ = fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
+        let _ = fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647");
+    }
+    let ns_dir = args.dir.join("ns");
+    for name in ["net", "ipc", "uts"] {
+        if args.wants(name) {
+            pin(Path::new(&format!("/proc/self/ns/{name}")), &ns_dir.join(name))?;
+        }
+    }
+    if !args.wants("pid") {
+        report_ready(std::process::id() as i32)?;
+        return Ok(Role::Holder);
+    }
+    unshare(CloneFlags::CLONE_NEWPID).map_err(|e| io::Error::other(format!("unshare pid: {e}")))?;
+    match sys::process::fork()? {
+        sys::process::Forked::Child => Ok(Role::Init),
+        sys::process::Forked::Parent(child) => {
+            pin(Path::new(&format!("/proc/{child}/ns/pid")), &ns_dir.join("pid"))?;
+            report_ready(child.as_raw())?;
+            Ok(Role::Done)
+        }
+    }
+}
+
+fn pin(source: &Path, target: &Path) -> io::Result<()> {
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(target)?;
+    sys::mount::bind(source, target, false)
+        .map_err(|e| io::Error::other(format!("pin {} on {}: {e}", source.display(), target.display())))
+}
+
+fn report_ready(pid: i32) -> io::Result<()> {
+    let mut out = io::stdout();
+    writeln!(out, "ready {pid}")?;
+    out.flush()?;
+    // Let the supervisor see EOF: point stdout at /dev/null from now on.
+    let null = fs::OpenOptions::new().write(true).open("/dev/null")?;
+    nix::unistd::dup2_stdout(null).map_err(io::Error::from)?;
+    Ok(())
+}
+
+/// Waits for SIGTERM/SIGINT, reaping children meanwhile (as PID 1 of a shared PID namespace, orphans of
+/// every container are re-parented here).
+fn hold(is_init: bool) -> ExitCode {
+    let signals = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGCHLD, Signal::SIGHUP];
+    if is_init {
+        // A namespace init only receives signals it has handlers for.
+        if let Err(e) = sys::process::install_noop_handlers(&signals) {
+            eprintln!("peapod pause: install handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let mut set = SigSet::empty();
+    for s in signals {
+        set.add(s);
+    }
+    if let Err(e) = set.thread_block() {
+        eprintln!("peapod pause: block signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    loop {
+        match set.wait() {
+            Ok(Signal::SIGCHLD) => reap(),
+            Ok(Signal::SIGHUP) => {}
+            Ok(_) => return ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("peapod pause: sigwait: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+}
+
+fn reap() {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_round_trip() {
+        let a = PauseArgs {
+            dir: PathBuf::from("/run/peapod/sandboxes/abc"),
+            hostname: Some("web".into()),
+            namespaces: vec!["net".into(), "ipc".into(), "uts".into(), "pid".into()],
+        };
+        assert_eq!(PauseArgs::parse(&a.to_args()).unwrap(), a);
+    }
+
+    #[test]
+    fn parse_rejects_unknown_namespace_and_flag() {
+        let bad_ns: Vec<String> = ["--dir", "/x", "--ns", "net,user"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert!(PauseArgs::parse(&bad_ns).unwrap_err().contains("user"));
+        let bad_flag: Vec<String> = ["--dir", "/x", "--evil", "1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert!(PauseArgs::parse(&bad_flag).is_err());
+        assert!(PauseArgs::parse(&[]).is_err());
+    }
+}

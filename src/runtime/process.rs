@@ -1,0 +1,147 @@
+//! Starting and watching the helper processes (`peapod pause`, `peapod shim`) from the async supervisor.
+//!
+//! Helpers are spawned from this binary with stdin on /dev/null, stdout a pipe that carries exactly one
+//! status line, and stderr appended to a log file. A helper is watched through a pidfd, whether it is our
+//! child or one adopted after a restart, so its exit is seen exactly once and a reused pid is never
+//! mistaken for it.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::record::ProcessId;
+use crate::sys;
+
+/// `/proc`, where process identities are read.
+pub const PROC: &str = "/proc";
+
+/// A helper process that was just started.
+pub struct Spawned {
+    /// Its identity.
+    pub id: ProcessId,
+    /// The first line it printed on stdout, if any before the deadline.
+    pub line: Option<String>,
+    /// The child handle, kept so tokio reaps it.
+    pub child: Child,
+}
+
+/// Spawns `self_exe <args>` and waits up to `deadline` for its status line.
+pub async fn spawn_helper(
+    self_exe: &Path,
+    args: &[String],
+    stderr_log: &Path,
+    deadline: Duration,
+) -> io::Result<Spawned> {
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(stderr_log)?;
+    let mut child = Command::new(self_exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr))
+        .kill_on_drop(false)
+        .spawn()?;
+    let pid = child
+        .id()
+        .ok_or_else(|| io::Error::other("helper exited before it could be watched"))? as i32;
+    let start_time = sys::process::start_time(PROC, pid).unwrap_or(0);
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| io::Error::other("helper stdout missing"))?;
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    let line = match tokio::time::timeout(deadline, reader.read_line(&mut line)).await {
+        Ok(Ok(n)) if n > 0 => Some(line.trim_end().to_string()),
+        _ => None,
+    };
+    Ok(Spawned {
+        id: ProcessId { pid, start_time },
+        line,
+        child,
+    })
+}
+
+/// Whether `id` still names a live process (same pid, same start time).
+pub fn is_alive(id: &ProcessId) -> bool {
+    sys::process::start_time(PROC, id.pid) == Some(id.start_time) && !sys::process::is_dead(PROC, id.pid)
+}
+
+/// The identity of a live process by pid, if it exists.
+pub fn identify(pid: i32) -> Option<ProcessId> {
+    sys::process::start_time(PROC, pid).map(|start_time| ProcessId { pid, start_time })
+}
+
+/// A handle that resolves when a process exits.
+pub struct ExitWatch {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl ExitWatch {
+    /// Watches `id`; `Ok(None)` when it is already gone (or the pid now names another process).
+    pub fn open(id: &ProcessId) -> io::Result<Option<ExitWatch>> {
+        let fd = match sys::process::pidfd_open(id.pid) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // The pidfd pins one process; if its start time differs, the pid was reused.
+        if !is_alive(id) {
+            return Ok(None);
+        }
+        Ok(Some(ExitWatch {
+            fd: sys::process::async_fd(fd)?,
+        }))
+    }
+
+    /// Resolves once the process has exited; reaps it when it is our child.
+    pub async fn exited(&self) {
+        loop {
+            match self.fd.readable().await {
+                Ok(mut guard) => {
+                    guard.retain_ready();
+                    break;
+                }
+                Err(_) => return,
+            }
+        }
+        use nix::sys::wait::{waitid, Id, WaitPidFlag};
+        use std::os::fd::AsFd;
+        let _ = waitid(
+            Id::PIDFd(self.fd.get_ref().as_fd()),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
+        );
+    }
+
+    /// Sends a signal to the watched process.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> io::Result<()> {
+        sys::process::pidfd_send_signal(self.fd.get_ref(), signal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn exit_watch_resolves_when_process_ends() {
+        let mut child = Command::new("sleep").arg("0.2").spawn().unwrap();
+        let id = identify(child.id().unwrap() as i32).unwrap();
+        assert!(is_alive(&id));
+        let watch = ExitWatch::open(&id).unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), watch.exited())
+            .await
+            .expect("exit seen");
+        let _ = child.wait().await;
+        assert!(!is_alive(&id));
+        assert!(ExitWatch::open(&id).unwrap().is_none());
+    }
+}

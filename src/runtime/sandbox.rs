@@ -1,0 +1,272 @@
+//! Pod sandboxes: creating one (pause process, pinned namespaces, `/dev/shm`, managed `/etc` files), telling
+//! whether it is still ready, and tearing it down idempotently.
+//!
+//! The volatile record (`<run>/sandboxes/<id>/sandbox.json`) describes a live sandbox; the persistent pointer
+//! (`<state>/pods/<uid>/sandbox.json`) only remembers the last id and attempt, so that after a reboot the
+//! next sandbox gets the next attempt and the pod's init containers run again, as with the kubelet.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::etc::{self, Resolv};
+use super::layout::{derive_id, RuntimeConfig};
+use super::pause::PauseArgs;
+use super::process::{self, ExitWatch};
+use super::record::ProcessId;
+use super::Error;
+use crate::sys;
+
+/// File name of sandbox records.
+const RECORD: &str = "sandbox.json";
+/// How long the pause process may take to report ready.
+const PAUSE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A live sandbox.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxRecord {
+    /// Sandbox id.
+    pub id: String,
+    /// Sandbox attempt for this pod (0 for the first).
+    pub attempt: u32,
+    /// Pod uid.
+    pub uid: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// The pause process.
+    pub pause: ProcessId,
+    /// Pinned network namespace (`None`: host network).
+    pub net: Option<PathBuf>,
+    /// Pinned IPC namespace (`None`: host IPC).
+    pub ipc: Option<PathBuf>,
+    /// Pinned UTS namespace (`None`: host UTS).
+    pub uts: Option<PathBuf>,
+    /// Pinned shared PID namespace, with `shareProcessNamespace`.
+    pub pid: Option<PathBuf>,
+    /// Containers use the host PID namespace.
+    pub host_pid: bool,
+    /// The sandbox's `/dev/shm` (`None`: host IPC, the host's `/dev/shm`).
+    pub shm: Option<PathBuf>,
+    /// Pod IPs.
+    pub pod_ips: Vec<String>,
+    /// Pod hostname.
+    pub hostname: String,
+    /// Managed `/etc/hosts`, or `None` when a container brings its own.
+    pub hosts_file: PathBuf,
+    /// Managed `/etc/hostname`.
+    pub hostname_file: PathBuf,
+    /// Managed `/etc/resolv.conf`.
+    pub resolv_file: PathBuf,
+}
+
+/// The persistent pointer to a pod's latest sandbox.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SandboxPointer {
+    /// Sandbox id.
+    pub id: String,
+    /// Its attempt.
+    pub attempt: u32,
+}
+
+/// What a new sandbox is for.
+#[derive(Debug, Clone)]
+pub struct SandboxRequest<'a> {
+    /// Pod uid.
+    pub uid: &'a str,
+    /// Pod name.
+    pub name: &'a str,
+    /// Pod namespace.
+    pub namespace: &'a str,
+    /// Pod spec.
+    pub spec: &'a PodSpec,
+    /// Attempt number.
+    pub attempt: u32,
+}
+
+/// Reads the pod's sandbox pointer, if any.
+pub fn pointer(cfg: &RuntimeConfig, uid: &str) -> Option<SandboxPointer> {
+    sys::fs::read_json(&cfg.pod_dir(uid).join(RECORD)).ok().flatten()
+}
+
+/// Loads a sandbox's volatile record; `None` after a reboot or teardown.
+pub fn load(cfg: &RuntimeConfig, id: &str) -> Option<SandboxRecord> {
+    sys::fs::read_json(&cfg.sandbox_run_dir(id).join(RECORD))
+        .ok()
+        .flatten()
+}
+
+/// Whether the sandbox's pause process still runs.
+pub fn is_ready(record: &SandboxRecord) -> bool {
+    process::is_alive(&record.pause)
+}
+
+/// Creates a sandbox. On failure everything made so far is torn down again.
+pub async fn create(cfg: &RuntimeConfig, req: &SandboxRequest<'_>) -> Result<SandboxRecord, Error> {
+    let id = derive_id(&[req.uid, "sandbox", &req.attempt.to_string()]);
+    let dir = cfg.sandbox_run_dir(&id);
+    if dir.exists() {
+        teardown_dir(&dir)?;
+    }
+    match build(cfg, req, &id).await {
+        Ok(record) => Ok(record),
+        Err(e) => {
+            let _ = teardown_dir(&dir);
+            Err(e)
+        }
+    }
+}
+
+async fn build(cfg: &RuntimeConfig, req: &SandboxRequest<'_>, id: &str) -> Result<SandboxRecord, Error> {
+    let spec = req.spec;
+    let host_network = spec.host_network.unwrap_or(false);
+    let host_ipc = spec.host_ipc.unwrap_or(false);
+    let host_pid = spec.host_pid.unwrap_or(false);
+    let share_pid = spec.share_process_namespace.unwrap_or(false) && !host_pid;
+    let dir = cfg.sandbox_run_dir(id);
+    let ns_dir = dir.join("ns");
+    sys::fs::create_dir_all_mode(&ns_dir, 0o700).map_err(|source| Error::io("create", &ns_dir, source))?;
+
+    let shm = if host_ipc {
+        None
+    } else {
+        let shm = dir.join("shm");
+        sys::fs::create_dir_all_mode(&shm, 0o700).map_err(|source| Error::io("create", &shm, source))?;
+        sys::mount::tmpfs(&shm, &format!("mode=1777,size={}", cfg.shm_size), true)
+            .map_err(|source| Error::io("mount shm on", &shm, source))?;
+        Some(shm)
+    };
+
+    let (hostname, fqdn) = if host_network {
+        (
+            nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_default(),
+            None,
+        )
+    } else {
+        etc::hostname_and_fqdn(req.name, req.namespace, spec, &cfg.cluster_dns.domain)
+    };
+    let kernel_hostname = match (&fqdn, spec.set_hostname_as_fqdn.unwrap_or(false)) {
+        (Some(f), true) => f.clone(),
+        _ => hostname.clone(),
+    };
+    let mut namespaces = Vec::new();
+    if !host_network {
+        namespaces.extend(["net".to_string(), "uts".to_string()]);
+    }
+    if !host_ipc {
+        namespaces.push("ipc".to_string());
+    }
+    if share_pid {
+        namespaces.push("pid".to_string());
+    }
+    let args = PauseArgs {
+        dir: dir.clone(),
+        hostname: Some(kernel_hostname.clone()),
+        namespaces: namespaces.clone(),
+    };
+    let mut argv = vec!["pause".to_string()];
+    argv.extend(args.to_args());
+    let spawned = process::spawn_helper(&cfg.self_exe, &argv, &dir.join("pause.log"), PAUSE_DEADLINE)
+        .await
+        .map_err(|source| Error::io("start pause process for", &dir, source))?;
+    let pid = match spawned.line.as_deref().and_then(|l| l.strip_prefix("ready ")) {
+        Some(pid) => pid
+            .trim()
+            .parse::<i32>()
+            .map_err(|_| Error::Pause(format!("bad ready line {pid:?}")))?,
+        None => {
+            let log = std::fs::read_to_string(dir.join("pause.log")).unwrap_or_default();
+            return Err(Error::Pause(
+                spawned
+                    .line
+                    .or_else(|| log.lines().last().map(String::from))
+                    .unwrap_or_else(|| "no ready line".into()),
+            ));
+        }
+    };
+    let pause = process::identify(pid).ok_or_else(|| Error::Pause(format!("pause process {pid} is gone")))?;
+    let mut child = spawned.child;
+    if share_pid {
+        // The setup parent exits once the namespace init runs; reap it now.
+        let _ = child.wait().await;
+    } else {
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+    }
+
+    let has = |n: &str| namespaces.iter().any(|x| x == n);
+    let pod_ips: Vec<String> = if host_network {
+        cfg.node_ip.iter().cloned().collect()
+    } else {
+        Vec::new()
+    };
+    let pod_dir = cfg.pod_dir(req.uid);
+    sys::fs::create_dir_all_mode(&pod_dir, 0o700).map_err(|source| Error::io("create", &pod_dir, source))?;
+    let hosts = if host_network {
+        etc::host_network_hosts(spec, &std::fs::read_to_string("/etc/hosts").unwrap_or_default())
+    } else {
+        etc::hosts(spec, &hostname, fqdn.as_deref(), &pod_ips)
+    };
+    let host_resolv = Resolv::parse(&std::fs::read_to_string(&cfg.resolv_conf).unwrap_or_default());
+    let resolv = etc::resolv_conf(spec, req.namespace, &cfg.cluster_dns, &host_resolv).render();
+    let files = [
+        ("etc-hosts", hosts),
+        ("etc-hostname", format!("{kernel_hostname}\n")),
+        ("etc-resolv.conf", resolv),
+    ];
+    for (name, content) in &files {
+        let path = pod_dir.join(name);
+        sys::fs::write_atomic(&path, content.as_bytes(), 0o644)
+            .map_err(|source| Error::io("write", &path, source))?;
+    }
+    let record = SandboxRecord {
+        id: id.to_string(),
+        attempt: req.attempt,
+        uid: req.uid.to_string(),
+        created_at: Timestamp::now(),
+        pause,
+        net: has("net").then(|| ns_dir.join("net")),
+        ipc: has("ipc").then(|| ns_dir.join("ipc")),
+        uts: has("uts").then(|| ns_dir.join("uts")),
+        pid: has("pid").then(|| ns_dir.join("pid")),
+        host_pid,
+        shm,
+        pod_ips,
+        hostname,
+        hosts_file: pod_dir.join("etc-hosts"),
+        hostname_file: pod_dir.join("etc-hostname"),
+        resolv_file: pod_dir.join("etc-resolv.conf"),
+    };
+    let rec_path = dir.join(RECORD);
+    sys::fs::write_json_atomic(&rec_path, &record).map_err(|source| Error::io("write", &rec_path, source))?;
+    let ptr_path = pod_dir.join(RECORD);
+    let ptr = SandboxPointer {
+        id: id.to_string(),
+        attempt: req.attempt,
+    };
+    sys::fs::write_json_atomic(&ptr_path, &ptr).map_err(|source| Error::io("write", &ptr_path, source))?;
+    Ok(record)
+}
+
+/// Stops a sandbox: kills the pause process (which ends a shared PID namespace and everything in it),
+/// unpins the namespaces and removes the volatile directory. Safe to repeat.
+pub async fn stop(cfg: &RuntimeConfig, record: &SandboxRecord) -> Result<(), Error> {
+    if let Ok(Some(watch)) = ExitWatch::open(&record.pause) {
+        let _ = watch.signal(nix::sys::signal::Signal::SIGKILL);
+        let _ = tokio::time::timeout(Duration::from_secs(10), watch.exited()).await;
+    }
+    teardown_dir(&cfg.sandbox_run_dir(&record.id))
+}
+
+/// Removes a sandbox directory and every mount under it (pins, shm).
+pub fn teardown_dir(dir: &std::path::Path) -> Result<(), Error> {
+    sys::mount::unmount_all_under(dir).map_err(|source| Error::io("unmount under", dir, source))?;
+    sys::fs::remove_dir_atomic(dir).map_err(|source| Error::io("remove", dir, source))
+}

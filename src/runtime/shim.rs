@@ -1,0 +1,413 @@
+//! `peapod shim`: the process that holds one container instance.
+//!
+//! It runs `runc create` and `runc start` on a prepared bundle, becomes the container's parent (child
+//! subreaper), copies its stdout/stderr into the CRI log file, waits for it, and writes the exit record
+//! atomically before cleaning up (`runc delete`, rootfs unmount). It never dies from SIGTERM/SIGINT/SIGHUP:
+//! only the container's end ends it. Single-threaded, no tokio; the supervisor starts it detached and may
+//! crash or restart at any point without losing the exit.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::log::{LogConfig, LogWriter, Stream};
+use super::record::{ExitRecord, ShimConfig, StartedRecord};
+use crate::sys;
+
+/// Exit code and reason containerd reports when a container could not be started.
+pub const START_ERROR_EXIT_CODE: i32 = 128;
+/// How long the shim keeps draining output pipes after the container's init has exited.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
+/// Kubelet limits for the termination message (pkg/kubelet/container/runtime.go).
+const MAX_TERMINATION_MESSAGE: usize = 4096;
+const FALLBACK_LOG_BYTES: usize = 2048;
+const FALLBACK_LOG_LINES: usize = 80;
+
+/// Entry point of `peapod shim <instance-dir>`.
+pub fn main(args: &[String]) -> ExitCode {
+    let Some(dir) = args.first().map(PathBuf::from) else {
+        eprintln!("peapod shim: usage: peapod shim <instance-dir>");
+        return ExitCode::from(2);
+    };
+    let _ = nix::unistd::setsid();
+    let _ = std::env::set_current_dir("/");
+    let config: ShimConfig = match sys::fs::read_json(&dir.join(super::record::SHIM_CONFIG)) {
+        Ok(Some(c)) => c,
+        Ok(None) => return fail_early(&dir, "shim config missing"),
+        Err(e) => return fail_early(&dir, &format!("read shim config: {e}")),
+    };
+    let mut shim = Shim {
+        dir,
+        config,
+        tail: Tail::default(),
+    };
+    match shim.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("peapod shim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn fail_early(dir: &Path, message: &str) -> ExitCode {
+    eprintln!("peapod shim: {}: {message}", dir.display());
+    notify(&format!("failed {message}"));
+    ExitCode::FAILURE
+}
+
+/// Tells the supervisor how the start went (first line on stdout), then detaches stdout.
+fn notify(line: &str) {
+    let mut out = io::stdout();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+    if let Ok(null) = fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stdout(null);
+    }
+}
+
+struct Shim {
+    dir: PathBuf,
+    config: ShimConfig,
+    tail: Tail,
+}
+
+impl Shim {
+    fn run(&mut self) -> io::Result<()> {
+        nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)?;
+        let mut mask = SigSet::empty();
+        for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+            mask.add(s);
+        }
+        mask.thread_block().map_err(io::Error::from)?;
+        let mut sigchld = SigSet::empty();
+        sigchld.add(Signal::SIGCHLD);
+        let sfd = SignalFd::with_flags(&sigchld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .map_err(io::Error::from)?;
+
+        let mut log = LogWriter::open(
+            &self.config.log_path,
+            LogConfig {
+                max_size_bytes: self.config.log_max_size,
+                max_files: self.config.log_max_files,
+            },
+        )?;
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let pid = match self.create_and_start(out_w, err_w) {
+            Ok(pid) => pid,
+            Err(message) => return self.start_failed(&message),
+        };
+        let started = StartedRecord {
+            pid,
+            started_at: super::record::now(),
+        };
+        sys::fs::write_json_atomic(&self.dir.join(super::record::STARTED), &started)?;
+        notify(&format!("started {pid}"));
+
+        let status = self.pump(&sfd, pid, [out_r, err_r], &mut log)?;
+        self.finish(started, status)
+    }
+
+    /// `runc create` then `runc start`; returns the container's pid or the runtime's error message.
+    fn create_and_start(&self, out_w: OwnedFd, err_w: OwnedFd) -> Result<i32, String> {
+        let pid_file = self.dir.join("container.pid");
+        let create = self
+            .runc()
+            .args(["create", "--bundle"])
+            .arg(&self.config.bundle)
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg(&self.config.id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out_w))
+            .stderr(Stdio::from(err_w))
+            .status();
+        match create {
+            Ok(s) if s.success() => {}
+            Ok(_) => return Err(format!("runc create failed: {}", self.runtime_error())),
+            Err(e) => return Err(format!("run {}: {e}", self.config.runtime.display())),
+        }
+        let pid = fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+            .ok_or_else(|| "runc create wrote no pid file".to_string())?;
+        let start = self
+            .runc()
+            .arg("start")
+            .arg(&self.config.id)
+            .stdin(Stdio::null())
+            .status();
+        match start {
+            Ok(s) if s.success() => Ok(pid),
+            Ok(_) => Err(format!("runc start failed: {}", self.runtime_error())),
+            Err(e) => Err(format!("run {}: {e}", self.config.runtime.display())),
+        }
+    }
+
+    fn runc(&self) -> Command {
+        let mut cmd = Command::new(&self.config.runtime);
+        cmd.arg("--root")
+            .arg(&self.config.runtime_root)
+            .arg("--log")
+            .arg(self.dir.join("runtime.log"))
+            .arg("--log-format")
+            .arg("json");
+        cmd
+    }
+
+    /// The last error the OCI runtime logged, with its noise prefix removed.
+    fn runtime_error(&self) -> String {
+        let text = fs::read_to_string(self.dir.join("runtime.log")).unwrap_or_default();
+        last_runtime_error(&text).unwrap_or_else(|| "unknown error".to_string())
+    }
+
+    fn start_failed(&mut self, message: &str) -> io::Result<()> {
+        let record = ExitRecord {
+            exit_code: START_ERROR_EXIT_CODE,
+            signal: None,
+            reason: "StartError".to_string(),
+            message: Some(message.to_string()),
+            started_at: None,
+            finished_at: super::record::now(),
+        };
+        sys::fs::write_json_atomic(&self.dir.join(super::record::EXITED), &record)?;
+        notify(&format!("failed {message}"));
+        self.cleanup();
+        Ok(())
+    }
+
+    /// Copies output into the log until the container has exited and its pipes are drained.
+    fn pump(
+        &mut self,
+        sfd: &SignalFd,
+        pid: i32,
+        pipes: [OwnedFd; 2],
+        log: &mut LogWriter,
+    ) -> io::Result<WaitStatus> {
+        let [out, err] = pipes;
+        let mut open: Vec<(Stream, OwnedFd)> = vec![(Stream::Stdout, out), (Stream::Stderr, err)];
+        let mut exited: Option<(WaitStatus, Instant)> = None;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if let Some((status, at)) = exited {
+                if open.is_empty() || at.elapsed() >= DRAIN_DEADLINE {
+                    for (stream, _) in &open {
+                        log.flush_partial(*stream)?;
+                    }
+                    return Ok(status);
+                }
+            }
+            let timeout = if exited.is_some() {
+                PollTimeout::from(100u16)
+            } else {
+                PollTimeout::NONE
+            };
+            let mut fds: Vec<PollFd> = std::iter::once(PollFd::new(sfd.as_fd(), PollFlags::POLLIN))
+                .chain(
+                    open.iter()
+                        .map(|(_, fd)| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
+                )
+                .collect();
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let ready: Vec<bool> = fds.iter().map(|f| f.any().unwrap_or(false)).collect();
+            drop(fds);
+            if ready.first().copied().unwrap_or(false) {
+                while let Ok(Some(_)) = sfd.read_signal() {}
+                if let Some(status) = reap(pid) {
+                    exited = Some((status, Instant::now()));
+                    if !self.config.own_pid_namespace {
+                        // Nothing else reaps what the container left behind in a shared PID namespace.
+                        let _ = self
+                            .runc()
+                            .args(["kill", "--all"])
+                            .arg(&self.config.id)
+                            .arg("KILL")
+                            .status();
+                    }
+                }
+            }
+            let mut closed = Vec::new();
+            for (i, (stream, fd)) in open.iter().enumerate() {
+                if !ready.get(i + 1).copied().unwrap_or(false) {
+                    continue;
+                }
+                match read_some(fd, &mut buf) {
+                    Ok(0) => closed.push(i),
+                    Ok(n) => {
+                        self.tail.push(&buf[..n]);
+                        log.write(*stream, &buf[..n])?;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => closed.push(i),
+                }
+            }
+            for i in closed.into_iter().rev() {
+                let (stream, _) = open.remove(i);
+                log.flush_partial(stream)?;
+            }
+        }
+    }
+
+    fn finish(&mut self, started: StartedRecord, status: WaitStatus) -> io::Result<()> {
+        let (exit_code, signal) = match status {
+            WaitStatus::Exited(_, code) => (code, None),
+            WaitStatus::Signaled(_, sig, _) => (128 + sig as i32, Some(sig as i32)),
+            _ => (255, None),
+        };
+        let oom = self.oom_killed();
+        let reason = if oom {
+            "OOMKilled"
+        } else if exit_code == 0 {
+            "Completed"
+        } else {
+            "Error"
+        };
+        let record = ExitRecord {
+            exit_code,
+            signal,
+            reason: reason.to_string(),
+            message: self.termination_message(exit_code),
+            started_at: Some(started.started_at),
+            finished_at: super::record::now(),
+        };
+        sys::fs::write_json_atomic(&self.dir.join(super::record::EXITED), &record)?;
+        self.cleanup();
+        Ok(())
+    }
+
+    fn oom_killed(&self) -> bool {
+        let Some(path) = &self.config.oom_events else {
+            return false;
+        };
+        let text = fs::read_to_string(path).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| l.strip_prefix("oom_kill "))
+            .any(|n| n.trim().parse::<u64>().map(|n| n > 0).unwrap_or(false))
+    }
+
+    /// The kubelet's termination message: the file at terminationMessagePath (at most 4096 bytes), or with
+    /// `FallbackToLogsOnError` and a failed, silent file, the last 80 lines / 2048 bytes of output.
+    fn termination_message(&self, exit_code: i32) -> Option<String> {
+        let tm = self.config.termination_message.as_ref()?;
+        let mut message = String::new();
+        if let Ok(f) = fs::File::open(&tm.host_path) {
+            let mut data = Vec::new();
+            let _ = f.take(MAX_TERMINATION_MESSAGE as u64).read_to_end(&mut data);
+            message = String::from_utf8_lossy(&data).into_owned();
+        }
+        if message.is_empty() && tm.fallback_to_logs && exit_code != 0 {
+            message = self.tail.last_lines(FALLBACK_LOG_LINES);
+        }
+        (!message.is_empty()).then_some(message)
+    }
+
+    fn cleanup(&self) {
+        let _ = self
+            .runc()
+            .args(["delete", "--force"])
+            .arg(&self.config.id)
+            .status();
+        if let Some(rootfs) = &self.config.rootfs {
+            if let Err(e) = sys::mount::unmount(rootfs) {
+                eprintln!("peapod shim: unmount {}: {e}", rootfs.display());
+            }
+        }
+    }
+}
+
+/// Reaps every exited child; returns the container's status once it is among them.
+fn reap(container: i32) -> Option<WaitStatus> {
+    let mut found = None;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return found,
+            Ok(status) => {
+                if status.pid() == Some(Pid::from_raw(container)) {
+                    found = Some(status);
+                }
+            }
+        }
+    }
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
+}
+
+fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+    nix::unistd::read(fd, buf).map_err(io::Error::from)
+}
+
+/// Extracts the last `"level":"error"` message from runc's JSON log.
+pub fn last_runtime_error(log: &str) -> Option<String> {
+    log.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v.get("level").and_then(|l| l.as_str()) == Some("error"))
+        .and_then(|v| v.get("msg").and_then(|m| m.as_str()).map(str::to_string))
+}
+
+/// The last bytes of container output, for `FallbackToLogsOnError`.
+#[derive(Default)]
+struct Tail {
+    buf: Vec<u8>,
+}
+
+impl Tail {
+    fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+        let excess = self.buf.len().saturating_sub(FALLBACK_LOG_BYTES);
+        self.buf.drain(..excess);
+    }
+
+    fn last_lines(&self, n: usize) -> String {
+        let text = String::from_utf8_lossy(&self.buf);
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        lines[lines.len().saturating_sub(n)..].concat()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_runtime_error_picks_the_final_error() {
+        let log = r#"{"level":"info","msg":"hello"}
+{"level":"error","msg":"first"}
+not json
+{"level":"error","msg":"exec: \"nope\": executable file not found in $PATH"}
+{"level":"warning","msg":"after"}"#;
+        assert_eq!(
+            last_runtime_error(log).as_deref(),
+            Some("exec: \"nope\": executable file not found in $PATH")
+        );
+        assert_eq!(last_runtime_error(""), None);
+    }
+
+    #[test]
+    fn tail_keeps_last_bytes_and_lines() {
+        let mut t = Tail::default();
+        for i in 0..200 {
+            t.push(format!("line {i}\n").as_bytes());
+        }
+        let last = t.last_lines(FALLBACK_LOG_LINES);
+        assert!(last.len() <= FALLBACK_LOG_BYTES);
+        assert!(last.ends_with("line 199\n"));
+        assert_eq!(last.lines().count(), FALLBACK_LOG_LINES);
+    }
+}

@@ -1,0 +1,533 @@
+//! OCI runtime spec (`config.json`) generation for one container: a pure function of the container spec,
+//! the pod's security settings and what the runtime has resolved (process args, env, user, mounts,
+//! sandbox namespaces).
+//!
+//! Defaults are the secure ones runc's own template and CRI-O use: a small capability set (CRI-O's nine;
+//! nothing inheritable or ambient, nothing effective for non-root users), `no_new_privs` unless privilege
+//! escalation is explicitly allowed, masked and read-only `/proc` and `/sys` paths, a read-only `/sys`, and
+//! no rlimits of our own (the process inherits the node's, which a VM without CAP_SYS_RESOURCE cannot raise).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use k8s_openapi::api::core::v1::{Container, PodSpec, SecurityContext};
+use oci_spec::runtime::{
+    Capability, LinuxCapabilities, LinuxNamespace, LinuxNamespaceType, Mount, Process, Root, Spec, User,
+};
+
+use super::user::ResolvedUser;
+
+/// Capabilities a container gets unless it adds or drops some: CRI-O's default set.
+pub const DEFAULT_CAPABILITIES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "KILL",
+];
+
+/// Every capability a privileged container gets (the kernel ignores the ones it does not know).
+const ALL_CAPABILITIES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// The sandbox namespaces a container joins. `None` means the host's namespace (`hostNetwork` etc.), except
+/// for `pid`, where `None` means a new namespace of the container's own unless `host_pid` is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SandboxNamespaces {
+    /// Pinned network namespace.
+    pub net: Option<PathBuf>,
+    /// Pinned IPC namespace.
+    pub ipc: Option<PathBuf>,
+    /// Pinned UTS namespace.
+    pub uts: Option<PathBuf>,
+    /// Pinned shared PID namespace (`shareProcessNamespace`).
+    pub pid: Option<PathBuf>,
+    /// Use the host PID namespace.
+    pub host_pid: bool,
+}
+
+/// A bind mount the runtime resolved on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    /// Path in the container.
+    pub destination: String,
+    /// Host path (already resolved safely).
+    pub source: PathBuf,
+    /// Mounted read-only.
+    pub readonly: bool,
+}
+
+/// Everything [`build`] needs besides the container spec.
+#[derive(Debug, Clone)]
+pub struct SpecInput<'a> {
+    /// The pod spec (security context, host namespaces).
+    pub pod: &'a PodSpec,
+    /// The container.
+    pub container: &'a Container,
+    /// argv.
+    pub args: Vec<String>,
+    /// `K=V` environment.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// Identity.
+    pub user: ResolvedUser,
+    /// Mounted root filesystem.
+    pub rootfs: PathBuf,
+    /// Sandbox namespaces to join.
+    pub namespaces: SandboxNamespaces,
+    /// The sandbox's `/dev/shm`, or `None` to use the host's (`hostIPC`).
+    pub shm: Option<PathBuf>,
+    /// Bind mounts: managed `/etc` files, termination log, volumes.
+    pub mounts: Vec<BindMount>,
+    /// `linux.cgroupsPath`.
+    pub cgroups_path: String,
+    /// Container-level resources, already converted.
+    pub resources: Option<oci_spec::runtime::LinuxResources>,
+}
+
+/// Builds the OCI spec for one container.
+pub fn build(input: &SpecInput<'_>) -> Result<Spec, String> {
+    let sc = input.container.security_context.clone().unwrap_or_default();
+    let privileged = sc.privileged.unwrap_or(false);
+    let mut spec = Spec::default();
+    spec.set_hostname(None);
+    spec.set_annotations(None);
+    spec.set_process(Some(process(input, &sc, privileged)?));
+    let mut root = Root::default();
+    root.set_path(input.rootfs.clone());
+    root.set_readonly(Some(sc.read_only_root_filesystem.unwrap_or(false)));
+    spec.set_root(Some(root));
+    spec.set_mounts(Some(mounts(input, privileged)));
+    let linux = spec.linux_mut().get_or_insert_with(Default::default);
+    linux.set_namespaces(Some(namespaces(&input.namespaces)));
+    linux.set_cgroups_path(Some(PathBuf::from(&input.cgroups_path)));
+    if privileged {
+        linux.set_masked_paths(None);
+        linux.set_readonly_paths(None);
+    } else {
+        let mut masked = oci_spec::runtime::get_default_maskedpaths();
+        masked.push("/sys/devices/virtual/powercap".to_string());
+        linux.set_masked_paths(Some(masked));
+    }
+    let mut resources = input.resources.clone().unwrap_or_default();
+    if privileged {
+        resources.set_devices(Some(vec![oci_spec::runtime::LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .access("rwm")
+            .build()
+            .map_err(|e| e.to_string())?]));
+    } else {
+        resources.set_devices(Some(vec![oci_spec::runtime::LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build()
+            .map_err(|e| e.to_string())?]));
+    }
+    linux.set_resources(Some(resources));
+    Ok(spec)
+}
+
+fn process(input: &SpecInput<'_>, sc: &SecurityContext, privileged: bool) -> Result<Process, String> {
+    let mut p = Process::default();
+    p.set_terminal(Some(false));
+    p.set_args(Some(input.args.clone()));
+    p.set_env(Some(input.env.clone()));
+    p.set_cwd(PathBuf::from(&input.cwd));
+    p.set_rlimits(None);
+    let mut user = User::default();
+    user.set_uid(input.user.uid);
+    user.set_gid(input.user.gid);
+    user.set_additional_gids(
+        (!input.user.additional_gids.is_empty()).then(|| input.user.additional_gids.clone()),
+    );
+    p.set_user(user);
+    let caps = capabilities(sc, privileged)?;
+    let has_sys_admin = caps.contains(&Capability::SysAdmin);
+    p.set_capabilities(Some(capability_sets(caps, input.user.uid)));
+    // Escalation is allowed only when asked for, or implied as Kubernetes defines it (privileged or
+    // CAP_SYS_ADMIN); unlike the kubelet, an unset field means no escalation.
+    let escalate = sc.allow_privilege_escalation.unwrap_or(false) || privileged || has_sys_admin;
+    p.set_no_new_privileges(Some(!escalate));
+    Ok(p)
+}
+
+/// The capability set: default (or all when privileged), minus `drop`, plus `add`; `ALL` works in both.
+pub fn capabilities(sc: &SecurityContext, privileged: bool) -> Result<HashSet<Capability>, String> {
+    let parse = |name: &str| -> Result<Capability, String> {
+        let bare = name.strip_prefix("CAP_").unwrap_or(name);
+        Capability::from_str(bare).map_err(|_| format!("unknown capability {name:?}"))
+    };
+    let all =
+        || -> Result<HashSet<Capability>, String> { ALL_CAPABILITIES.iter().map(|c| parse(c)).collect() };
+    if privileged {
+        return all();
+    }
+    let mut caps: HashSet<Capability> = DEFAULT_CAPABILITIES
+        .iter()
+        .map(|c| parse(c))
+        .collect::<Result<_, _>>()?;
+    let requested = sc.capabilities.clone().unwrap_or_default();
+    for name in requested.drop.iter().flatten() {
+        if name == "ALL" {
+            caps.clear();
+        } else {
+            caps.remove(&parse(name)?);
+        }
+    }
+    for name in requested.add.iter().flatten() {
+        if name == "ALL" {
+            caps.extend(all()?);
+        } else {
+            caps.insert(parse(name)?);
+        }
+    }
+    Ok(caps)
+}
+
+/// Bounding gets the set; effective and permitted too, but only for uid 0 (a non-root process holds no
+/// capabilities, as with CRI-O); inheritable and ambient stay empty (CVE-2022-29162).
+fn capability_sets(caps: HashSet<Capability>, uid: u32) -> LinuxCapabilities {
+    let mut sets = LinuxCapabilities::default();
+    let active = if uid == 0 { caps.clone() } else { HashSet::new() };
+    sets.set_bounding(Some(caps));
+    sets.set_effective(Some(active.clone()));
+    sets.set_permitted(Some(active));
+    sets.set_inheritable(Some(HashSet::new()));
+    sets.set_ambient(Some(HashSet::new()));
+    sets
+}
+
+fn namespaces(ns: &SandboxNamespaces) -> Vec<LinuxNamespace> {
+    let mut out = Vec::new();
+    let mut add = |typ: LinuxNamespaceType, path: Option<&Path>| {
+        let mut n = LinuxNamespace::default();
+        n.set_typ(typ);
+        n.set_path(path.map(Path::to_path_buf));
+        out.push(n);
+    };
+    add(LinuxNamespaceType::Mount, None);
+    add(LinuxNamespaceType::Cgroup, None);
+    if !ns.host_pid {
+        add(LinuxNamespaceType::Pid, ns.pid.as_deref());
+    }
+    if let Some(p) = &ns.net {
+        add(LinuxNamespaceType::Network, Some(p));
+    }
+    if let Some(p) = &ns.ipc {
+        add(LinuxNamespaceType::Ipc, Some(p));
+    }
+    if let Some(p) = &ns.uts {
+        add(LinuxNamespaceType::Uts, Some(p));
+    }
+    out
+}
+
+fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from(destination));
+    m.set_typ(Some(typ.to_string()));
+    m.set_source(Some(PathBuf::from(source)));
+    m.set_options(Some(options.iter().map(|s| s.to_string()).collect()));
+    m
+}
+
+fn bind(destination: &str, source: &Path, readonly: bool) -> Mount {
+    let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
+    if readonly {
+        options.push("ro".to_string());
+    }
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from(destination));
+    m.set_typ(Some("bind".to_string()));
+    m.set_source(Some(source.to_path_buf()));
+    m.set_options(Some(options));
+    m
+}
+
+fn mounts(input: &SpecInput<'_>, privileged: bool) -> Vec<Mount> {
+    let sys_mode = if privileged { "rw" } else { "ro" };
+    let mut out = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
+        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", sys_mode]),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", sys_mode],
+        ),
+    ];
+    match &input.shm {
+        Some(shm) => out.push(bind("/dev/shm", shm, false)),
+        None => out.push(bind("/dev/shm", Path::new("/dev/shm"), false)),
+    }
+    // Parents before children, whatever order the spec listed them in (containerd sortMounts).
+    let mut binds: Vec<&BindMount> = input.mounts.iter().collect();
+    binds.sort_by_key(|m| Path::new(&m.destination).components().count());
+    for m in binds {
+        out.push(bind(&m.destination, &m.source, m.readonly));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Capabilities;
+
+    fn input<'a>(pod: &'a PodSpec, c: &'a Container, uid: u32) -> SpecInput<'a> {
+        SpecInput {
+            pod,
+            container: c,
+            args: vec!["sh".into()],
+            env: vec!["PATH=/bin".into()],
+            cwd: "/".into(),
+            user: ResolvedUser {
+                uid,
+                gid: uid,
+                additional_gids: vec![],
+            },
+            rootfs: PathBuf::from("/r"),
+            namespaces: SandboxNamespaces {
+                net: Some("/run/p/ns/net".into()),
+                ipc: Some("/run/p/ns/ipc".into()),
+                uts: Some("/run/p/ns/uts".into()),
+                pid: None,
+                host_pid: false,
+            },
+            shm: Some("/run/p/shm".into()),
+            mounts: vec![
+                BindMount {
+                    destination: "/data/sub".into(),
+                    source: "/v/b".into(),
+                    readonly: true,
+                },
+                BindMount {
+                    destination: "/data".into(),
+                    source: "/v/a".into(),
+                    readonly: false,
+                },
+            ],
+            cgroups_path: "/peapod/pod1/c1".into(),
+            resources: None,
+        }
+    }
+
+    fn caps_of(spec: &Spec) -> LinuxCapabilities {
+        spec.process().as_ref().unwrap().capabilities().clone().unwrap()
+    }
+
+    #[test]
+    fn defaults_are_secure() {
+        let pod = PodSpec::default();
+        let c = Container::default();
+        let spec = build(&input(&pod, &c, 0)).unwrap();
+        let p = spec.process().as_ref().unwrap();
+        assert_eq!(p.no_new_privileges(), Some(true));
+        assert!(p.rlimits().is_none());
+        let caps = caps_of(&spec);
+        assert_eq!(
+            caps.bounding().as_ref().unwrap().len(),
+            DEFAULT_CAPABILITIES.len()
+        );
+        assert!(!caps.bounding().as_ref().unwrap().contains(&Capability::NetRaw));
+        assert!(caps.inheritable().as_ref().unwrap().is_empty());
+        assert!(caps.ambient().as_ref().unwrap().is_empty());
+        let linux = spec.linux().as_ref().unwrap();
+        assert!(linux
+            .masked_paths()
+            .as_ref()
+            .unwrap()
+            .contains(&"/proc/kcore".to_string()));
+        assert!(linux
+            .readonly_paths()
+            .as_ref()
+            .unwrap()
+            .contains(&"/proc/sys".to_string()));
+        let types: Vec<_> = linux
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| n.typ())
+            .collect();
+        assert!(types.contains(&LinuxNamespaceType::Pid));
+        let dests: Vec<_> = spec
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| m.destination().clone())
+            .collect();
+        let data = dests.iter().position(|d| d == Path::new("/data")).unwrap();
+        let sub = dests.iter().position(|d| d == Path::new("/data/sub")).unwrap();
+        assert!(data < sub, "parent mounts must come first");
+    }
+
+    #[test]
+    fn non_root_gets_no_effective_capabilities() {
+        let pod = PodSpec::default();
+        let c = Container::default();
+        let caps = caps_of(&build(&input(&pod, &c, 1000)).unwrap());
+        assert!(caps.effective().as_ref().unwrap().is_empty());
+        assert!(caps.permitted().as_ref().unwrap().is_empty());
+        assert!(!caps.bounding().as_ref().unwrap().is_empty());
+    }
+
+    #[test]
+    fn add_drop_privileged_and_escalation() {
+        let pod = PodSpec::default();
+        let sc = |caps: Capabilities, ape: Option<bool>, privileged: Option<bool>| Container {
+            security_context: Some(SecurityContext {
+                capabilities: Some(caps),
+                allow_privilege_escalation: ape,
+                privileged,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let drop_all = sc(
+            Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: Some(vec!["NET_BIND_SERVICE".into()]),
+            },
+            None,
+            None,
+        );
+        let spec = build(&input(&pod, &drop_all, 0)).unwrap();
+        assert_eq!(
+            caps_of(&spec).bounding().as_ref().unwrap(),
+            &HashSet::from([Capability::NetBindService])
+        );
+
+        let admin = sc(
+            Capabilities {
+                add: Some(vec!["SYS_ADMIN".into()]),
+                drop: None,
+            },
+            None,
+            None,
+        );
+        let spec = build(&input(&pod, &admin, 0)).unwrap();
+        assert_eq!(spec.process().as_ref().unwrap().no_new_privileges(), Some(false));
+
+        let ape = sc(Capabilities::default(), Some(true), None);
+        assert_eq!(
+            build(&input(&pod, &ape, 0))
+                .unwrap()
+                .process()
+                .as_ref()
+                .unwrap()
+                .no_new_privileges(),
+            Some(false)
+        );
+
+        let privileged = sc(Capabilities::default(), None, Some(true));
+        let spec = build(&input(&pod, &privileged, 0)).unwrap();
+        assert!(caps_of(&spec)
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::SysAdmin));
+        assert!(spec.linux().as_ref().unwrap().masked_paths().is_none());
+
+        let unknown = sc(
+            Capabilities {
+                add: Some(vec!["FLY".into()]),
+                drop: None,
+            },
+            None,
+            None,
+        );
+        assert!(build(&input(&pod, &unknown, 0)).unwrap_err().contains("FLY"));
+    }
+
+    #[test]
+    fn host_namespaces_are_left_out() {
+        let pod = PodSpec::default();
+        let c = Container::default();
+        let mut i = input(&pod, &c, 0);
+        i.namespaces = SandboxNamespaces {
+            host_pid: true,
+            ..Default::default()
+        };
+        let spec = build(&i).unwrap();
+        let types: Vec<_> = spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| n.typ())
+            .collect();
+        assert_eq!(types, vec![LinuxNamespaceType::Mount, LinuxNamespaceType::Cgroup]);
+    }
+}

@@ -1,0 +1,194 @@
+//! File-system primitives with crash and symlink safety: atomic writes and deletes, and path resolution
+//! confined to a root directory (`openat2` with `RESOLVE_IN_ROOT`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
+
+/// Writes `data` to `path` atomically: a temp file in the same directory, fsync, rename, fsync of the dir.
+/// Readers see the old content or the new, never a torn file.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::other("path has no parent"))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("path has no file name"))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Serializes `value` as JSON and writes it with [`write_atomic`] (mode 0600: records may hold env values).
+pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    let data = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    write_atomic(path, &data, 0o600)
+}
+
+/// Reads and decodes a JSON file; `Ok(None)` when it does not exist.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
+    match fs::read(path) {
+        Ok(data) => serde_json::from_slice(&data)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes a directory tree atomically from the reader's point of view: it is first renamed to a hidden
+/// `.deleting-<name>` sibling, then removed without crossing into other file systems (a mount left inside
+/// is never descended into; the call fails instead, like the kubelet's `RemoveDirsOneFilesystem`).
+pub fn remove_dir_atomic(path: &Path) -> io::Result<()> {
+    let Some(name) = path.file_name() else {
+        return Err(io::Error::other("path has no file name"));
+    };
+    let hidden = path.with_file_name(format!(".deleting-{}", name.to_string_lossy()));
+    match fs::rename(path, &hidden) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if !hidden.exists() {
+                return Ok(());
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    remove_tree_one_fs(&hidden)
+}
+
+/// Removes `root` recursively, refusing to cross a file-system boundary and never following symlinks.
+pub fn remove_tree_one_fs(root: &Path) -> io::Result<()> {
+    let meta = match fs::symlink_metadata(root) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_dir() {
+        return fs::remove_file(root);
+    }
+    remove_children(root, meta.dev())?;
+    fs::remove_dir(root)
+}
+
+fn remove_children(dir: &Path, dev: u64) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path)?;
+        if meta.is_dir() {
+            if meta.dev() != dev {
+                return Err(io::Error::other(format!(
+                    "refusing to remove {}: a mount point",
+                    path.display()
+                )));
+            }
+            remove_children(&path, dev)?;
+            fs::remove_dir(&path)?;
+        } else {
+            fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens `path` relative to the directory `root`, resolving every component inside `root` (`..` and
+/// absolute symlinks cannot leave it) and refusing magic links. `flags` are extra open flags.
+pub fn open_in_root(root: &impl AsFd, path: &Path, flags: OFlag) -> io::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .mode(Mode::empty())
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    openat2(root.as_fd(), rel, how).map_err(io::Error::from)
+}
+
+/// Opens a directory as an `O_PATH` handle, not following a final symlink.
+pub fn open_dir_path(path: &Path) -> io::Result<OwnedFd> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(path)?;
+    Ok(f.into())
+}
+
+/// `/proc/self/fd/<n>` for an fd: a path that names exactly the opened object, for mounting through it.
+pub fn fd_path(fd: &impl AsFd) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
+}
+
+/// Creates `dir` (and parents) with `mode` for every directory it creates.
+pub fn create_dir_all_mode(dir: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new().recursive(true).mode(mode).create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_content_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        write_atomic(&p, b"one", 0o600).unwrap();
+        write_atomic(&p, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn remove_dir_atomic_removes_tree_and_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("pod");
+        fs::create_dir_all(victim.join("a/b")).unwrap();
+        fs::write(victim.join("a/b/f"), b"x").unwrap();
+        std::os::unix::fs::symlink("/etc", victim.join("link")).unwrap();
+        remove_dir_atomic(&victim).unwrap();
+        assert!(!victim.exists());
+        remove_dir_atomic(&victim).unwrap();
+        assert!(Path::new("/etc/passwd").exists());
+    }
+
+    #[test]
+    fn open_in_root_cannot_escape_through_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(root.join("etc/passwd"), b"inside").unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("evil")).unwrap();
+        std::os::unix::fs::symlink("../../../../etc/passwd", root.join("up")).unwrap();
+        let rootfd = open_dir_path(&root).unwrap();
+        for p in ["evil/passwd", "up", "/etc/passwd", "../etc/passwd"] {
+            let fd = open_in_root(&rootfd, Path::new(p), OFlag::O_RDONLY).unwrap();
+            let content = fs::read_to_string(fd_path(&fd)).unwrap();
+            assert_eq!(content, "inside", "{p} escaped the root");
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Mounts peapod makes on the host: namespace pins, overlay root filesystems, tmpfs, bind mounts.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+/// Bind-mounts `source` onto `target` (which must exist). `recursive` uses MS_REC.
+pub fn bind(source: &Path, target: &Path, recursive: bool) -> io::Result<()> {
+    let mut flags = MsFlags::MS_BIND;
+    if recursive {
+        flags |= MsFlags::MS_REC;
+    }
+    mount(Some(source), target, None::<&str>, flags, None::<&str>).map_err(io::Error::from)
+}
+
+/// Remounts an existing bind mount read-only.
+pub fn remount_readonly(target: &Path) -> io::Result<()> {
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    mount(None::<&str>, target, None::<&str>, flags, None::<&str>).map_err(io::Error::from)
+}
+
+/// Mounts an overlay filesystem at `target`. `lower` is ordered top-most first, as overlayfs wants it.
+pub fn overlay(lower: &[&Path], upper: &Path, work: &Path, target: &Path) -> io::Result<()> {
+    let mut data = String::from("lowerdir=");
+    for (i, dir) in lower.iter().enumerate() {
+        let s = dir
+            .to_str()
+            .ok_or_else(|| io::Error::other("non-UTF-8 layer path"))?;
+        if s.contains([',', ':']) {
+            return Err(io::Error::other(format!("layer path {s} contains ',' or ':'")));
+        }
+        if i > 0 {
+            data.push(':');
+        }
+        data.push_str(s);
+    }
+    let upper = upper
+        .to_str()
+        .ok_or_else(|| io::Error::other("non-UTF-8 upper path"))?;
+    let work = work
+        .to_str()
+        .ok_or_else(|| io::Error::other("non-UTF-8 work path"))?;
+    data.push_str(&format!(",upperdir={upper},workdir={work}"));
+    if data.len() >= 4096 {
+        return Err(io::Error::other(
+            "overlay mount options exceed one page (too many layers)",
+        ));
+    }
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(io::Error::from)
+}
+
+/// Mounts a tmpfs at `target` with `options` (e.g. `mode=1777,size=65536k`), nosuid and nodev.
+pub fn tmpfs(target: &Path, options: &str, noexec: bool) -> io::Result<()> {
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    if noexec {
+        flags |= MsFlags::MS_NOEXEC;
+    }
+    mount(Some("tmpfs"), target, Some("tmpfs"), flags, Some(options)).map_err(io::Error::from)
+}
+
+/// Unmounts `target`, detaching lazily so a busy mount never blocks teardown. Not mounted is not an error.
+pub fn unmount(target: &Path) -> io::Result<()> {
+    match umount2(target, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// Whether `path` is a mount point, by the mount table of the calling process.
+pub fn is_mountpoint(mountinfo: &str, path: &Path) -> bool {
+    let Some(wanted) = path.to_str() else {
+        return false;
+    };
+    mountinfo_targets(mountinfo).any(|t| t == wanted)
+}
+
+/// Mount points listed in a `/proc/<pid>/mountinfo` text, unescaped.
+pub fn mountinfo_targets(mountinfo: &str) -> impl Iterator<Item = String> + '_ {
+    mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4).map(unescape_octal))
+}
+
+/// Mount points at or below `dir`, deepest first, so they can be unmounted in order.
+pub fn mounts_under(dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
+    let info = fs::read_to_string("/proc/self/mountinfo")?;
+    let mut found: Vec<std::path::PathBuf> = mountinfo_targets(&info)
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    found.dedup();
+    Ok(found)
+}
+
+/// Unmounts everything at or below `dir`, deepest first.
+pub fn unmount_all_under(dir: &Path) -> io::Result<()> {
+    for target in mounts_under(dir)? {
+        unmount(&target)?;
+    }
+    Ok(())
+}
+
+/// Whether `a` and `b` live on the same filesystem (used to refuse crossing mount points when deleting).
+pub fn same_device(a: &Path, b: &Path) -> io::Result<bool> {
+    Ok(fs::symlink_metadata(a)?.dev() == fs::symlink_metadata(b)?.dev())
+}
+
+fn unescape_octal(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 3 < bytes.len() {
+            if let Some(v) = std::str::from_utf8(&bytes[i + 1..i + 4])
+                .ok()
+                .and_then(|oct| u8::from_str_radix(oct, 8).ok())
+            {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_targets_unescape_spaces() {
+        let info = "36 35 98:0 / /mnt/a\\040b rw - ext3 /dev/root rw\n37 35 0:1 / /proc rw - proc proc rw\n";
+        let targets: Vec<_> = mountinfo_targets(info).collect();
+        assert_eq!(targets, vec!["/mnt/a b".to_string(), "/proc".to_string()]);
+        assert!(is_mountpoint(info, Path::new("/proc")));
+        assert!(!is_mountpoint(info, Path::new("/mnt")));
+    }
+}
