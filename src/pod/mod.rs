@@ -1,1 +1,13 @@
 //! Per-PodGroup workers: observe what runs, plan with a pure function, act; status as a pure function.
+//!
+//! The worker is the only writer of a pod's runtime state. Front ends (`standalone`, `controller`) hand it
+//! specs and deletions and receive status and events back; they never wait on a workload.
+
+pub mod backoff;
+pub mod plan;
+pub mod printer;
+pub mod status;
+pub mod view;
+
+#[cfg(test)]
+mod tests;

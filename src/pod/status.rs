@@ -1,0 +1,492 @@
+//! Pod status as a pure function of the spec and what was observed, computed the way the kubelet computes
+//! it: container statuses (`convertToAPIContainerStatuses`), phase (`getPhase`) and the five conditions
+//! (pkg/kubelet/status/generate.go), with terminal phases sticky and condition transition times kept while
+//! a condition's status does not change.
+
+use std::collections::HashMap;
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    ContainerStatus, HostIP, PodCondition, PodIP, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use super::view::{ContainerView, PodView, RunState};
+use crate::api::{PodGroup, PodGroupStatus};
+
+/// A waiting reason remembered from the last failed start of a container (the kubelet's reason cache).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// `ErrImagePull`, `CrashLoopBackOff`, `CreateContainerConfigError`, ...
+    pub reason: String,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+/// Inputs of [`compute`] besides the pod.
+#[derive(Debug, Clone)]
+pub struct StatusInput<'a> {
+    /// Observed runtime state.
+    pub view: &'a PodView,
+    /// Last start failures, by container name.
+    pub reasons: &'a HashMap<String, Waiting>,
+    /// The status reported before (for sticky phases and transition times).
+    pub previous: Option<&'a PodGroupStatus>,
+    /// Now.
+    pub now: Timestamp,
+    /// When the pod was first seen by this node.
+    pub start_time: Option<Timestamp>,
+    /// Pod IPs.
+    pub pod_ips: &'a [String],
+    /// Node IP.
+    pub host_ip: Option<&'a str>,
+    /// Deletion requested: readiness goes false, nothing restarts.
+    pub terminating: bool,
+    /// The pod has been stopped for good (all its containers are done and will not run again).
+    pub terminal: bool,
+    /// A pod-level failure (`DeadlineExceeded`, `InvalidSpec`) with its message.
+    pub failure: Option<(String, String)>,
+    /// The pod's QoS class.
+    pub qos_class: Option<String>,
+}
+
+/// Computes the full status of `pod`.
+pub fn compute(pod: &PodGroup, input: &StatusInput<'_>) -> PodGroupStatus {
+    let spec = &pod.spec.pod;
+    let init_specs = spec.init_containers.as_deref().unwrap_or_default();
+    let has_init = !init_specs.is_empty();
+    let restart_policy = spec.restart_policy.as_deref().unwrap_or("Always");
+    let init = statuses(init_specs, true, has_init, restart_policy, input);
+    let app = statuses(&spec.containers, false, has_init, restart_policy, input);
+
+    let previous_phase = input.previous.and_then(|p| p.pod.phase.clone());
+    let has_initialized = any_regular_started(&app);
+    let mut phase = phase(spec, &init, &app, input.terminal, has_initialized).to_string();
+    let (mut reason, mut message) = (None, None);
+    if let Some((r, m)) = &input.failure {
+        phase = "Failed".to_string();
+        reason = Some(r.clone());
+        message = Some(m.clone());
+    }
+    if let Some(prev) = previous_phase
+        .as_deref()
+        .filter(|p| matches!(*p, "Succeeded" | "Failed"))
+    {
+        // A terminal phase never changes again ("Pod attempted illegal phase transition").
+        if phase != prev {
+            phase = prev.to_string();
+        }
+        reason = reason.or_else(|| input.previous.and_then(|p| p.pod.reason.clone()));
+        message = message.or_else(|| input.previous.and_then(|p| p.pod.message.clone()));
+    }
+
+    let conditions = conditions(pod, &init, &app, &phase, input);
+    let mut status = PodStatus {
+        phase: Some(phase),
+        reason,
+        message,
+        conditions: Some(conditions),
+        host_ip: input.host_ip.map(String::from),
+        host_ips: input.host_ip.map(|ip| vec![HostIP { ip: ip.to_string() }]),
+        pod_ip: input.pod_ips.first().cloned(),
+        pod_ips: (!input.pod_ips.is_empty())
+            .then(|| input.pod_ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
+        start_time: input.start_time.map(Time),
+        qos_class: input.qos_class.clone(),
+        init_container_statuses: (!init.is_empty()).then_some(init),
+        container_statuses: Some(app),
+        observed_generation: pod.metadata.generation,
+        ..Default::default()
+    };
+    if status.init_container_statuses.is_none() && has_init {
+        status.init_container_statuses = Some(Vec::new());
+    }
+    let mut out = PodGroupStatus {
+        pod: status,
+        ..Default::default()
+    };
+    super::printer::fill_columns(pod, &mut out, input.terminating);
+    out
+}
+
+fn time(t: Option<Timestamp>) -> Option<Time> {
+    t.map(Time)
+}
+
+fn terminated(c: &ContainerView) -> ContainerStateTerminated {
+    ContainerStateTerminated {
+        exit_code: c.exit_code,
+        signal: c.signal,
+        reason: (!c.reason.is_empty()).then(|| c.reason.clone()),
+        message: (!c.message.is_empty()).then(|| c.message.clone()),
+        started_at: time(c.started_at),
+        finished_at: time(c.finished_at),
+        container_id: Some(container_id(c)),
+    }
+}
+
+fn container_id(c: &ContainerView) -> String {
+    format!("peapod://{}", c.id)
+}
+
+fn state_of(c: &ContainerView) -> ContainerState {
+    match c.state {
+        RunState::Running => ContainerState {
+            running: Some(ContainerStateRunning {
+                started_at: time(c.started_at),
+            }),
+            ..Default::default()
+        },
+        RunState::Exited => ContainerState {
+            terminated: Some(terminated(c)),
+            ..Default::default()
+        },
+        RunState::Created => ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some("ContainerCreating".into()),
+                message: None,
+            }),
+            ..Default::default()
+        },
+    }
+}
+
+fn waiting(reason: &str, message: Option<&str>) -> ContainerState {
+    ContainerState {
+        waiting: Some(ContainerStateWaiting {
+            reason: Some(reason.to_string()),
+            message: message.filter(|m| !m.is_empty()).map(String::from),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The kubelet's `ShouldContainerBeRestarted` for the status side.
+fn should_restart(c: &Container, view: &PodView, restart_policy: &str, terminating: bool) -> bool {
+    if terminating {
+        return false;
+    }
+    match view.latest(&c.name) {
+        None => true,
+        Some(s) if s.state == RunState::Running => false,
+        Some(s) if s.state == RunState::Created => true,
+        Some(_) if restart_policy == "Never" => false,
+        Some(s) if restart_policy == "OnFailure" && s.exit_code == 0 => false,
+        Some(_) => true,
+    }
+}
+
+fn statuses(
+    containers: &[Container],
+    is_init: bool,
+    has_init: bool,
+    restart_policy: &str,
+    input: &StatusInput<'_>,
+) -> Vec<ContainerStatus> {
+    let default_reason = if has_init {
+        "PodInitializing"
+    } else {
+        "ContainerCreating"
+    };
+    containers
+        .iter()
+        .map(|c| {
+            let mut instances = input.view.containers.iter().filter(|v| v.name == c.name);
+            let newest = instances.next();
+            let previous = instances.next();
+            let mut status = ContainerStatus {
+                name: c.name.clone(),
+                image: c.image.clone().unwrap_or_default(),
+                state: Some(waiting(default_reason, None)),
+                ..Default::default()
+            };
+            if let Some(n) = newest {
+                status.restart_count = i32::try_from(n.attempt).unwrap_or(i32::MAX);
+                status.image_id = n.image_id.clone();
+                status.container_id = Some(container_id(n));
+                status.state = Some(state_of(n));
+                if let Some(p) = previous {
+                    status.last_state = Some(state_of(p));
+                }
+            }
+            let sidecar = is_init && c.restart_policy.as_deref() == Some("Always");
+            let succeeded_init = is_init
+                && !sidecar
+                && newest.is_some_and(|n| n.state == RunState::Exited && n.exit_code == 0);
+            if !succeeded_init
+                && should_restart(
+                    c,
+                    input.view,
+                    if sidecar { "Always" } else { restart_policy },
+                    input.terminating,
+                )
+            {
+                if let Some(w) = input.reasons.get(&c.name) {
+                    if status.state.as_ref().is_some_and(|s| s.terminated.is_some()) {
+                        status.last_state = status.state.take();
+                    }
+                    status.state = Some(waiting(&w.reason, Some(&w.message)));
+                }
+            }
+            let running = status.state.as_ref().is_some_and(|s| s.running.is_some());
+            status.started = Some(running);
+            status.ready = if is_init && !sidecar {
+                succeeded_init
+            } else {
+                running && !input.terminating
+            };
+            status
+        })
+        .collect()
+}
+
+fn any_regular_started(app: &[ContainerStatus]) -> bool {
+    app.iter().any(|s| {
+        let st = s.state.as_ref();
+        st.is_some_and(|st| st.running.is_some() || st.terminated.is_some())
+            || s.last_state.as_ref().is_some_and(|l| l.terminated.is_some())
+    })
+}
+
+/// The kubelet's `getPhase`, sidecars included.
+pub fn phase(
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+    init: &[ContainerStatus],
+    app: &[ContainerStatus],
+    terminal: bool,
+    has_initialized: bool,
+) -> &'static str {
+    let find = |list: &[ContainerStatus], name: &str| list.iter().find(|s| s.name == name).cloned();
+    let last_terminated = |s: &ContainerStatus| s.last_state.as_ref().and_then(|l| l.terminated.clone());
+    let (mut pending_regular_init, mut pending_sidecars, mut failed_init) = (0, 0, 0);
+    let (mut unknown, mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0, 0);
+    for c in spec.init_containers.iter().flatten() {
+        let sidecar = c.restart_policy.as_deref() == Some("Always");
+        let Some(s) = find(init, &c.name) else {
+            if sidecar {
+                unknown += 1;
+            } else {
+                pending_regular_init += 1;
+            }
+            continue;
+        };
+        let st = s.state.clone().unwrap_or_default();
+        if sidecar {
+            if st.running.is_some() {
+                if s.started != Some(true) {
+                    pending_sidecars += 1;
+                }
+                running += 1;
+            } else if st.terminated.is_some() || last_terminated(&s).is_some() {
+            } else if st.waiting.is_some() {
+                pending_sidecars += 1;
+                waiting += 1;
+            } else {
+                pending_sidecars += 1;
+                unknown += 1;
+            }
+        } else if st.running.is_some() {
+            pending_regular_init += 1;
+        } else if let Some(t) = &st.terminated {
+            if t.exit_code != 0 {
+                failed_init += 1;
+            }
+        } else if st.waiting.is_some() {
+            match last_terminated(&s) {
+                Some(t) if t.exit_code != 0 => failed_init += 1,
+                Some(_) => {}
+                None => pending_regular_init += 1,
+            }
+        } else {
+            pending_regular_init += 1;
+        }
+    }
+    for c in &spec.containers {
+        let Some(s) = find(app, &c.name) else {
+            unknown += 1;
+            continue;
+        };
+        let st = s.state.clone().unwrap_or_default();
+        if st.running.is_some() {
+            running += 1;
+        } else if let Some(t) = &st.terminated {
+            stopped += 1;
+            if t.exit_code == 0 {
+                succeeded += 1;
+            }
+        } else if st.waiting.is_some() {
+            if last_terminated(&s).is_some() {
+                stopped += 1;
+            } else {
+                waiting += 1;
+            }
+        } else {
+            unknown += 1;
+        }
+    }
+    let policy = spec.restart_policy.as_deref().unwrap_or("Always");
+    if failed_init > 0 && policy == "Never" {
+        return "Failed";
+    }
+    if pending_regular_init > 0 || (pending_sidecars > 0 && !has_initialized) || waiting > 0 {
+        return "Pending";
+    }
+    if running > 0 && unknown == 0 {
+        return "Running";
+    }
+    if running == 0 && stopped > 0 && unknown == 0 {
+        if terminal {
+            return if stopped == succeeded {
+                "Succeeded"
+            } else {
+                "Failed"
+            };
+        }
+        if policy == "Always" {
+            return "Running";
+        }
+        if stopped == succeeded {
+            return "Succeeded";
+        }
+        if policy == "Never" {
+            return "Failed";
+        }
+        return "Running";
+    }
+    "Pending"
+}
+
+fn go_list(names: &[String]) -> String {
+    format!("[{}]", names.join(" "))
+}
+
+fn condition(type_: &str, ok: bool, reason: Option<&str>, message: Option<String>) -> PodCondition {
+    PodCondition {
+        type_: type_.to_string(),
+        status: if ok { "True" } else { "False" }.to_string(),
+        reason: reason.map(String::from),
+        message: message.filter(|m| !m.is_empty()),
+        ..Default::default()
+    }
+}
+
+fn conditions(
+    pod: &PodGroup,
+    init: &[ContainerStatus],
+    app: &[ContainerStatus],
+    phase: &str,
+    input: &StatusInput<'_>,
+) -> Vec<PodCondition> {
+    let spec = &pod.spec.pod;
+    let sandbox_ready = input.view.sandbox.as_ref().is_some_and(|s| s.ready) && !input.terminal;
+    let mut out = vec![condition("PodReadyToStartContainers", sandbox_ready, None, None)];
+
+    // Initialized.
+    let mut incomplete = Vec::new();
+    for c in spec.init_containers.iter().flatten() {
+        let sidecar = c.restart_policy.as_deref() == Some("Always");
+        let s = init.iter().find(|s| s.name == c.name);
+        let done = s.is_some_and(|s| if sidecar { s.started == Some(true) } else { s.ready });
+        if !done {
+            incomplete.push(c.name.clone());
+        }
+    }
+    out.push(if phase == "Succeeded" {
+        condition("Initialized", true, Some("PodCompleted"), None)
+    } else if incomplete.is_empty() || any_regular_started(app) {
+        condition("Initialized", true, None, None)
+    } else {
+        let msg = format!("containers with incomplete status: {}", go_list(&incomplete));
+        condition("Initialized", false, Some("ContainersNotInitialized"), Some(msg))
+    });
+
+    // ContainersReady and Ready.
+    let mut unready = Vec::new();
+    for c in spec
+        .init_containers
+        .iter()
+        .flatten()
+        .filter(|c| c.restart_policy.as_deref() == Some("Always"))
+    {
+        if !init.iter().any(|s| s.name == c.name && s.ready) {
+            unready.push(c.name.clone());
+        }
+    }
+    for c in &spec.containers {
+        if !app.iter().any(|s| s.name == c.name && s.ready) {
+            unready.push(c.name.clone());
+        }
+    }
+    let containers_ready = match phase {
+        "Succeeded" => condition("ContainersReady", false, Some("PodCompleted"), None),
+        "Failed" => condition("ContainersReady", false, Some("PodFailed"), None),
+        _ if unready.is_empty() => condition("ContainersReady", true, None, None),
+        _ => {
+            let msg = format!("containers with unready status: {}", go_list(&unready));
+            condition("ContainersReady", false, Some("ContainersNotReady"), Some(msg))
+        }
+    };
+    let previous_conditions = input
+        .previous
+        .and_then(|p| p.pod.conditions.clone())
+        .unwrap_or_default();
+    let mut ready = PodCondition {
+        type_: "Ready".into(),
+        ..containers_ready.clone()
+    };
+    if containers_ready.status == "True" {
+        let mut gates = Vec::new();
+        for g in spec.readiness_gates.iter().flatten() {
+            match previous_conditions.iter().find(|c| c.type_ == g.condition_type) {
+                None => gates.push(format!(
+                    "corresponding condition of pod readiness gate {:?} does not exist.",
+                    g.condition_type
+                )),
+                Some(c) if c.status != "True" => gates.push(format!(
+                    "the status of pod readiness gate {:?} is not \"True\", but {}",
+                    g.condition_type, c.status
+                )),
+                Some(_) => {}
+            }
+        }
+        if !gates.is_empty() {
+            ready = condition(
+                "Ready",
+                false,
+                Some("ReadinessGatesNotReady"),
+                Some(gates.join(", ")),
+            );
+        }
+    }
+    out.push(ready);
+    out.push(containers_ready);
+    out.push(condition("PodScheduled", true, None, None));
+
+    // Conditions owned by others (readiness gates, DisruptionTarget) are kept as they were.
+    let ours = [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+        "PodScheduled",
+    ];
+    for c in &previous_conditions {
+        if !ours.contains(&c.type_.as_str()) {
+            out.push(c.clone());
+        }
+    }
+    for c in out.iter_mut() {
+        let kept = previous_conditions
+            .iter()
+            .find(|p| p.type_ == c.type_ && p.status == c.status);
+        c.last_transition_time = match kept {
+            Some(p) if p.last_transition_time.is_some() => p.last_transition_time.clone(),
+            _ => Some(Time(input.now)),
+        };
+        if c.last_probe_time.is_none() {
+            c.last_probe_time = kept.and_then(|p| p.last_probe_time.clone());
+        }
+    }
+    out
+}
