@@ -61,6 +61,13 @@ impl ImageStore {
                 media_type: media::OCI_INDEX.into(),
             });
         };
+        if manifest.config.size > media::MAX_METADATA_BYTES {
+            let what = format!("config of {}", target.shown);
+            return Err(Error::TooLarge {
+                what,
+                limit: media::MAX_METADATA_BYTES,
+            });
+        }
         for descriptor in std::iter::once(&manifest.config).chain(&manifest.layers) {
             if !self.has_blob(&descriptor.digest()?) {
                 self.fetch_blob(&client, &target, descriptor).await?;

@@ -15,6 +15,8 @@
 //! This module must not look outside the destination directory, follow any symlink, or decide where layers
 //! live (the store passes a fresh `new-*` directory and renames it on success).
 
+#[cfg(test)]
+mod breakouts;
 mod entry;
 #[cfg(test)]
 mod tests;
