@@ -29,7 +29,7 @@ pub mod unpack;
 
 use std::path::PathBuf;
 
-pub use config::{ExposedPort, Protocol};
+pub use config::{parse_signal, ExposedPort, Protocol};
 pub use digest::Digest;
 pub use error::{Error, ErrorKind};
 pub use reference::{Reference, ReferenceError};

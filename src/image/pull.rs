@@ -13,12 +13,18 @@ use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use oci_client::Client;
 use std::io::Write;
+use std::time::Duration;
 
 use super::digest::Digest;
 use super::error::{write_err, Error};
-use super::media::{self, Descriptor, Document};
+use super::media::{self, Descriptor, Document, Manifest};
 use super::reference::Reference;
 use super::{Image, ImageStore, PullOptions};
+
+/// Give up on a registry that does not accept the connection within this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Give up on a transfer that stalls (no bytes) for this long.
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The registry and repository a pull talks to, and how to name the result.
 struct Target {
@@ -32,42 +38,21 @@ impl ImageStore {
     /// Pulls `name` into the store and returns it under its fully qualified name.
     pub async fn pull(&self, name: &str, options: &PullOptions) -> Result<Image, Error> {
         let target = pull_target(name, options)?;
-        let client = Client::new(ClientConfig {
+        let client = Client::try_from(ClientConfig {
             protocol: protocol_for(&target.registry, options),
             platform_resolver: None,
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            read_timeout: Some(READ_TIMEOUT),
             ..ClientConfig::default()
-        });
+        })
+        .map_err(|e| Error::PullFailed {
+            reference: target.shown.clone(),
+            message: e.to_string(),
+        })?;
         let store = self.clone();
         let shared = blocking(move || store.shared()).await?;
         tracing::info!(image = %target.shown, registry = %target.registry, "pulling image");
-        let (top, top_digest) = fetch_manifest(&client, &target, &target.oci).await?;
-        let manifest_bytes = match media::parse_document(&top, "", &target.shown)? {
-            Document::Manifest(_) => top,
-            Document::Index(index) => {
-                let chosen = media::choose_platform(&index, &target.shown)?;
-                let (bytes, digest) = fetch_manifest(
-                    &client,
-                    &target,
-                    &target.oci.clone_with_digest(chosen.digest.clone()),
-                )
-                .await?;
-                check_descriptor(chosen, &digest, bytes.len() as u64, &target.shown)?;
-                bytes
-            }
-        };
-        let Document::Manifest(manifest) = media::parse_document(&manifest_bytes, "", &target.shown)? else {
-            return Err(Error::UnsupportedMediaType {
-                what: target.shown.clone(),
-                media_type: media::OCI_INDEX.into(),
-            });
-        };
-        if manifest.config.size > media::MAX_METADATA_BYTES {
-            let what = format!("config of {}", target.shown);
-            return Err(Error::TooLarge {
-                what,
-                limit: media::MAX_METADATA_BYTES,
-            });
-        }
+        let (manifest_bytes, manifest, top_digest) = fetch_image_manifest(&client, &target).await?;
         for descriptor in std::iter::once(&manifest.config).chain(&manifest.layers) {
             if !self.has_blob(&descriptor.digest()?) {
                 self.fetch_blob(&client, &target, descriptor).await?;
@@ -197,6 +182,40 @@ fn protocol_for(registry: &str, options: &PullOptions) -> ClientProtocol {
     } else {
         ClientProtocol::Https
     }
+}
+
+/// Fetches the image manifest for the host platform (through an index if the registry serves one) and
+/// the digest of what the tag points to.
+async fn fetch_image_manifest(
+    client: &Client,
+    target: &Target,
+) -> Result<(Vec<u8>, Manifest, Digest), Error> {
+    let (top, top_digest) = fetch_manifest(client, target, &target.oci).await?;
+    let bytes = match media::parse_document(&top, "", &target.shown)? {
+        Document::Manifest(_) => top,
+        Document::Index(index) => {
+            let chosen = media::choose_platform(&index, &target.shown)?;
+            let reference = target.oci.clone_with_digest(chosen.digest.clone());
+            let (bytes, digest) = fetch_manifest(client, target, &reference).await?;
+            check_descriptor(chosen, &digest, bytes.len() as u64, &target.shown)?;
+            bytes
+        }
+    };
+    let Document::Manifest(manifest) = media::parse_document(&bytes, "", &target.shown)? else {
+        let media_type = media::OCI_INDEX.to_owned();
+        return Err(Error::UnsupportedMediaType {
+            what: target.shown.clone(),
+            media_type,
+        });
+    };
+    if manifest.config.size > media::MAX_METADATA_BYTES {
+        let what = format!("config of {}", target.shown);
+        return Err(Error::TooLarge {
+            what,
+            limit: media::MAX_METADATA_BYTES,
+        });
+    }
+    Ok((bytes, manifest, top_digest))
 }
 
 /// Fetches a manifest or index, bounds its size and computes its digest ourselves.

@@ -73,26 +73,18 @@ impl Meta {
 
     /// chown, then chmod (chown clears setuid), then xattrs (after chown, which drops file capabilities).
     pub(super) fn apply_to_fd(&self, fd: &impl AsFd, shown: &str) -> Result<(), UnpackError> {
-        let meta_err = |what| {
-            move |e: Errno| UnpackError::SetMetadata {
-                path: shown.to_owned(),
-                what,
-                source: e.into(),
-            }
-        };
         fchown(fd, Some(Uid::from_raw(self.uid)), Some(Gid::from_raw(self.gid)))
-            .map_err(meta_err("ownership"))?;
-        fchmod(fd, Mode::from_bits_truncate(self.mode)).map_err(meta_err("mode"))?;
-        let file =
-            File::from(
-                fd.as_fd()
-                    .try_clone_to_owned()
-                    .map_err(|source| UnpackError::SetMetadata {
-                        path: shown.to_owned(),
-                        what: "xattrs",
-                        source,
-                    })?,
-            );
+            .map_err(meta_err(shown, "ownership"))?;
+        fchmod(fd, Mode::from_bits_truncate(self.mode)).map_err(meta_err(shown, "mode"))?;
+        let owned = fd
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|source| UnpackError::SetMetadata {
+                path: shown.to_owned(),
+                what: "xattrs",
+                source,
+            })?;
+        let file = File::from(owned);
         self.apply_xattrs(shown, |name, value| file.set_xattr(name, value))
     }
 
@@ -124,39 +116,26 @@ impl Meta {
     }
 
     /// For entries that cannot be opened (symlinks, devices): everything by name, never following.
-    fn apply_by_name(
-        &self,
-        layer: &Layer,
-        parent: BorrowedFd<'_>,
-        parts: &[OsString],
-        shown: &str,
-        chmod: bool,
-    ) -> Result<(), UnpackError> {
-        let name = parts.last().map(OsString::as_os_str).unwrap_or_default();
-        let meta_err = |what| {
-            move |e: Errno| UnpackError::SetMetadata {
-                path: shown.to_owned(),
-                what,
-                source: e.into(),
-            }
-        };
-        let owner = (Some(Uid::from_raw(self.uid)), Some(Gid::from_raw(self.gid)));
-        fchownat(parent, name, owner.0, owner.1, AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map_err(meta_err("ownership"))?;
+    fn apply_by_name(&self, at: &At<'_>, chmod: bool) -> Result<(), UnpackError> {
+        let (parent, name, shown) = (at.parent, at.name(), at.shown);
+        let (uid, gid) = (Some(Uid::from_raw(self.uid)), Some(Gid::from_raw(self.gid)));
+        fchownat(parent, name, uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(meta_err(shown, "ownership"))?;
         if chmod {
-            // Only for device nodes and fifos this layer just created: not a symlink, so following is moot.
+            // Only device nodes and fifos this layer just created: not symlinks, so following is moot.
             fchmodat(
                 parent,
                 name,
                 Mode::from_bits_truncate(self.mode),
                 FchmodatFlags::FollowSymlink,
             )
-            .map_err(meta_err("mode"))?;
+            .map_err(meta_err(shown, "mode"))?;
         }
-        let path = layer.full_path(parts);
+        let path = at.layer.full_path(at.parts);
         self.apply_xattrs(shown, |key, value| xattr::set(&path, key, value))?;
         let time = TimeSpec::new(self.mtime, 0);
-        utimensat(parent, name, &time, &time, UtimensatFlags::NoFollowSymlink).map_err(meta_err("times"))
+        utimensat(parent, name, &time, &time, UtimensatFlags::NoFollowSymlink)
+            .map_err(meta_err(shown, "times"))
     }
 }
 
@@ -170,74 +149,114 @@ pub(super) fn create<R: Read>(
 ) -> Result<(), UnpackError> {
     use tar::EntryType as T;
     let kind = entry.header().entry_type();
-    let name = parts.last().map(OsString::as_os_str).unwrap_or_default();
+    if kind == T::Link {
+        return hardlink(layer, entry, parent, parts, shown);
+    }
     let meta = Meta::read(entry, shown)?;
+    let at = At {
+        layer,
+        parent,
+        parts,
+        shown,
+    };
     match kind {
-        T::Regular | T::Continuous | T::GNUSparse => {
-            clear_path(layer, parent, parts, false, shown)?;
-            let flags =
-                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-            let fd = openat(parent, name, flags, Mode::from_bits_truncate(0o600))
-                .map_err(|e| create_err(shown, e))?;
-            let mut file = File::from(fd);
-            io::copy(entry, &mut file).map_err(|source| UnpackError::CreateEntry {
-                path: shown.to_owned(),
-                source,
-            })?;
-            meta.apply_to_fd(&file, shown)?;
-            set_fd_times(&file, meta.mtime).map_err(|e| UnpackError::SetMetadata {
-                path: shown.to_owned(),
-                what: "times",
-                source: e.into(),
-            })
-        }
+        T::Regular | T::Continuous | T::GNUSparse => at.regular_file(entry, &meta),
         T::Directory => {
-            if !clear_path(layer, parent, parts, true, shown)? {
-                mkdirat(parent, name, Mode::from_bits_truncate(0o700)).map_err(|e| create_err(shown, e))?;
-            }
-            let dir = open_dir(parent, name).map_err(|e| create_err(shown, e))?;
-            meta.apply_to_fd(&dir, shown)?;
+            at.directory(&meta)?;
             layer.dir_times.push((parts.to_vec(), meta.mtime));
             Ok(())
         }
-        T::Symlink => {
-            let target = entry
-                .link_name()
-                .map_err(|source| UnpackError::ReadArchive { source })?
-                .ok_or_else(|| UnpackError::UnsupportedEntry {
-                    path: shown.to_owned(),
-                    kind: "symlink without target".into(),
-                })?
-                .into_owned();
-            clear_path(layer, parent, parts, false, shown)?;
-            symlinkat(target.as_os_str(), parent, name).map_err(|e| create_err(shown, e))?;
-            meta.apply_by_name(layer, parent, parts, shown, false)
-        }
-        T::Link => hardlink(layer, entry, parent, parts, shown),
-        T::Char | T::Block | T::Fifo => {
-            clear_path(layer, parent, parts, false, shown)?;
-            let perm = Mode::from_bits_truncate(meta.mode & 0o777);
-            let made = if kind == T::Fifo {
-                mkfifoat(parent, name, perm)
-            } else {
-                let read_err = |source| UnpackError::ReadArchive { source };
-                let major = entry.header().device_major().map_err(read_err)?.unwrap_or(0);
-                let minor = entry.header().device_minor().map_err(read_err)?.unwrap_or(0);
-                let sflag = if kind == T::Char {
-                    SFlag::S_IFCHR
-                } else {
-                    SFlag::S_IFBLK
-                };
-                mknodat(parent, name, sflag, perm, makedev(major.into(), minor.into()))
-            };
-            made.map_err(|e| create_err(shown, e))?;
-            meta.apply_by_name(layer, parent, parts, shown, true)
-        }
+        T::Symlink => at.symlink(entry, &meta),
+        T::Char | T::Block | T::Fifo => at.special(entry, kind, &meta),
         T::XGlobalHeader => Ok(()),
         other => Err(UnpackError::UnsupportedEntry {
             path: shown.to_owned(),
             kind: format!("{other:?}"),
         }),
+    }
+}
+
+/// Where an entry goes: its parent directory descriptor and its path inside the layer.
+struct At<'a> {
+    layer: &'a Layer,
+    parent: BorrowedFd<'a>,
+    parts: &'a [OsString],
+    shown: &'a str,
+}
+
+impl At<'_> {
+    fn name(&self) -> &OsStr {
+        self.parts.last().map(OsString::as_os_str).unwrap_or_default()
+    }
+
+    fn regular_file<R: Read>(&self, entry: &mut tar::Entry<'_, R>, meta: &Meta) -> Result<(), UnpackError> {
+        clear_path(self.layer, self.parent, self.parts, false, self.shown)?;
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = openat(self.parent, self.name(), flags, Mode::from_bits_truncate(0o600))
+            .map_err(|e| create_err(self.shown, e))?;
+        let mut file = File::from(fd);
+        io::copy(entry, &mut file).map_err(|source| UnpackError::CreateEntry {
+            path: self.shown.to_owned(),
+            source,
+        })?;
+        meta.apply_to_fd(&file, self.shown)?;
+        set_fd_times(&file, meta.mtime).map_err(meta_err(self.shown, "times"))
+    }
+
+    /// Creates the directory unless one is there already (then the two merge); mtime is set at the end.
+    fn directory(&self, meta: &Meta) -> Result<(), UnpackError> {
+        if !clear_path(self.layer, self.parent, self.parts, true, self.shown)? {
+            mkdirat(self.parent, self.name(), Mode::from_bits_truncate(0o700))
+                .map_err(|e| create_err(self.shown, e))?;
+        }
+        let dir = open_dir(self.parent, self.name()).map_err(|e| create_err(self.shown, e))?;
+        meta.apply_to_fd(&dir, self.shown)
+    }
+
+    fn symlink<R: Read>(&self, entry: &mut tar::Entry<'_, R>, meta: &Meta) -> Result<(), UnpackError> {
+        let target = entry
+            .link_name()
+            .map_err(|source| UnpackError::ReadArchive { source })?
+            .ok_or_else(|| UnpackError::UnsupportedEntry {
+                path: self.shown.to_owned(),
+                kind: "symlink without target".into(),
+            })?
+            .into_owned();
+        clear_path(self.layer, self.parent, self.parts, false, self.shown)?;
+        symlinkat(target.as_os_str(), self.parent, self.name()).map_err(|e| create_err(self.shown, e))?;
+        meta.apply_by_name(self, false)
+    }
+
+    /// Device nodes and fifos.
+    fn special<R: Read>(
+        &self,
+        entry: &tar::Entry<'_, R>,
+        kind: tar::EntryType,
+        meta: &Meta,
+    ) -> Result<(), UnpackError> {
+        clear_path(self.layer, self.parent, self.parts, false, self.shown)?;
+        let perm = Mode::from_bits_truncate(meta.mode & 0o777);
+        let made = if kind == tar::EntryType::Fifo {
+            mkfifoat(self.parent, self.name(), perm)
+        } else {
+            let read_err = |source| UnpackError::ReadArchive { source };
+            let major = entry.header().device_major().map_err(read_err)?.unwrap_or(0);
+            let minor = entry.header().device_minor().map_err(read_err)?.unwrap_or(0);
+            let sflag = if kind == tar::EntryType::Char {
+                SFlag::S_IFCHR
+            } else {
+                SFlag::S_IFBLK
+            };
+            mknodat(
+                self.parent,
+                self.name(),
+                sflag,
+                perm,
+                makedev(major.into(), minor.into()),
+            )
+        };
+        made.map_err(|e| create_err(self.shown, e))?;
+        meta.apply_by_name(self, true)
     }
 }
 
@@ -315,11 +334,7 @@ pub(super) fn whiteout_device(
         Some(Gid::from_raw(meta.gid)),
         AtFlags::AT_SYMLINK_NOFOLLOW,
     )
-    .map_err(|e| UnpackError::SetMetadata {
-        path: shown.to_owned(),
-        what: "ownership",
-        source: e.into(),
-    })
+    .map_err(meta_err(shown, "ownership"))
 }
 
 /// Removes whatever is at `parts` unless both it and the new entry are directories (then they merge).
@@ -355,6 +370,15 @@ fn clear_path(
 pub(super) fn set_fd_times(fd: &impl AsFd, mtime: i64) -> Result<(), Errno> {
     let time = TimeSpec::new(mtime, 0);
     futimens(fd, &time, &time)
+}
+
+/// `map_err` helper: a failed metadata syscall on `shown`.
+fn meta_err<'a>(shown: &'a str, what: &'static str) -> impl Fn(Errno) -> UnpackError + 'a {
+    move |e| UnpackError::SetMetadata {
+        path: shown.to_owned(),
+        what,
+        source: e.into(),
+    }
 }
 
 /// PAX times are decimal seconds, possibly negative and fractional: keep the whole seconds.
