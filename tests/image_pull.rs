@@ -244,10 +244,10 @@ async fn unpullable_names_and_dead_registries_fail_clearly() -> Result<()> {
     let cases = [
         (
             "busybox",
-            ErrorKind::InvalidName,
+            ErrorKind::NotPullable,
             "short name \"busybox\" needs a registry",
         ),
-        ("localhost/busybox:1", ErrorKind::InvalidName, "local-only"),
+        ("localhost/busybox:1", ErrorKind::NotPullable, "local-only"),
         ("Not/Valid", ErrorKind::InvalidName, "must be lowercase"),
     ];
     for (name, kind, text) in cases {

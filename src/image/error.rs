@@ -12,8 +12,11 @@ use super::unpack::UnpackError;
 /// What kind of failure an [`Error`] is, for callers that map errors to Pod status reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// The name is not a valid reference, or cannot be pulled as written (`InvalidImageName`).
+    /// The name is not a valid reference (`InvalidImageName`); retrying cannot help.
     InvalidName,
+    /// The name is valid but cannot be pulled as written (a short name without a default registry, or a
+    /// local-only `localhost/...` name). Importing the image makes it available, so callers retry.
+    NotPullable,
     /// No such image locally, or the registry has no such repository, tag or manifest.
     NotFound,
     /// The registry refused anonymous access.
@@ -123,10 +126,8 @@ impl Error {
     /// The coarse kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::InvalidReference(_)
-            | Self::ShortNameNeedsRegistry { .. }
-            | Self::LocalOnlyImage { .. }
-            | Self::InvalidDigest { .. } => ErrorKind::InvalidName,
+            Self::InvalidReference(_) => ErrorKind::InvalidName,
+            Self::ShortNameNeedsRegistry { .. } | Self::LocalOnlyImage { .. } => ErrorKind::NotPullable,
             Self::ImageNotFound { .. } | Self::PullNotFound { .. } => ErrorKind::NotFound,
             Self::PullUnauthorized { .. } => ErrorKind::Unauthorized,
             Self::RegistryUnreachable { .. } => ErrorKind::Unreachable,
@@ -134,6 +135,7 @@ impl Error {
                 ErrorKind::BadDigest
             }
             Self::TooLarge { .. }
+            | Self::InvalidDigest { .. }
             | Self::ParseJson { .. }
             | Self::LayerCountMismatch { .. }
             | Self::UnsupportedMediaType { .. }

@@ -1,3 +1,5 @@
+//! Reference grammar table tests: valid names split into parts, invalid names name the reason.
+
 use super::*;
 
 const D: &str = "sha256:1ad94f5d392be4066f4b2870c8bc185bc3901430d919862fcf83672f30f392e6";

@@ -183,3 +183,37 @@ fn a_layer_with_the_wrong_diff_id_is_refused_and_leaves_nothing() {
         "no new-* or layer left behind"
     );
 }
+
+#[test]
+fn concurrent_unpacks_of_one_layer_agree() {
+    if !is_root() {
+        return;
+    }
+    let (_dir, store) = open();
+    let (layer, blob, _, _) = sample_image(b"shared");
+    let blob_digest = store.write_blob_bytes(&blob).expect("blob");
+    let diff_id = Digest::of_bytes(&layer);
+    let _shared = store.shared().expect("lock");
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| store.ensure_layer(&blob_digest, &diff_id)))
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("thread")).collect()
+    });
+    for result in &results {
+        assert_eq!(result.as_ref().expect("unpacked"), &store.layer_path(&diff_id));
+    }
+    let names: Vec<_> = fs::read_dir(store.layers_dir())
+        .expect("layers")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(
+        names,
+        [std::ffi::OsString::from(diff_id.hex())],
+        "one layer, no new-* left"
+    );
+    assert_eq!(
+        fs::read(store.layer_path(&diff_id).join("bin/hello")).expect("content"),
+        b"shared"
+    );
+}
