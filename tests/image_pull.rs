@@ -1,0 +1,266 @@
+//! Pulls from Debian's docker-registry on 127.0.0.1 (random port, temp storage) after pushing the busybox
+//! image into it with skopeo: by tag, by short name with a default registry, by digest, through a
+//! multi-platform index; and the error kinds for missing images, dead registries and unpullable names.
+
+mod image_fixture;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use peapod::image::{ErrorKind, ImageStore, PullOptions};
+use sha2::Digest as _;
+
+use image_fixture::{build_busybox_layout, check_busybox_layer, require, run, skopeo_copy};
+
+const REGISTRY: &str = "/usr/bin/docker-registry";
+
+/// A registry process; killed and its storage removed on drop, whatever the test outcome.
+struct Registry {
+    child: Child,
+    host: String,
+    dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let host = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    \
+                 rootdirectory: {}\nhttp:\n  addr: {host}\n",
+                dir.path().join("storage").display()
+            ),
+        )?;
+        let log = std::fs::File::create(dir.path().join("registry.log"))?;
+        let child = Command::new(REGISTRY)
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("start docker-registry")?;
+        let mut registry = Self { child, host, dir };
+        registry.wait_ready()?;
+        Ok(registry)
+    }
+
+    /// Polls `GET /v2/` until it answers 200, the process dies, or 30 s pass.
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
+                bail!("docker-registry exited with {status}: {log}");
+            }
+            if http_status(&self.host, "/v2/").is_ok_and(|code| code == 200) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("docker-registry on {} not ready after 30s", self.host);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn http_status(host: &str, path: &str) -> Result<u16> {
+    let mut stream = TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head)?;
+    let text = String::from_utf8_lossy(&head);
+    text.get(9..12)
+        .context("short status line")?
+        .parse()
+        .context("status code")
+}
+
+/// Adds tag `multi` to the layout: an OCI index with the host-platform busybox and a decoy manifest
+/// (different Cmd) for another architecture.
+fn add_multi_platform_index(layout: &Path) -> Result<()> {
+    let image = format!("{}:1.0", layout.display());
+    run(
+        "umoci",
+        &[
+            "config",
+            "--image",
+            &image,
+            "--tag",
+            "decoy",
+            "--config.cmd",
+            "/decoy",
+        ],
+    )?;
+    let index_path = layout.join("index.json");
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path)?)?;
+    let entries = index["manifests"].as_array().context("manifests")?.clone();
+    let by_tag = |tag: &str| {
+        entries
+            .iter()
+            .find(|e| e["annotations"]["org.opencontainers.image.ref.name"] == tag)
+            .cloned()
+            .context("tag")
+    };
+    let (native, decoy) = (by_tag("1.0")?, by_tag("decoy")?);
+    let platform = |arch: &str| serde_json::json!({"os": "linux", "architecture": arch});
+    let host_arch = if cfg!(target_arch = "x86_64") {
+        "amd64"
+    } else {
+        "arm64"
+    };
+    let entry = |e: &serde_json::Value, arch: &str| serde_json::json!({"mediaType": e["mediaType"], "digest": e["digest"], "size": e["size"], "platform": platform(arch)});
+    let nested = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry(&decoy, "s390x"), entry(&native, host_arch)],
+    }))?;
+    let hex = hex::encode(sha2::Sha256::digest(&nested));
+    std::fs::write(layout.join("blobs/sha256").join(&hex), &nested)?;
+    index["manifests"]
+        .as_array_mut()
+        .context("manifests")?
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": format!("sha256:{hex}"),
+            "size": nested.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "multi"},
+        }));
+    std::fs::write(index_path, serde_json::to_vec(&index)?)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn pulls_from_a_loopback_registry() -> Result<()> {
+    if !require(&["umoci", "skopeo", REGISTRY]) {
+        return Ok(());
+    }
+    let work = tempfile::tempdir()?;
+    let layout = build_busybox_layout(work.path(), "1.0")?;
+    add_multi_platform_index(&layout)?;
+    let registry = Registry::start()?;
+    let host = registry.host.clone();
+    let push = |tag: &str, all: bool| {
+        let mut flags = vec!["--dest-tls-verify=false"];
+        if all {
+            flags.push("--all");
+        }
+        skopeo_copy(
+            &flags,
+            &format!("oci:{}:{tag}", layout.display()),
+            &format!("docker://{host}/busybox:{tag}"),
+        )
+    };
+    push("1.0", false)?;
+    push("multi", true)?;
+    let store = ImageStore::open(work.path().join("images"))?;
+    let none = PullOptions::default();
+
+    let image = store.pull(&format!("{host}/busybox:1.0"), &none).await?;
+    assert_eq!(image.name, format!("{host}/busybox:1.0"));
+    assert_eq!(
+        image.repo_digest,
+        Some(format!("{host}/busybox@{}", image.manifest_digest))
+    );
+    check_busybox_layer(&image.layers[0])?;
+    let found = store
+        .lookup(&format!("{host}/busybox:1.0"))?
+        .context("stored under its full name")?;
+    assert_eq!(found.id, image.id);
+
+    let with_default = PullOptions {
+        default_registry: Some(host.clone()),
+        ..PullOptions::default()
+    };
+    let short = store.pull("busybox:1.0", &with_default).await?;
+    assert_eq!(
+        (short.name.as_str(), short.id.as_str()),
+        (image.name.as_str(), image.id.as_str())
+    );
+    assert!(store.lookup_with("busybox:1.0", Some(&host))?.is_some());
+    assert!(
+        store.lookup("busybox:1.0")?.is_none(),
+        "without the registry the short name is not qualified"
+    );
+
+    let pinned = store
+        .pull(&format!("{host}/busybox@{}", image.manifest_digest), &none)
+        .await?;
+    assert_eq!(pinned.id, image.id);
+
+    let multi = store.pull(&format!("{host}/busybox:multi"), &none).await?;
+    assert_eq!(
+        multi.cmd(),
+        ["/bin/sh"],
+        "the host platform's manifest, not the decoy"
+    );
+    let list_digest = multi.repo_digest.clone().context("repo digest")?;
+    assert!(
+        !list_digest.ends_with(&multi.manifest_digest),
+        "repo digest names the index: {list_digest}"
+    );
+
+    let missing = store
+        .pull(&format!("{host}/busybox:nope"), &none)
+        .await
+        .err()
+        .context("missing tag")?;
+    assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+    let missing_repo = store
+        .pull(&format!("{host}/nothing/here:1"), &none)
+        .await
+        .err()
+        .context("missing repo")?;
+    assert_eq!(missing_repo.kind(), ErrorKind::NotFound, "{missing_repo}");
+    drop(registry);
+    Ok(())
+}
+
+#[tokio::test]
+async fn unpullable_names_and_dead_registries_fail_clearly() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let store = ImageStore::open(work.path().join("images"))?;
+    let none = PullOptions::default();
+    let cases = [
+        (
+            "busybox",
+            ErrorKind::NotPullable,
+            "short name \"busybox\" needs a registry",
+        ),
+        ("localhost/busybox:1", ErrorKind::NotPullable, "local-only"),
+        ("Not/Valid", ErrorKind::InvalidName, "must be lowercase"),
+    ];
+    for (name, kind, text) in cases {
+        let error = store.pull(name, &none).await.err().context(name)?;
+        assert_eq!(error.kind(), kind, "{name}: {error}");
+        assert!(error.to_string().contains(text), "{name}: {error}");
+    }
+    let dead = format!("127.0.0.1:{}", free_port()?);
+    let error = store
+        .pull(&format!("{dead}/busybox:1"), &none)
+        .await
+        .err()
+        .context("dead registry")?;
+    assert_eq!(error.kind(), ErrorKind::Unreachable, "{error}");
+    Ok(())
+}
