@@ -92,6 +92,7 @@ fn keeps_only_the_top_level_description() {
 fn schema_is_structural_for_kube_apiserver_1_20() {
     let schema = schema();
     let mut problems = Vec::new();
+    let mut visited = 0usize;
     walk(&schema, String::new(), &mut |path, map| {
         let flag = |k: &str| map.get(k).and_then(Value::as_bool).unwrap_or(false);
         let typed = map.contains_key("type");
@@ -104,6 +105,18 @@ fn schema_is_structural_for_kube_apiserver_1_20() {
                 problems.push(format!("{path}: {forbidden}"));
             }
         }
+        if map.contains_key("properties") && map.contains_key("additionalProperties") {
+            problems.push(format!(
+                "{path}: properties and additionalProperties are mutually exclusive"
+            ));
+        }
+        if map.get("items").is_some_and(|items| !items.is_object()) {
+            problems.push(format!("{path}: items must be a single schema"));
+        }
+        if map.get("type").and_then(Value::as_str) == Some("array") && !map.contains_key("items") {
+            problems.push(format!("{path}: array without items"));
+        }
+        visited += 1;
         if flag("x-kubernetes-int-or-string") && flag("x-kubernetes-preserve-unknown-fields") {
             problems.push(format!("{path}: int-or-string with preserve-unknown-fields"));
         }
@@ -133,6 +146,7 @@ fn schema_is_structural_for_kube_apiserver_1_20() {
         }
     });
     assert!(problems.is_empty(), "{problems:#?}");
+    assert!(visited > 1000, "only {visited} schemas visited");
     assert_eq!(schema.get("type").and_then(Value::as_str), Some("object"));
     let metadata = schema.pointer("/properties/metadata");
     assert!(
