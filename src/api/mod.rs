@@ -7,7 +7,9 @@
 
 pub mod crd;
 pub mod defaults;
+pub mod field;
 pub mod manifest;
+pub mod quantity;
 pub mod validation;
 
 use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
@@ -25,6 +27,8 @@ pub const NODE_LABEL: &str = "peapod.dev/node";
 pub const FINALIZER: &str = "peapod.dev/sandbox";
 
 /// A group of containers that share a sandbox, specified exactly like a Pod.
+// kube's `printcolumn(...)` repeats `type_ = ...` by design; clippy reads that as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "peapod.dev",
@@ -76,3 +80,6 @@ impl PodGroup {
         )
     }
 }
+
+#[cfg(test)]
+mod proptests;

@@ -1,0 +1,359 @@
+//! Container rules (init and regular), ported from `validateContainers`, `validateInitContainers` and
+//! `validateContainerCommon` in k8s pkg/apis/core/validation/validation.go: names, image, ports,
+//! volume mounts, pull and termination-message policies, resources, security context.
+//!
+//! Presence of unimplemented fields is decided in `supported`; this module checks the values of the
+//! fields peapod accepts.
+
+use std::collections::{BTreeMap, HashSet};
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, PodSpec, ResourceRequirements, SecurityContext, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use super::{capabilities, env, rules, supported};
+use crate::api::field::{BadValue, FieldError, FieldPath};
+use crate::api::quantity::{parse_quantity, QUANTITY_FORMAT_ERROR};
+
+const INIT_ONLY_WITH_RESTART: &str = "may not be set for init containers without restartPolicy=Always";
+
+/// Validates `spec.containers` and `spec.initContainers` against the volumes the pod defines.
+pub fn validate_containers(
+    spec: &PodSpec,
+    volumes: &HashSet<&str>,
+    path: &FieldPath,
+    errs: &mut Vec<FieldError>,
+) {
+    let host_network = spec.host_network == Some(true);
+    let containers_path = path.child("containers");
+    if spec.containers.is_empty() {
+        errs.push(FieldError::required(&containers_path, ""));
+    }
+    let mut names: HashSet<&str> = HashSet::new();
+    for (i, c) in spec.containers.iter().enumerate() {
+        let p = containers_path.index(i);
+        common(c, volumes, &p, false, host_network, errs);
+        if !names.insert(c.name.as_str()) {
+            errs.push(FieldError::duplicate(&p.child("name"), &c.name));
+        }
+        if host_network {
+            host_network_ports(c, &p, errs);
+        }
+    }
+    errs.extend(host_port_conflicts(&spec.containers, &containers_path));
+
+    let init_path = path.child("initContainers");
+    let init_containers = spec.init_containers.as_deref().unwrap_or_default();
+    for (i, c) in init_containers.iter().enumerate() {
+        let p = init_path.index(i);
+        common(c, volumes, &p, true, host_network, errs);
+        if names.contains(c.name.as_str()) {
+            errs.push(FieldError::duplicate(&p.child("name"), &c.name));
+        } else if !c.name.is_empty() {
+            names.insert(c.name.as_str());
+        }
+        errs.extend(host_port_conflicts(std::slice::from_ref(c), &init_path));
+        let forbidden = [
+            ("lifecycle", c.lifecycle.is_some()),
+            ("livenessProbe", c.liveness_probe.is_some()),
+            ("readinessProbe", c.readiness_probe.is_some()),
+            ("startupProbe", c.startup_probe.is_some()),
+        ];
+        for (name, _) in forbidden.into_iter().filter(|(_, set)| *set) {
+            errs.push(FieldError::forbidden(&p.child(name), INIT_ONLY_WITH_RESTART));
+        }
+    }
+}
+
+/// `validateContainerCommon` plus the pod-only image whitespace rule.
+fn common(
+    c: &Container,
+    volumes: &HashSet<&str>,
+    path: &FieldPath,
+    is_init: bool,
+    host_network: bool,
+    errs: &mut Vec<FieldError>,
+) {
+    supported::container(c, path, is_init, host_network, errs);
+    let name_path = path.child("name");
+    if c.name.is_empty() {
+        errs.push(FieldError::required(&name_path, ""));
+    } else {
+        errs.extend(rules::invalid_each(
+            &name_path,
+            &c.name,
+            rules::dns1123_label(&c.name),
+        ));
+    }
+    let image = c.image.as_deref().unwrap_or("");
+    if image.is_empty() {
+        errs.push(FieldError::required(&path.child("image"), ""));
+    } else if image.trim() != image {
+        errs.push(FieldError::invalid(
+            &path.child("image"),
+            image,
+            "must not have leading or trailing whitespace",
+        ));
+    }
+    enumerated(
+        c.termination_message_policy.as_deref(),
+        &path.child("terminationMessagePolicy"),
+        &["File", "FallbackToLogsOnError"],
+        errs,
+    );
+    if let Some(message_path) = c
+        .termination_message_path
+        .as_deref()
+        .filter(|p| !p.starts_with('/'))
+    {
+        errs.push(FieldError::invalid(
+            &path.child("terminationMessagePath"),
+            message_path,
+            "must be an absolute path",
+        ));
+    }
+    validate_ports(c.ports.as_deref().unwrap_or_default(), &path.child("ports"), errs);
+    env::validate_env(c.env.as_deref().unwrap_or_default(), &path.child("env"), errs);
+    validate_mounts(
+        c.volume_mounts.as_deref().unwrap_or_default(),
+        volumes,
+        &path.child("volumeMounts"),
+        errs,
+    );
+    enumerated(
+        c.image_pull_policy.as_deref(),
+        &path.child("imagePullPolicy"),
+        &["Always", "IfNotPresent", "Never"],
+        errs,
+    );
+    if let Some(resources) = &c.resources {
+        validate_resources(resources, &path.child("resources"), errs);
+    }
+    if let Some(sc) = &c.security_context {
+        validate_security_context(sc, &path.child("securityContext"), errs);
+    }
+}
+
+/// Required when empty, `NotSupported` outside `allowed`.
+pub fn enumerated(value: Option<&str>, path: &FieldPath, allowed: &[&str], errs: &mut Vec<FieldError>) {
+    match value.unwrap_or("") {
+        "" => errs.push(FieldError::required(path, "")),
+        v if !allowed.contains(&v) => errs.push(FieldError::not_supported(path, v, allowed)),
+        _ => {}
+    }
+}
+
+/// `validateContainerPorts`.
+fn validate_ports(ports: &[ContainerPort], path: &FieldPath, errs: &mut Vec<FieldError>) {
+    let mut names: HashSet<&str> = HashSet::new();
+    for (i, port) in ports.iter().enumerate() {
+        let p = path.index(i);
+        if let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) {
+            let msgs = rules::port_name(name);
+            if !msgs.is_empty() {
+                errs.extend(rules::invalid_each(&p.child("name"), name, msgs));
+            } else if !names.insert(name) {
+                errs.push(FieldError::duplicate(&p.child("name"), name));
+            }
+        }
+        if port.container_port == 0 {
+            errs.push(FieldError::required(&p.child("containerPort"), ""));
+        } else {
+            for msg in rules::port_number(port.container_port) {
+                errs.push(FieldError::invalid(
+                    &p.child("containerPort"),
+                    port.container_port,
+                    &msg,
+                ));
+            }
+        }
+        if let Some(host_port) = port.host_port.filter(|&hp| hp != 0) {
+            for msg in rules::port_number(host_port) {
+                errs.push(FieldError::invalid(&p.child("hostPort"), host_port, &msg));
+            }
+        }
+        enumerated(
+            port.protocol.as_deref(),
+            &p.child("protocol"),
+            &["SCTP", "TCP", "UDP"],
+            errs,
+        );
+    }
+}
+
+/// `validatePodHostNetworkDeps` for one container of a Pod: hostPort must equal containerPort.
+fn host_network_ports(c: &Container, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    for (i, port) in c.ports.iter().flatten().enumerate() {
+        let host_port = port.host_port.unwrap_or(0);
+        if host_port != port.container_port {
+            let p = path.child("ports").index(i).child("hostPort");
+            errs.push(FieldError::invalid(
+                &p,
+                host_port,
+                "must match `containerPort` when `hostNetwork` is true",
+            ));
+        }
+    }
+}
+
+/// `AccumulateUniqueHostPorts`: one protocol/hostIP/hostPort per set of containers.
+fn host_port_conflicts(containers: &[Container], path: &FieldPath) -> Vec<FieldError> {
+    let mut seen = HashSet::new();
+    let mut errs = Vec::new();
+    for (ci, c) in containers.iter().enumerate() {
+        for (pi, port) in c.ports.iter().flatten().enumerate() {
+            let Some(host_port) = port.host_port.filter(|&hp| hp != 0) else {
+                continue;
+            };
+            let key = format!(
+                "{}/{}/{host_port}",
+                port.protocol.as_deref().unwrap_or(""),
+                port.host_ip.as_deref().unwrap_or("")
+            );
+            if !seen.insert(key.clone()) {
+                let p = path.index(ci).child("ports").index(pi).child("hostPort");
+                errs.push(FieldError::duplicate(&p, key.as_str()));
+            }
+        }
+    }
+    errs
+}
+
+/// `ValidateVolumeMounts`, with peapod's extra rule that mountPath is absolute. subPath errors carry
+/// the mount's index (Kubernetes omits it).
+fn validate_mounts(
+    mounts: &[VolumeMount],
+    volumes: &HashSet<&str>,
+    path: &FieldPath,
+    errs: &mut Vec<FieldError>,
+) {
+    let mut mount_points: HashSet<&str> = HashSet::new();
+    for (i, m) in mounts.iter().enumerate() {
+        let p = path.index(i);
+        if m.name.is_empty() {
+            errs.push(FieldError::required(&p.child("name"), ""));
+        }
+        if !volumes.contains(m.name.as_str()) {
+            errs.push(FieldError::not_found(&p.child("name"), &m.name));
+        }
+        if m.mount_path.is_empty() {
+            errs.push(FieldError::required(&p.child("mountPath"), ""));
+        } else if !m.mount_path.starts_with('/') {
+            errs.push(FieldError::invalid(
+                &p.child("mountPath"),
+                &m.mount_path,
+                "must be an absolute path",
+            ));
+        }
+        if !mount_points.insert(m.mount_path.as_str()) {
+            errs.push(FieldError::invalid(
+                &p.child("mountPath"),
+                &m.mount_path,
+                "must be unique",
+            ));
+        }
+        let sub_path = m.sub_path.as_deref().unwrap_or("");
+        if !sub_path.is_empty() {
+            local_descending_path(sub_path, &p.child("subPath"), errs);
+        }
+        let sub_path_expr = m.sub_path_expr.as_deref().unwrap_or("");
+        if !sub_path_expr.is_empty() {
+            if !sub_path.is_empty() {
+                let detail = "subPathExpr and subPath are mutually exclusive";
+                errs.push(FieldError::invalid(
+                    &p.child("subPathExpr"),
+                    sub_path_expr,
+                    detail,
+                ));
+            }
+            local_descending_path(sub_path_expr, &p.child("subPathExpr"), errs);
+        }
+    }
+}
+
+/// `validateLocalDescendingPath`: relative, without `..` elements.
+pub fn local_descending_path(value: &str, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    if value.starts_with('/') {
+        errs.push(FieldError::invalid(path, value, "must be a relative path"));
+    }
+    if rules::has_backsteps(value) {
+        errs.push(FieldError::invalid(path, value, "must not contain '..'"));
+    }
+}
+
+/// `ValidateContainerResourceRequirements` for the resources peapod accepts (names are checked in
+/// `supported`): quantities parse, are not negative, and requests do not exceed limits.
+fn validate_resources(resources: &ResourceRequirements, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    let empty = BTreeMap::new();
+    let limits = resources.limits.as_ref().unwrap_or(&empty);
+    let requests = resources.requests.as_ref().unwrap_or(&empty);
+    let limit_values = quantities(limits, &path.child("limits"), errs);
+    let request_values = quantities(requests, &path.child("requests"), errs);
+    for (name, request) in &request_values {
+        let Some(limit) = limit_values.get(name) else {
+            continue;
+        };
+        if request > limit {
+            let raw = |m: &BTreeMap<String, Quantity>| m.get(*name).map(|q| q.0.clone()).unwrap_or_default();
+            let detail = format!("must be less than or equal to {name} limit of {}", raw(limits));
+            errs.push(FieldError::invalid(
+                &path.child("requests"),
+                raw(requests).as_str(),
+                &detail,
+            ));
+        }
+    }
+}
+
+fn quantities<'a>(
+    list: &'a BTreeMap<String, Quantity>,
+    path: &FieldPath,
+    errs: &mut Vec<FieldError>,
+) -> BTreeMap<&'a str, crate::api::quantity::ParsedQuantity> {
+    let mut parsed = BTreeMap::new();
+    for (name, quantity) in list {
+        let p = path.key(name);
+        match parse_quantity(&quantity.0) {
+            None => errs.push(FieldError::invalid(&p, &quantity.0, QUANTITY_FORMAT_ERROR)),
+            Some(q) if q.is_negative() => {
+                errs.push(FieldError::invalid(
+                    &p,
+                    &quantity.0,
+                    "must be greater than or equal to 0",
+                ));
+            }
+            Some(q) => {
+                parsed.insert(name.as_str(), q);
+            }
+        }
+    }
+    parsed
+}
+
+/// `ValidateSecurityContext` for the fields peapod accepts.
+fn validate_security_context(sc: &SecurityContext, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    for (name, id) in [("runAsUser", sc.run_as_user), ("runAsGroup", sc.run_as_group)] {
+        if let Some(id) = id {
+            for msg in rules::unix_id(id) {
+                errs.push(FieldError::invalid(&path.child(name), id, &msg));
+            }
+        }
+    }
+    if sc.allow_privilege_escalation == Some(false) {
+        let shown = || BadValue::Raw(serde_json::to_string(sc).unwrap_or_default());
+        if sc.privileged == Some(true) {
+            let detail = "cannot set `allowPrivilegeEscalation` to false and `privileged` to true";
+            errs.push(FieldError::invalid(path, shown(), detail));
+        }
+        let adds = sc.capabilities.as_ref().and_then(|c| c.add.as_ref());
+        if adds.is_some_and(|add| add.iter().any(|c| c == "SYS_ADMIN" || c == "CAP_SYS_ADMIN")) {
+            let detail =
+                "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN";
+            errs.push(FieldError::invalid(path, shown(), detail));
+        }
+    }
+    if let Some(caps) = &sc.capabilities {
+        capabilities::validate(caps, &path.child("capabilities"), errs);
+    }
+}

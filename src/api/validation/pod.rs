@@ -1,0 +1,389 @@
+//! Pod-level rules of `ValidatePodSpec` (k8s pkg/apis/core/validation/validation.go): volumes,
+//! policies, DNS, host aliases, security context, names, deadlines. Containers are delegated to
+//! `container`, placement to `scheduling`, unimplemented fields to `supported`.
+
+use std::collections::HashSet;
+
+use k8s_openapi::api::core::v1::{PodDNSConfig, PodSecurityContext, PodSpec, Volume};
+
+use super::container::{enumerated, validate_containers};
+use super::{rules, scheduling, supported};
+use crate::api::field::{BadValue, FieldError, FieldPath};
+use crate::api::quantity::{parse_quantity, QUANTITY_FORMAT_ERROR};
+
+const MAX_DNS_NAMESERVERS: usize = 3;
+const MAX_DNS_SEARCH_PATHS: usize = 32;
+const MAX_DNS_SEARCH_LIST_CHARS: usize = 2048;
+const HOST_PATH_TYPES: [&str; 8] = [
+    "",
+    "BlockDevice",
+    "CharDevice",
+    "Directory",
+    "DirectoryOrCreate",
+    "File",
+    "FileOrCreate",
+    "Socket",
+];
+
+/// Validates a defaulted PodSpec found at `path`.
+pub fn validate_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    supported::pod_spec(spec, path, errs);
+    match spec.termination_grace_period_seconds {
+        None => errs.push(FieldError::required(
+            &path.child("terminationGracePeriodSeconds"),
+            "",
+        )),
+        Some(grace) if grace < 0 => {
+            let p = path.child("terminationGracePeriodSeconds");
+            errs.push(FieldError::invalid(
+                &p,
+                grace,
+                "must be greater than or equal to 0",
+            ));
+        }
+        Some(_) => {}
+    }
+    let volumes = validate_volumes(
+        spec.volumes.as_deref().unwrap_or_default(),
+        &path.child("volumes"),
+        errs,
+    );
+    validate_containers(spec, &volumes, path, errs);
+    enumerated(
+        spec.restart_policy.as_deref(),
+        &path.child("restartPolicy"),
+        &["Always", "OnFailure", "Never"],
+        errs,
+    );
+    let dns_policies = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
+    enumerated(
+        spec.dns_policy.as_deref(),
+        &path.child("dnsPolicy"),
+        &dns_policies,
+        errs,
+    );
+    if let Some(selector) = &spec.node_selector {
+        scheduling::validate_labels(selector, &path.child("nodeSelector"), errs);
+    }
+    if let Some(sc) = &spec.security_context {
+        security_context(sc, spec, path, errs);
+    }
+    if let Some(node_affinity) = spec.affinity.as_ref().and_then(|a| a.node_affinity.as_ref()) {
+        scheduling::validate_node_affinity(
+            node_affinity,
+            &path.child("affinity").child("nodeAffinity"),
+            errs,
+        );
+    }
+    dns_config(
+        spec.dns_config.as_ref(),
+        spec.dns_policy.as_deref(),
+        &path.child("dnsConfig"),
+        errs,
+    );
+    for (i, gate) in spec.readiness_gates.iter().flatten().enumerate() {
+        let p = path.child("readinessGates").index(i).child("conditionType");
+        errs.extend(rules::invalid_each(
+            &p,
+            &gate.condition_type,
+            rules::qualified_name(&gate.condition_type),
+        ));
+    }
+    names(spec, path, errs);
+    if let Some(deadline) = spec.active_deadline_seconds {
+        if !(1..=i64::from(i32::MAX)).contains(&deadline) {
+            let detail = rules::inclusive_range_error(1, i64::from(i32::MAX));
+            errs.push(FieldError::invalid(
+                &path.child("activeDeadlineSeconds"),
+                deadline,
+                &detail,
+            ));
+        }
+    }
+    scheduling::validate_tolerations(
+        spec.tolerations.as_deref().unwrap_or_default(),
+        &path.child("tolerations"),
+        errs,
+    );
+    for (i, alias) in spec.host_aliases.iter().flatten().enumerate() {
+        let p = path.child("hostAliases").index(i);
+        if !rules::is_ip_sloppy(&alias.ip) {
+            errs.push(FieldError::invalid(
+                &p.child("ip"),
+                &alias.ip,
+                rules::INVALID_IP_MSG,
+            ));
+        }
+        for (j, hostname) in alias.hostnames.iter().flatten().enumerate() {
+            let hp = p.child("hostnames").index(j);
+            errs.extend(rules::invalid_each(
+                &hp,
+                hostname,
+                rules::dns1123_subdomain(hostname),
+            ));
+        }
+    }
+    if let Some(policy) = spec.preemption_policy.as_deref() {
+        enumerated(
+            Some(policy),
+            &path.child("preemptionPolicy"),
+            &["PreemptLowerPriority", "Never"],
+            errs,
+        );
+    }
+}
+
+/// The name-like fields: serviceAccountName, nodeName, priorityClassName (DNS subdomains) and
+/// hostname, subdomain (DNS labels).
+fn names(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    let subdomains = [
+        ("serviceAccountName", &spec.service_account_name),
+        ("nodeName", &spec.node_name),
+        ("priorityClassName", &spec.priority_class_name),
+    ];
+    for (name, value) in subdomains {
+        if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
+            errs.extend(rules::invalid_each(
+                &path.child(name),
+                value,
+                rules::dns1123_subdomain(value),
+            ));
+        }
+    }
+    for (name, value) in [("hostname", &spec.hostname), ("subdomain", &spec.subdomain)] {
+        if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
+            errs.extend(rules::invalid_each(
+                &path.child(name),
+                value,
+                rules::dns1123_label(value),
+            ));
+        }
+    }
+}
+
+/// `ValidateVolumes`; returns the names of the well-formed volumes, which mounts may reference.
+/// Volumes rejected only because peapod does not implement their source still count as defined, so
+/// their mounts do not report a second error.
+fn validate_volumes<'a>(
+    volumes: &'a [Volume],
+    path: &FieldPath,
+    errs: &mut Vec<FieldError>,
+) -> HashSet<&'a str> {
+    let mut names = HashSet::new();
+    for (i, v) in volumes.iter().enumerate() {
+        let p = path.index(i);
+        supported::volume(v, &p, errs);
+        let mut own = Vec::new();
+        volume_source(v, &p, &mut own);
+        let name_path = p.child("name");
+        if v.name.is_empty() {
+            own.push(FieldError::required(&name_path, ""));
+        } else {
+            own.extend(rules::invalid_each(
+                &name_path,
+                &v.name,
+                rules::dns1123_label(&v.name),
+            ));
+        }
+        if names.contains(v.name.as_str()) {
+            own.push(FieldError::duplicate(&name_path, &v.name));
+        }
+        if own.is_empty() {
+            names.insert(v.name.as_str());
+        }
+        errs.append(&mut own);
+    }
+    names
+}
+
+/// `validateVolumeSource` for the sources peapod implements.
+fn volume_source(v: &Volume, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    let sources = supported::volume_sources(v);
+    if sources.is_empty() {
+        errs.push(FieldError::required(path, "must specify a volume type"));
+    }
+    for (name, _) in sources.iter().skip(1) {
+        errs.push(FieldError::forbidden(
+            &path.child(name),
+            "may not specify more than 1 volume type",
+        ));
+    }
+    match sources.first() {
+        Some(("emptyDir", _)) => empty_dir(v, &path.child("emptyDir"), errs),
+        Some(("hostPath", _)) => host_path(v, &path.child("hostPath"), errs),
+        _ => {}
+    }
+}
+
+fn empty_dir(v: &Volume, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    let Some(source) = &v.empty_dir else {
+        return;
+    };
+    if let Some(medium) = source
+        .medium
+        .as_deref()
+        .filter(|m| !m.is_empty() && *m != "Memory")
+    {
+        errs.push(FieldError::not_supported(
+            &path.child("medium"),
+            medium,
+            &["", "Memory"],
+        ));
+    }
+    let Some(size) = &source.size_limit else {
+        return;
+    };
+    let size_path = path.child("sizeLimit");
+    match parse_quantity(&size.0) {
+        None => errs.push(FieldError::invalid(&size_path, &size.0, QUANTITY_FORMAT_ERROR)),
+        Some(q) if q.is_negative() => {
+            errs.push(FieldError::forbidden(
+                &size_path,
+                "SizeLimit field must be a valid resource quantity",
+            ));
+        }
+        Some(q) if q.is_zero() => errs.push(FieldError::invalid(
+            &size_path,
+            &size.0,
+            "must be greater than zero",
+        )),
+        Some(_) => {}
+    }
+}
+
+fn host_path(v: &Volume, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    let Some(source) = &v.host_path else {
+        return;
+    };
+    let path_path = path.child("path");
+    if source.path.is_empty() {
+        errs.push(FieldError::required(&path_path, ""));
+        return;
+    }
+    if rules::has_backsteps(&source.path) {
+        errs.push(FieldError::invalid(
+            &path_path,
+            &source.path,
+            "must not contain '..'",
+        ));
+    }
+    if !source.path.starts_with('/') {
+        errs.push(FieldError::invalid(
+            &path_path,
+            &source.path,
+            "must be an absolute path",
+        ));
+    }
+    if let Some(kind) = source.type_.as_deref().filter(|t| !HOST_PATH_TYPES.contains(t)) {
+        errs.push(FieldError::not_supported(
+            &path.child("type"),
+            kind,
+            &HOST_PATH_TYPES,
+        ));
+    }
+}
+
+/// `validatePodSpecSecurityContext` for the fields peapod accepts.
+fn security_context(sc: &PodSecurityContext, spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    let sc_path = path.child("securityContext");
+    for (name, id) in [("runAsUser", sc.run_as_user), ("runAsGroup", sc.run_as_group)] {
+        if let Some(id) = id {
+            for msg in rules::unix_id(id) {
+                errs.push(FieldError::invalid(&sc_path.child(name), id, &msg));
+            }
+        }
+    }
+    for (i, &gid) in sc.supplemental_groups.iter().flatten().enumerate() {
+        for msg in rules::unix_id(gid) {
+            errs.push(FieldError::invalid(
+                &sc_path.child("supplementalGroups").index(i),
+                gid,
+                &msg,
+            ));
+        }
+    }
+    if spec.share_process_namespace == Some(true) && spec.host_pid == Some(true) {
+        let detail = "ShareProcessNamespace and HostPID cannot both be enabled";
+        errs.push(FieldError::invalid(
+            &path.child("shareProcessNamespace"),
+            true,
+            detail,
+        ));
+    }
+}
+
+/// `validatePodDNSConfig`.
+fn dns_config(
+    config: Option<&PodDNSConfig>,
+    policy: Option<&str>,
+    path: &FieldPath,
+    errs: &mut Vec<FieldError>,
+) {
+    let nameservers = config.and_then(|c| c.nameservers.as_deref()).unwrap_or_default();
+    if policy == Some("None") {
+        if config.is_none() {
+            errs.push(FieldError::required(
+                path,
+                "must provide `dnsConfig` when `dnsPolicy` is None",
+            ));
+            return;
+        }
+        if nameservers.is_empty() {
+            let detail = "must provide at least one DNS nameserver when `dnsPolicy` is None";
+            errs.push(FieldError::required(&path.child("nameservers"), detail));
+            return;
+        }
+    }
+    let Some(config) = config else {
+        return;
+    };
+    let json = |list: &[String]| BadValue::Raw(serde_json::to_string(list).unwrap_or_default());
+    if nameservers.len() > MAX_DNS_NAMESERVERS {
+        let detail = format!("must not have more than {MAX_DNS_NAMESERVERS} nameservers");
+        errs.push(FieldError::invalid(
+            &path.child("nameservers"),
+            json(nameservers),
+            &detail,
+        ));
+    }
+    for (i, ns) in nameservers.iter().enumerate() {
+        if !rules::is_ip_sloppy(ns) {
+            errs.push(FieldError::invalid(
+                &path.child("nameservers").index(i),
+                ns,
+                rules::INVALID_IP_MSG,
+            ));
+        }
+    }
+    let searches = config.searches.as_deref().unwrap_or_default();
+    if searches.len() > MAX_DNS_SEARCH_PATHS {
+        let detail = format!("must not have more than {MAX_DNS_SEARCH_PATHS} search paths");
+        errs.push(FieldError::invalid(
+            &path.child("searches"),
+            json(searches),
+            &detail,
+        ));
+    }
+    if searches.join(" ").len() > MAX_DNS_SEARCH_LIST_CHARS {
+        let detail =
+            format!("must not have more than {MAX_DNS_SEARCH_LIST_CHARS} characters (including spaces) in the search list");
+        errs.push(FieldError::invalid(
+            &path.child("searches"),
+            json(searches),
+            &detail,
+        ));
+    }
+    for (i, search) in searches.iter().enumerate() {
+        let search = search.strip_suffix('.').unwrap_or(search);
+        let p = path.child("searches").index(i);
+        errs.extend(rules::invalid_each(&p, search, rules::dns1123_subdomain(search)));
+    }
+    for (i, option) in config.options.iter().flatten().enumerate() {
+        if option.name.as_deref().unwrap_or("").is_empty() {
+            errs.push(FieldError::required(
+                &path.child("options").index(i),
+                "must not be empty",
+            ));
+        }
+    }
+}
