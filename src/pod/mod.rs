@@ -9,5 +9,12 @@ pub mod printer;
 pub mod status;
 pub mod view;
 
+pub mod act;
+pub mod events;
+pub mod images;
+pub mod qos;
+pub mod store_images;
 #[cfg(test)]
 mod tests;
+pub mod worker;
+pub mod workers;

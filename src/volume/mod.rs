@@ -271,28 +271,10 @@ pub fn teardown(pod_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Bytes of a memory quantity (`64Mi`, `1G`, `1048576`); `None` when it does not parse.
+/// Bytes of a memory quantity (`64Mi`, `1G`, `1048576`); `None` when it does not parse or is not positive.
 pub fn memory_bytes(q: &str) -> Option<u64> {
-    let q = q.trim();
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(q.len());
-    let (num, suffix) = q.split_at(split);
-    let value: f64 = num.parse().ok()?;
-    let mult: f64 = match suffix {
-        "" => 1.0,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024.0f64.powi(4),
-        _ => return None,
-    };
-    let bytes = (value * mult).ceil();
-    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+    let bytes = crate::api::quantity::parse_quantity(q)?.value();
+    u64::try_from(bytes).ok().filter(|b| *b > 0)
 }
 
 #[cfg(test)]
@@ -364,5 +346,6 @@ mod tests {
         assert_eq!(memory_bytes("512"), Some(512));
         assert_eq!(memory_bytes("1.5Ki"), Some(1536));
         assert_eq!(memory_bytes("lots"), None);
+        assert_eq!(memory_bytes("0"), None);
     }
 }

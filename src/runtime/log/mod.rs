@@ -200,6 +200,16 @@ fn list_rotated(dir: &Path, file_name: &str) -> io::Result<Vec<PathBuf>> {
     Ok(found.into_iter().map(|(_, path)| path).collect())
 }
 
+/// Removes the log of one container instance (`<attempt>.log` and its rotated files). Best effort: a log
+/// that is already gone is fine.
+pub fn remove_instance_logs(dir: &Path, attempt: u32) {
+    let name = format!("{attempt}.log");
+    for rotated in list_rotated(dir, &name).unwrap_or_default() {
+        let _ = std::fs::remove_file(rotated);
+    }
+    let _ = std::fs::remove_file(dir.join(name));
+}
+
 /// Checks that `name` is a plain file name, so joining it to a directory stays in that directory.
 fn check_file_name(name: &str) -> Result<(), Error> {
     let plain = !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0']);

@@ -1,0 +1,517 @@
+//! Executing a plan: stopping and starting containers and sandboxes with the kubelet's events, waiting
+//! reasons and backoffs (`SyncPod` steps and `startContainer`, pkg/kubelet/kuberuntime).
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use super::backoff::{self, go_duration};
+use super::events::Event;
+use super::plan::{Kill, Plan};
+use super::status::Waiting;
+use super::worker::{spec_hash, Instance, Worker, RETRY};
+use crate::runtime::container::{self, ContainerRequest, ImageInfo, StartError};
+use crate::runtime::sandbox::{self, SandboxRequest};
+use crate::volume;
+
+/// The kubelet's minimum grace period when it kills containers.
+const MIN_GRACE: i64 = 2;
+
+impl Worker {
+    /// Executes `plan` in the kubelet's order: kill the pod, kill containers, create the sandbox, start the
+    /// next init container, start regular containers.
+    pub(super) async fn act(&mut self, plan: Plan) {
+        if plan.kill_pod {
+            if plan.create_sandbox.is_some() && self.sandbox.is_some() {
+                self.record(Event::normal(
+                    "SandboxChanged",
+                    "Pod sandbox changed, it will be killed and re-created.",
+                ));
+            }
+            self.kill_pod().await;
+        }
+        for k in &plan.kill {
+            self.kill_one(k).await;
+        }
+        if let Some(attempt) = plan.create_sandbox {
+            if !self.create_sandbox(attempt).await {
+                return;
+            }
+        }
+        if let Some(name) = &plan.start_init {
+            self.start_named(name, true).await;
+        }
+        for name in &plan.start {
+            self.start_named(name, false).await;
+        }
+    }
+
+    fn record(&self, event: Event) {
+        self.ctx.recorder.record(&self.pod, event);
+    }
+
+    fn field_path(&self, name: &str) -> String {
+        let is_init = self
+            .pod
+            .spec
+            .pod
+            .init_containers
+            .iter()
+            .flatten()
+            .any(|c| c.name == name);
+        if is_init {
+            format!("spec.initContainers{{{name}}}")
+        } else {
+            format!("spec.containers{{{name}}}")
+        }
+    }
+
+    /// `name_namespace(uid)`, the kubelet's `format.Pod`.
+    pub(super) fn format_pod(&self) -> String {
+        format!(
+            "{}_{}({})",
+            self.pod.metadata.name.as_deref().unwrap_or(""),
+            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
+            self.uid
+        )
+    }
+
+    /// The grace period for stopping the pod: the termination request's, else the spec's.
+    fn grace(&self) -> Duration {
+        let spec = self.pod.spec.pod.termination_grace_period_seconds.unwrap_or(30);
+        let secs = self.terminating.flatten().unwrap_or(spec).max(MIN_GRACE);
+        Duration::from_secs(secs as u64)
+    }
+
+    /// Stops every live container in parallel, then the sandbox.
+    async fn kill_pod(&mut self) {
+        let grace = self.grace();
+        let live: Vec<Instance> = self
+            .instances
+            .values()
+            .flatten()
+            .filter(|i| i.exited.is_none() && i.shim.is_some())
+            .cloned()
+            .collect();
+        for i in &live {
+            let event = Event::normal("Killing", format!("Stopping container {}", i.record.name));
+            self.record(event.on(self.field_path(&i.record.name)));
+        }
+        let cfg = self.ctx.runtime.clone();
+        let stops = live.iter().map(|i| {
+            let signal = self
+                .images
+                .get(&i.record.name)
+                .map(container::stop_signal)
+                .unwrap_or(nix::sys::signal::Signal::SIGTERM);
+            let cfg = cfg.clone();
+            let id = i.record.id.clone();
+            let shim = i.shim;
+            async move {
+                if let Some(shim) = shim {
+                    container::stop(&cfg, &id, &shim, signal, grace).await;
+                }
+                id
+            }
+        });
+        for id in join_all(stops).await {
+            self.collect_exit(&id).await;
+        }
+        if let Some(sb) = self.sandbox.take() {
+            if let Err(e) = sandbox::stop(&cfg, &sb).await {
+                tracing::warn!(pod = %self.pod.key(), error = %crate::runtime::chain(&e), "failed to stop sandbox");
+                self.sandbox = Some(sb);
+                return;
+            }
+            self.sandbox_pointer = Some(sandbox::SandboxPointer {
+                id: sb.id.clone(),
+                attempt: sb.attempt,
+            });
+        }
+        self.sandbox_ready = false;
+    }
+
+    /// Stops one container (spec changed).
+    async fn kill_one(&mut self, k: &Kill) {
+        self.record(Event::normal("Killing", k.message.clone()).on(self.field_path(&k.name)));
+        let shim = self
+            .instances
+            .values()
+            .flatten()
+            .find(|i| i.record.id == k.id)
+            .and_then(|i| i.shim);
+        let signal = self
+            .images
+            .get(&k.name)
+            .map(container::stop_signal)
+            .unwrap_or(nix::sys::signal::Signal::SIGTERM);
+        if let Some(shim) = shim {
+            container::stop(&self.ctx.runtime, &k.id, &shim, signal, self.grace()).await;
+        }
+        self.collect_exit(&k.id).await;
+    }
+
+    /// Reads the exit of a stopped instance into the worker's state.
+    async fn collect_exit(&mut self, id: &str) {
+        let cfg = self.ctx.runtime.clone();
+        let Some(mut inst) = self
+            .instances
+            .values()
+            .flatten()
+            .find(|i| i.record.id == id)
+            .cloned()
+        else {
+            return;
+        };
+        if inst.exited.is_none() {
+            inst.exited = container::read_exit(&cfg, &self.uid, &inst.record.name, inst.record.attempt);
+            if inst.exited.is_none() {
+                self.abandon(
+                    &mut inst,
+                    "The container could not be located when the pod was terminated",
+                )
+                .await;
+            }
+        }
+        inst.shim = None;
+        let _ = std::fs::remove_file(cfg.shim_record(id));
+        if let Some(slot) = self
+            .instances
+            .get_mut(&inst.record.name)
+            .and_then(|l| l.iter_mut().find(|i| i.record.id == id))
+        {
+            *slot = inst;
+        }
+    }
+
+    /// Prepares volumes and creates the sandbox; false (with a warning event) when it failed.
+    async fn create_sandbox(&mut self, attempt: u32) -> bool {
+        let cfg = self.ctx.runtime.clone();
+        let pod_dir = cfg.pod_dir(&self.uid);
+        let spec = self.pod.spec.pod.clone();
+        let prepared = tokio::task::spawn_blocking({
+            let pod_dir = pod_dir.clone();
+            move || {
+                crate::sys::fs::create_dir_all_mode(&pod_dir, 0o700).map_err(|e| e.to_string())?;
+                volume::prepare(&pod_dir, &spec).map_err(|e| e.to_string())
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        match prepared {
+            Ok(v) => self.volumes = Some(v),
+            Err(message) => {
+                self.record(Event::warning("FailedMount", message));
+                self.retry_at = Timestamp::now()
+                    .checked_add(SignedDuration::from_secs(RETRY.as_secs() as i64))
+                    .ok();
+                return false;
+            }
+        }
+        let name = self.pod.metadata.name.clone().unwrap_or_default();
+        let namespace = self
+            .pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let req = SandboxRequest {
+            uid: &self.uid,
+            name: &name,
+            namespace: &namespace,
+            spec: &self.pod.spec.pod,
+            attempt,
+        };
+        match sandbox::create(&cfg, &req).await {
+            Ok(record) => {
+                self.watch_sandbox(&record);
+                self.sandbox_pointer = Some(sandbox::SandboxPointer {
+                    id: record.id.clone(),
+                    attempt,
+                });
+                self.sandbox = Some(record);
+                self.sandbox_ready = true;
+                if crate::runtime::etc::effective_policy(&self.pod.spec.pod, &cfg.cluster_dns).1 {
+                    let message = format!(
+                        "pod: {:?}. kubelet does not have ClusterDNS IP configured and cannot create Pod using \"ClusterFirst\" policy. Falling back to \"Default\" policy.",
+                        self.format_pod()
+                    );
+                    self.record(Event::warning("MissingClusterDNS", message));
+                }
+                true
+            }
+            Err(e) => {
+                let message = format!("Failed to create pod sandbox: {}", crate::runtime::chain(&e));
+                self.record(Event::warning("FailedCreatePodSandBox", message));
+                self.retry_at = Timestamp::now()
+                    .checked_add(SignedDuration::from_secs(RETRY.as_secs() as i64))
+                    .ok();
+                false
+            }
+        }
+    }
+
+    async fn start_named(&mut self, name: &str, is_init: bool) {
+        let list = if is_init {
+            self.pod.spec.pod.init_containers.clone().unwrap_or_default()
+        } else {
+            self.pod.spec.pod.containers.clone()
+        };
+        if let Some(c) = list.into_iter().find(|c| c.name == name) {
+            self.start_container(&c).await;
+        }
+    }
+
+    /// The kubelet's `startContainer`, preceded by its crash-loop backoff check.
+    async fn start_container(&mut self, c: &Container) {
+        let now = Timestamp::now();
+        let hash = spec_hash(c);
+        let field_path = self.field_path(&c.name);
+        let key = backoff::key(&c.name, &hash);
+        let last_finish = self
+            .instances
+            .get(&c.name)
+            .and_then(|l| l.last())
+            .and_then(|i| i.exited.as_ref())
+            .map(|e| e.finished_at);
+        if let Some(finished_at) = last_finish {
+            if self.backoff.in_backoff_since(&key, finished_at, now) {
+                let pod = self.format_pod();
+                let message = format!(
+                    "back-off {} restarting failed container={} pod={pod}",
+                    go_duration(self.backoff.get(&key)),
+                    c.name
+                );
+                let changed = self
+                    .reasons
+                    .get(&c.name)
+                    .map(|w| w.message != message)
+                    .unwrap_or(true);
+                self.reasons.insert(
+                    c.name.clone(),
+                    Waiting {
+                        reason: "CrashLoopBackOff".into(),
+                        message,
+                    },
+                );
+                if changed {
+                    let event = Event::warning(
+                        "BackOff",
+                        format!("Back-off restarting failed container {} in pod {pod}", c.name),
+                    );
+                    self.record(event.on(field_path));
+                }
+                return;
+            }
+            self.backoff.next(&key, finished_at, now);
+        }
+        let Some(image) = self.ensure_image(c, &field_path).await else {
+            return;
+        };
+        let (Some(sandbox), Some(volumes)) = (self.sandbox.clone(), self.volumes.clone()) else {
+            return;
+        };
+        let attempt = self
+            .instances
+            .get(&c.name)
+            .and_then(|l| l.iter().map(|i| i.record.attempt + 1).max())
+            .unwrap_or(0);
+        let req = ContainerRequest {
+            pod: &self.pod,
+            uid: &self.uid,
+            container: c,
+            attempt,
+            spec_hash: &hash,
+            sandbox: &sandbox,
+            image: &image,
+            volumes: &volumes,
+            host_ip: self.ctx.runtime.node_ip.as_deref(),
+        };
+        self.images.insert(c.name.clone(), image.clone());
+        let result = container::start(&self.ctx.runtime, &req).await;
+        match result {
+            Ok(started) => {
+                self.reasons.remove(&c.name);
+                self.record(
+                    Event::normal("Created", format!("Created container: {}", c.name)).on(field_path.clone()),
+                );
+                self.record(Event::normal("Started", format!("Started container {}", c.name)).on(field_path));
+                let inst = Instance {
+                    record: started.instance,
+                    started: Some(started.started),
+                    exited: None,
+                    shim: Some(started.shim),
+                };
+                self.watch_instance(&inst);
+                self.instances.entry(c.name.clone()).or_default().push(inst);
+            }
+            Err(e) => {
+                self.start_failed(c, &e, attempt).await;
+            }
+        }
+    }
+
+    async fn start_failed(&mut self, c: &Container, e: &StartError, attempt: u32) {
+        let field_path = self.field_path(&c.name);
+        self.reasons.insert(
+            c.name.clone(),
+            Waiting {
+                reason: e.reason().to_string(),
+                message: e.to_string(),
+            },
+        );
+        self.record(Event::warning("Failed", format!("Error: {e}")).on(field_path));
+        if let StartError::Run(_) = e {
+            // The shim recorded the failed start as an exit; it counts for backoff like any exit.
+            let cfg = &self.ctx.runtime;
+            let found = container::observe(cfg, &self.uid, &c.name)
+                .into_iter()
+                .find(|o| o.instance.attempt == attempt);
+            if let Some(o) = found {
+                let inst = Instance {
+                    record: o.instance,
+                    started: o.started,
+                    exited: o.exited,
+                    shim: None,
+                };
+                if inst.exited.is_some() {
+                    self.instances.entry(c.name.clone()).or_default().push(inst);
+                    return;
+                }
+            }
+        }
+        self.retry_at = Timestamp::now()
+            .checked_add(SignedDuration::from_secs(RETRY.as_secs() as i64))
+            .ok();
+    }
+
+    /// The kubelet's image manager: pull policy, `Pulling`/`Pulled` events, pull backoff.
+    async fn ensure_image(&mut self, c: &Container, field_path: &str) -> Option<ImageInfo> {
+        let image = c.image.clone().unwrap_or_default();
+        let policy = c
+            .image_pull_policy
+            .clone()
+            .unwrap_or_else(|| "IfNotPresent".into());
+        let images = self.ctx.images.clone();
+        let local = match images.local(&image) {
+            Ok(l) => l,
+            Err(e) => {
+                self.image_failed(c, field_path, &e.reason, &e.message, None);
+                return None;
+            }
+        };
+        let must_pull = match (&local, policy.as_str()) {
+            (Some(_), "Always") => !images.local_only(&image),
+            (Some(_), _) => false,
+            (None, "Never") => {
+                let message = format!("Container image {image:?} is not present with pull policy of Never");
+                self.image_failed(c, field_path, "ErrImageNeverPull", &message, None);
+                return None;
+            }
+            (None, _) => true,
+        };
+        if !must_pull {
+            let event = Event::normal(
+                "Pulled",
+                format!("Container image {image:?} already present on machine"),
+            );
+            self.record(event.on(field_path.to_string()));
+            return local;
+        }
+        let key = format!("pull_{image}");
+        let now = Timestamp::now();
+        if let Some(failed) = self.pull_failures.get(&image) {
+            if self.pull_backoff.in_backoff_since(&key, *failed, now) {
+                let message = format!("Back-off pulling image {image:?}");
+                self.record(Event::normal("BackOff", message.clone()).on(field_path.to_string()));
+                self.reasons.insert(
+                    c.name.clone(),
+                    Waiting {
+                        reason: "ImagePullBackOff".into(),
+                        message,
+                    },
+                );
+                return None;
+            }
+        }
+        self.record(Event::normal("Pulling", format!("Pulling image {image:?}")).on(field_path.to_string()));
+        let started = std::time::Instant::now();
+        match images.pull(&image).await {
+            Ok(ensured) => {
+                self.pull_failures.remove(&image);
+                let took = started.elapsed();
+                let size = ensured.pulled.map(|(bytes, _)| bytes).unwrap_or(0);
+                let message = format!(
+                    "Successfully pulled image {image:?} in {:.3}s ({:.3}s including waiting). Image size: {size} bytes.",
+                    took.as_secs_f64(),
+                    took.as_secs_f64()
+                );
+                self.record(Event::normal("Pulled", message).on(field_path.to_string()));
+                Some(ensured.info)
+            }
+            Err(e) => {
+                self.pull_backoff.next(&key, now, now);
+                self.pull_failures.insert(image.clone(), now);
+                self.image_failed(c, field_path, &e.reason, &e.message, Some(&image));
+                None
+            }
+        }
+    }
+
+    fn image_failed(
+        &mut self,
+        c: &Container,
+        field_path: &str,
+        reason: &str,
+        message: &str,
+        pulled: Option<&str>,
+    ) {
+        match pulled {
+            Some(image) => {
+                let event = Event::warning("Failed", format!("Failed to pull image {image:?}: {message}"));
+                self.record(event.on(field_path.to_string()));
+                self.record(Event::warning("Failed", format!("Error: {reason}")).on(field_path.to_string()));
+            }
+            None => self.record(Event::warning(reason, message.to_string()).on(field_path.to_string())),
+        }
+        self.reasons.insert(
+            c.name.clone(),
+            Waiting {
+                reason: reason.to_string(),
+                message: message.to_string(),
+            },
+        );
+        if pulled.is_none() {
+            self.retry_at = Timestamp::now()
+                .checked_add(SignedDuration::from_secs(RETRY.as_secs() as i64))
+                .ok();
+        }
+    }
+
+    /// Removes everything the pod left on the node once it is terminated: instances, volumes, cgroups,
+    /// the pod directory and its logs.
+    pub(super) async fn cleanup(&mut self) {
+        let cfg = self.ctx.runtime.clone();
+        for inst in self.instances.values().flatten() {
+            let dir = cfg.instance_dir(&self.uid, &inst.record.name, inst.record.attempt);
+            let _ = container::remove_instance(&cfg, &inst.record.id, &dir).await;
+        }
+        let pod_dir = cfg.pod_dir(&self.uid);
+        let uid = self.uid.clone();
+        let key = self.pod.key();
+        let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            volume::teardown(&pod_dir)?;
+            crate::sys::mount::unmount_all_under(&pod_dir)?;
+            crate::sys::fs::remove_dir_atomic(&pod_dir)?;
+            crate::runtime::cgroup::remove(&cfg.pod_cgroup(&uid))
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(pod = %key, error = %e, "failed to clean up pod"),
+            Err(e) => tracing::warn!(pod = %key, error = %e, "failed to clean up pod"),
+        }
+    }
+}
