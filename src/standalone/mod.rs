@@ -1,1 +1,357 @@
-//! The standalone front end: manifests on disk feed the pod workers; status goes to files.
+//! The standalone front end (`peapod run -f PATH`): manifests on disk feed the pod workers, status goes to
+//! files that `peapod get` reads. Like the kubelet's static pods, a manifest's pod gets a uid derived from
+//! its content and the node, so a restarted supervisor adopts what runs, and an edited manifest replaces
+//! its pod (the old one is stopped gracefully, the new one started). A manifest that does not parse or
+//! validate is reported once, with its file and field, and never disturbs the others.
+
+pub mod store;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use tokio::sync::mpsc;
+
+use crate::api::{defaults, manifest, validation, PodGroup, PodGroupStatus};
+use crate::pod::worker::{Context, Update};
+use crate::pod::workers::PodWorkers;
+use crate::runtime::layout::derive_id;
+use store::StatusStore;
+
+/// How `peapod run` watches its manifests.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Manifest files or directories.
+    pub paths: Vec<PathBuf>,
+    /// How often they are re-read.
+    pub poll: Duration,
+}
+
+/// The pods the manifests ask for, and what was wrong with the rest.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Valid pods by uid.
+    pub pods: BTreeMap<String, PodGroup>,
+    /// Invalid pods by uid, with their validation message (they get a Failed status, nothing runs).
+    pub invalid: BTreeMap<String, (PodGroup, String)>,
+    /// One line per problem, naming the file.
+    pub errors: BTreeSet<String>,
+}
+
+/// A stable uid for a manifest's pod on this node (kubelet static pods hash the object and node name).
+pub fn manifest_uid(pod: &PodGroup, node: &str) -> String {
+    let mut p = pod.clone();
+    p.status = None;
+    let json = serde_json::to_string(&p).unwrap_or_default();
+    let h = derive_id(&[node, &json]);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Reads, defaults and validates every manifest.
+pub fn scan(paths: &[PathBuf], node: &str) -> Scan {
+    let mut out = Scan::default();
+    let mut names: HashMap<(String, String), PathBuf> = HashMap::new();
+    for path in paths {
+        let objects = match manifest::load_path(path) {
+            Ok(o) => o,
+            Err(e) => {
+                out.errors.insert(format!("{e}"));
+                continue;
+            }
+        };
+        for (file, result) in objects {
+            let mut pod = match result {
+                Ok(p) => p,
+                Err(e) => {
+                    out.errors.insert(e.to_string());
+                    continue;
+                }
+            };
+            defaults::apply_defaults(&mut pod);
+            pod.spec.pod.node_name.get_or_insert_with(|| node.to_string());
+            let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            if let Some(first) = names.get(&(ns.clone(), name.clone())) {
+                out.errors.insert(format!(
+                    "{}: PodGroup {ns}/{name} is already defined in {}; ignoring this one",
+                    file.display(),
+                    first.display()
+                ));
+                continue;
+            }
+            names.insert((ns.clone(), name.clone()), file.clone());
+            let uid = pod
+                .metadata
+                .uid
+                .clone()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| manifest_uid(&pod, node));
+            pod.metadata.uid = Some(uid.clone());
+            match validation::validate(&pod) {
+                Ok(()) => {
+                    out.pods.insert(uid, pod);
+                }
+                Err(errs) => {
+                    let message = errs.to_string();
+                    out.errors
+                        .insert(format!("{}: PodGroup {ns}/{name}: {message}", file.display()));
+                    out.invalid.insert(uid, (pod, message));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The status an invalid pod shows: Failed with reason `InvalidSpec` and the validation message.
+pub fn invalid_status(pod: &PodGroup, message: &str) -> PodGroupStatus {
+    let mut status = PodGroupStatus::default();
+    status.pod.phase = Some("Failed".into());
+    status.pod.reason = Some("InvalidSpec".into());
+    status.pod.message = Some(message.to_string());
+    crate::pod::printer::fill_columns(pod, &mut status, false);
+    status
+}
+
+/// Runs the standalone supervisor until `shutdown` resolves; then stops every pod gracefully.
+pub async fn run(opts: Options, ctx: Arc<Context>, shutdown: impl Future<Output = ()>) {
+    let node = ctx.runtime.node_name.clone();
+    let store = StatusStore::new(&ctx.runtime.state_dir);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Update>();
+    let mut workers = PodWorkers::new(ctx.clone(), tx);
+    let mut desired: BTreeMap<String, PodGroup> = BTreeMap::new();
+    let mut reported: BTreeSet<String> = BTreeSet::new();
+    let mut terminating: BTreeSet<String> = BTreeSet::new();
+
+    // Pods this node ran before and still has state for are adopted (if still wanted) or stopped.
+    for pod in store.list() {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if ctx.runtime.pod_dir(&uid).exists() {
+            workers.sync(pod);
+        } else if pod.metadata.deletion_timestamp.is_none()
+            && pod.status.as_ref().and_then(|s| s.pod.reason.as_deref()) != Some("InvalidSpec")
+        {
+            // Nothing left on the node for it: a finished earlier run; a new run starts it afresh.
+            store.remove(&uid);
+        }
+    }
+
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(opts.poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let paths = opts.paths.clone();
+                let node = node.clone();
+                let result = tokio::task::spawn_blocking(move || scan(&paths, &node)).await;
+                let Ok(found) = result else { continue };
+                report_errors(&mut reported, &found.errors);
+                for (uid, (pod, message)) in &found.invalid {
+                    if store.get(uid).and_then(|p| p.status).and_then(|s| s.pod.reason) != Some("InvalidSpec".into()) {
+                        let mut p = pod.clone();
+                        p.status = Some(invalid_status(pod, message));
+                        let _ = store.write(&p);
+                    }
+                }
+                for uid in store.list().iter().filter_map(|p| p.metadata.uid.clone()) {
+                    let invalid = store.get(&uid).and_then(|p| p.status).and_then(|s| s.pod.reason).as_deref() == Some("InvalidSpec");
+                    if invalid && !found.invalid.contains_key(&uid) {
+                        store.remove(&uid);
+                    }
+                }
+                desired = found.pods;
+                reconcile(&mut workers, &desired, &mut terminating, &store, &ctx);
+            }
+            Some(update) = rx.recv() => {
+                handle_update(&mut workers, &desired, &store, &ctx, update);
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    tracing::info!(pods = workers.len(), "stopping all pods");
+    for uid in workers.uids() {
+        mark_deleting(&store, &uid, None);
+        workers.terminate(&uid, None);
+    }
+    while !workers.is_empty() {
+        match rx.recv().await {
+            Some(update) => {
+                let finished = update.finished;
+                let uid = update.uid.clone();
+                let mut pod = update.pod;
+                pod.status = Some(update.status);
+                let _ = store.write(&pod);
+                if finished {
+                    workers.finished(&uid);
+                }
+            }
+            None => break,
+        }
+    }
+}
+
+fn report_errors(reported: &mut BTreeSet<String>, now: &BTreeSet<String>) {
+    for e in now.difference(reported) {
+        tracing::error!(problem = %e, "invalid manifest");
+        eprintln!("error: {e}");
+    }
+    for e in reported.difference(now) {
+        tracing::info!(problem = %e, "manifest problem resolved");
+    }
+    *reported = now.clone();
+}
+
+fn reconcile(
+    workers: &mut PodWorkers,
+    desired: &BTreeMap<String, PodGroup>,
+    terminating: &mut BTreeSet<String>,
+    store: &StatusStore,
+    ctx: &Arc<Context>,
+) {
+    for (uid, pod) in desired {
+        if workers.contains(uid) {
+            continue;
+        }
+        let mut pod = pod.clone();
+        let fresh = !ctx.runtime.pod_dir(uid).exists();
+        if fresh {
+            // A new incarnation: forget the previous run's status and logs.
+            pod.status = None;
+            let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let _ = crate::sys::fs::remove_dir_atomic(&ctx.runtime.pod_log_dir(&ns, &name, uid));
+        } else {
+            pod.status = store.get(uid).and_then(|p| p.status);
+        }
+        pod.metadata
+            .creation_timestamp
+            .get_or_insert_with(|| Time(Timestamp::now()));
+        tracing::info!(pod = %pod.key(), uid = %uid, "starting pod");
+        let _ = store.write(&pod);
+        workers.sync(pod);
+    }
+    for uid in workers.uids() {
+        if !desired.contains_key(&uid) && terminating.insert(uid.clone()) {
+            tracing::info!(uid = %uid, "manifest gone or changed: stopping pod");
+            mark_deleting(store, &uid, None);
+            workers.terminate(&uid, None);
+        }
+    }
+    terminating.retain(|u| workers.contains(u));
+}
+
+fn mark_deleting(store: &StatusStore, uid: &str, grace: Option<i64>) {
+    if let Some(mut pod) = store.get(uid) {
+        if pod.metadata.deletion_timestamp.is_none() {
+            pod.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
+            pod.metadata.deletion_grace_period_seconds =
+                grace.or(pod.spec.pod.termination_grace_period_seconds);
+            let _ = store.write(&pod);
+        }
+    }
+}
+
+fn handle_update(
+    workers: &mut PodWorkers,
+    desired: &BTreeMap<String, PodGroup>,
+    store: &StatusStore,
+    ctx: &Arc<Context>,
+    update: Update,
+) {
+    let uid = update.uid.clone();
+    let previous = store.get(&uid);
+    let mut pod = update.pod;
+    if let Some(prev) = &previous {
+        pod.metadata.creation_timestamp = prev.metadata.creation_timestamp.clone();
+        pod.metadata.deletion_timestamp = prev.metadata.deletion_timestamp.clone();
+        pod.metadata.deletion_grace_period_seconds = prev.metadata.deletion_grace_period_seconds;
+    }
+    let deleting = pod.metadata.deletion_timestamp.is_some();
+    let mut status = update.status;
+    crate::pod::printer::fill_columns(&pod, &mut status, deleting && !update.finished);
+    pod.status = Some(status);
+    if update.finished {
+        workers.finished(&uid);
+        let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        if desired.contains_key(&uid) {
+            let _ = store.write(&pod);
+        } else {
+            store.remove(&uid);
+            let _ = crate::sys::fs::remove_dir_atomic(&ctx.runtime.pod_log_dir(&ns, &name, &uid));
+        }
+        tracing::info!(pod = %pod.key(), "pod stopped");
+        return;
+    }
+    if let Err(e) = store.write(&pod) {
+        tracing::warn!(pod = %pod.key(), error = %e, "failed to write status file");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_reports_bad_files_and_keeps_good_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("good.yaml"),
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers: [{name: c, image: localhost/busybox:1}]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("dup.yaml"),
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  containers: [{name: c, image: x}, {name: c, image: y}]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("broken.yaml"),
+            "apiVersion: v1\nkind: Pod\nmetadata: [\n",
+        )
+        .unwrap();
+        let s = scan(&[dir.path().to_path_buf()], "node-a");
+        assert_eq!(s.pods.len(), 1);
+        let pod = s.pods.values().next().unwrap();
+        assert_eq!(pod.spec.pod.node_name.as_deref(), Some("node-a"));
+        assert_eq!(pod.spec.pod.restart_policy.as_deref(), Some("Always"));
+        assert_eq!(s.invalid.len(), 1);
+        let (_, msg) = s.invalid.values().next().unwrap();
+        assert!(
+            msg.contains("spec.containers[1].name: Duplicate value: \"c\""),
+            "{msg}"
+        );
+        assert!(
+            s.errors.iter().any(|e| e.contains("broken.yaml")),
+            "{:?}",
+            s.errors
+        );
+        assert!(
+            s.errors
+                .iter()
+                .any(|e| e.contains("dup.yaml") && e.contains("default/bad")),
+            "{:?}",
+            s.errors
+        );
+        // Same content, same uid; edited content, new uid.
+        let again = scan(&[dir.path().to_path_buf()], "node-a");
+        assert_eq!(
+            again.pods.keys().collect::<Vec<_>>(),
+            s.pods.keys().collect::<Vec<_>>()
+        );
+        let other_node = scan(&[dir.path().to_path_buf()], "node-b");
+        assert_ne!(other_node.pods.keys().next(), s.pods.keys().next());
+    }
+}

@@ -18,7 +18,9 @@ pub struct StatusStore {
 impl StatusStore {
     /// The store under `<state_dir>/standalone`.
     pub fn new(state_dir: &Path) -> Self {
-        StatusStore { dir: state_dir.join("standalone") }
+        StatusStore {
+            dir: state_dir.join("standalone"),
+        }
     }
 
     fn path(&self, uid: &str) -> Option<PathBuf> {
@@ -28,7 +30,9 @@ impl StatusStore {
     /// Writes the pod (with its status) atomically.
     pub fn write(&self, pod: &PodGroup) -> io::Result<()> {
         let uid = pod.metadata.uid.as_deref().unwrap_or_default();
-        let path = self.path(uid).ok_or_else(|| io::Error::other(format!("unsafe pod uid {uid:?}")))?;
+        let path = self
+            .path(uid)
+            .ok_or_else(|| io::Error::other(format!("unsafe pod uid {uid:?}")))?;
         sys::fs::create_dir_all_mode(&self.dir, 0o700)?;
         sys::fs::write_json_atomic(&path, pod)
     }
@@ -59,12 +63,18 @@ impl StatusStore {
             match sys::fs::read_json::<PodGroup>(&path) {
                 Ok(Some(pod)) => out.push(pod),
                 Ok(None) => {}
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "skipping unreadable status file"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "skipping unreadable status file")
+                }
             }
         }
         out.sort_by(|a, b| {
             let key = |p: &PodGroup| {
-                (p.metadata.namespace.clone(), p.metadata.name.clone(), p.metadata.deletion_timestamp.is_some())
+                (
+                    p.metadata.namespace.clone(),
+                    p.metadata.name.clone(),
+                    p.metadata.deletion_timestamp.is_some(),
+                )
             };
             key(a).cmp(&key(b))
         });
@@ -74,7 +84,8 @@ impl StatusStore {
     /// The pod called `name` in `namespace`: the live incarnation if there is one.
     pub fn find(&self, namespace: &str, name: &str) -> Option<PodGroup> {
         self.list().into_iter().find(|p| {
-            p.metadata.name.as_deref() == Some(name) && p.metadata.namespace.as_deref().unwrap_or("default") == namespace
+            p.metadata.name.as_deref() == Some(name)
+                && p.metadata.namespace.as_deref().unwrap_or("default") == namespace
         })
     }
 }
@@ -103,9 +114,16 @@ mod tests {
         let store = StatusStore::new(dir.path());
         store.write(&pod("u2", "web")).unwrap();
         store.write(&pod("u1", "api")).unwrap();
-        let names: Vec<_> = store.list().iter().map(|p| p.metadata.name.clone().unwrap()).collect();
+        let names: Vec<_> = store
+            .list()
+            .iter()
+            .map(|p| p.metadata.name.clone().unwrap())
+            .collect();
         assert_eq!(names, vec!["api", "web"]);
-        assert_eq!(store.find("default", "web").unwrap().metadata.uid.as_deref(), Some("u2"));
+        assert_eq!(
+            store.find("default", "web").unwrap().metadata.uid.as_deref(),
+            Some("u2")
+        );
         assert!(store.find("other", "web").is_none());
         store.remove("u2");
         assert!(store.get("u2").is_none());

@@ -1,0 +1,155 @@
+//! `peapod run`: the standalone supervisor in the foreground.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{node_name, which, CliError, Global};
+use crate::image::{ImageStore, PullOptions};
+use crate::pod::events::LogRecorder;
+use crate::pod::store_images::StoreImages;
+use crate::pod::worker::Context;
+use crate::runtime::etc::ClusterDns;
+use crate::runtime::layout::RuntimeConfig;
+use crate::standalone::{self, Options};
+
+/// Arguments of `peapod run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Manifest file or directory (repeatable); multi-document YAML or JSON, kind PodGroup or v1 Pod.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        env = "PEAPOD_FILENAME",
+        required = true,
+        value_delimiter = ','
+    )]
+    pub paths: Vec<PathBuf>,
+    /// How often manifests are re-read, in seconds.
+    #[arg(long, env = "PEAPOD_POLL_INTERVAL", default_value_t = 1.0)]
+    pub poll_interval: f64,
+    /// Registry short image names are pulled from (none: short names must be in the local store).
+    #[arg(long, env = "PEAPOD_DEFAULT_REGISTRY")]
+    pub default_registry: Option<String>,
+    /// Registry (host[:port]) spoken to over plain HTTP (repeatable); loopback registries always are.
+    #[arg(long, env = "PEAPOD_INSECURE_REGISTRY", value_delimiter = ',')]
+    pub insecure_registry: Vec<String>,
+    /// IP reported as status.hostIP [default: the address of the default-route interface].
+    #[arg(long, env = "PEAPOD_NODE_IP")]
+    pub node_ip: Option<String>,
+    /// Cluster DNS server for dnsPolicy ClusterFirst (repeatable); without one, pods fall back to the node's.
+    #[arg(long, env = "PEAPOD_CLUSTER_DNS", value_delimiter = ',')]
+    pub cluster_dns: Vec<String>,
+    /// Cluster domain.
+    #[arg(long, env = "PEAPOD_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// The node's resolv.conf, used for dnsPolicy Default.
+    #[arg(long, env = "PEAPOD_RESOLV_CONF", default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
+    /// Parent cgroup of every pod.
+    #[arg(long, env = "PEAPOD_CGROUP_PARENT", default_value = "/peapod")]
+    pub cgroup_parent: String,
+    /// Rotate a container's log above this many bytes.
+    #[arg(long, env = "PEAPOD_CONTAINER_LOG_MAX_SIZE", default_value_t = 10 << 20)]
+    pub container_log_max_size: u64,
+    /// Log files kept per container, the live one included.
+    #[arg(long, env = "PEAPOD_CONTAINER_LOG_MAX_FILES", default_value_t = 5)]
+    pub container_log_max_files: usize,
+}
+
+/// Builds the runtime configuration shared by `run` (and later `agent`).
+pub fn runtime_config(global: &Global, args: &RunArgs) -> Result<RuntimeConfig, CliError> {
+    let oci_runtime = which(&global.oci_runtime)
+        .ok_or_else(|| CliError(format!("OCI runtime {:?} not found on PATH", global.oci_runtime)))?;
+    let self_exe = std::env::current_exe().map_err(|e| CliError::context("find own executable", e))?;
+    let mut cfg = RuntimeConfig::new(
+        global.state_dir.clone(),
+        global.run_dir.clone(),
+        oci_runtime,
+        self_exe,
+    );
+    cfg.node_name = node_name(global);
+    cfg.node_ip = args.node_ip.clone().or_else(crate::network::node_ip);
+    cfg.cgroup_parent = args.cgroup_parent.clone();
+    cfg.log_max_size = args.container_log_max_size;
+    cfg.log_max_files = args.container_log_max_files.max(1);
+    cfg.resolv_conf = args.resolv_conf.clone();
+    cfg.cluster_dns = ClusterDns {
+        servers: args.cluster_dns.clone(),
+        domain: args.cluster_domain.clone(),
+    };
+    Ok(cfg)
+}
+
+/// Prepares the state directories and takes the node lock (one supervisor per run dir).
+pub fn prepare_node(cfg: &RuntimeConfig) -> Result<nix::fcntl::Flock<std::fs::File>, CliError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(CliError(
+            "peapod run must run as root: it creates namespaces, mounts and cgroups".into(),
+        ));
+    }
+    for (dir, mode) in [(&cfg.state_dir, 0o711), (&cfg.run_dir, 0o700)] {
+        crate::sys::fs::create_dir_all_mode(dir, mode).map_err(|e| CliError::context(dir.display(), e))?;
+    }
+    let lock_path = cfg.run_dir.join("peapod.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| CliError::context(lock_path.display(), e))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        CliError(format!(
+            "another peapod supervisor is running on this node ({} is locked: {e})",
+            lock_path.display()
+        ))
+    })
+}
+
+/// `peapod run`.
+pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
+    let cfg = runtime_config(global, &args)?;
+    let _lock = prepare_node(&cfg)?;
+    // Orphans of our helpers come back to us while we live, so they are reaped.
+    nix::sys::prctl::set_child_subreaper(true).map_err(|e| CliError::context("become child subreaper", e))?;
+    let store = ImageStore::open(cfg.images_dir()).map_err(|e| CliError::context("open image store", e))?;
+    let pull = PullOptions {
+        default_registry: args.default_registry.clone(),
+        insecure_registries: args.insecure_registry.clone(),
+    };
+    let ctx = Arc::new(Context {
+        runtime: cfg,
+        images: Arc::new(StoreImages::new(Arc::new(store), pull)),
+        recorder: Arc::new(LogRecorder),
+    });
+    let opts = Options {
+        paths: args.paths,
+        poll: Duration::from_secs_f64(args.poll_interval.clamp(0.1, 3600.0)),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::context("start runtime", e))?;
+    rt.block_on(async move {
+        tracing::info!(node = %ctx.runtime.node_name, node_ip = ?ctx.runtime.node_ip, "peapod run started");
+        standalone::run(opts, ctx, shutdown_signal()).await;
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}
