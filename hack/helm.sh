@@ -34,6 +34,7 @@ for tool in npm tar unzip; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool not found: run hack/install-deps.sh test"
 done
 
+rm -rf "$cache"/work.* # left by an interrupted run (we hold the lock)
 work=$(mktemp -d "$cache/work.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 

@@ -17,7 +17,7 @@ demo_pkgs=(runc busybox-static umoci skopeo)
 test_pkgs=(
   containernetworking-plugins docker-registry etcd-server podman iproute2 hyperfine openssl
   golang-go make rsync jq dpkg-dev xz-utils golang-github-modern-go-reflect2-dev
-  unzip ca-certificates
+  unzip ca-certificates curl
 )
 
 case "$mode" in

@@ -42,25 +42,28 @@ if [[ -x $bin ]]; then
   exit 0
 fi
 
-for tool in go make rsync jq dpkg-source apt-get; do
+[[ -x /usr/lib/go/bin/go ]] || die "Debian's Go (/usr/lib/go/bin/go) not found: run hack/install-deps.sh test"
+for tool in make rsync jq dpkg-source apt-get; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool not found: run hack/install-deps.sh test"
 done
 [[ -f $REFLECT2/reflect2.go ]] || die "$REFLECT2 missing: run hack/install-deps.sh test"
 
+rm -rf "$cache"/work.* # left by an interrupted build (we hold the lock, so no build is using them)
 work=$(mktemp -d "$cache/work.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 # deb-src entries for every Debian $SUITE* repository apt already uses (same mirror, no host named here).
 write_sources() {
   local uri rel comp keyring=/usr/share/keyrings/debian-archive-keyring.gpg n=0
+  # shellcheck disable=SC2016 # $(FIELD) is apt's template syntax, not shell
+  local format='$(REPO_URI) $(RELEASE) $(COMPONENT)'
   while read -r uri rel comp; do
     [[ $rel == "$SUITE" || $rel == "$SUITE"-* ]] || continue
     printf 'Types: deb-src\nURIs: %s\nSuites: %s\nComponents: %s\n' "$uri" "$rel" "$comp"
     [[ -f $keyring ]] && printf 'Signed-By: %s\n' "$keyring"
     printf '\n'
     n=$((n + 1))
-  done < <(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' \
-             'Identifier: Packages' 'Origin: Debian' | sort -u)
+  done < <(apt-get indextargets --format "$format" 'Identifier: Packages' 'Origin: Debian' | sort -u)
   ((n > 0)) || die "no Debian $SUITE repository in /etc/apt/sources.list*: cannot derive a deb-src entry"
 }
 
@@ -100,7 +103,7 @@ start=$SECONDS
 if ! (
   cd "$tree" &&
     env PATH="/usr/lib/go/bin:$PATH" HOME="$work/home" GOPATH="$tree/.go" GOCACHE="$work/gocache" \
-      GOPROXY=off GOFLAGS= CGO_ENABLED=0 make WHAT=cmd/kube-apiserver
+      GOPROXY=off GOTOOLCHAIN=local GOFLAGS= CGO_ENABLED=0 make WHAT=cmd/kube-apiserver
 ) >"$cache/build.log" 2>&1; then
   tail -n 30 "$cache/build.log" >&2
   die "build failed; full log in $cache/build.log"

@@ -57,6 +57,7 @@ name=localhost/busybox
 epoch=$(stat -c %Y "$busybox")
 created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
 
+rm -rf "$out"/.test-image.*/ # left by an interrupted run (we hold the lock)
 work=$(mktemp -d "$out/.test-image.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 layout=$work/layout
