@@ -115,11 +115,9 @@ mod tests {
         assert!(b.in_backoff_since(&k, at(1), at(5)));
         assert!(!b.in_backoff_since(&k, at(1), at(11)));
         let mut periods = Vec::new();
-        let mut t = 11;
-        for _ in 0..8 {
+        for t in 11..19 {
             b.next(&k, at(t), at(t));
             periods.push(b.get(&k).as_secs());
-            t += 1;
         }
         assert_eq!(periods, vec![20, 40, 80, 160, 300, 300, 300, 300]);
         assert_eq!(b.ready_at(&k, at(100)), Some(at(400)));

@@ -66,7 +66,7 @@ fn c(name: &str, attempt: u32, state: RunState, exit: i32) -> ContainerView {
 }
 
 fn view(ready: bool, mut cs: Vec<ContainerView>) -> PodView {
-    cs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    cs.sort_by_key(|c| std::cmp::Reverse(c.created_at));
     PodView {
         sandbox: Some(SandboxView {
             id: "sb0".into(),

@@ -304,7 +304,7 @@ async fn prepare(
         shm: sb.shm.clone(),
         mounts,
         cgroups_path: cfg.cgroups_path(req.uid, id),
-        resources: None,
+        resources: Some(spec::resources(c)),
     };
     let oci = spec::build(&input).map_err(StartError::Create)?;
     let config_path = dir.join("config.json");

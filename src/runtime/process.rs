@@ -104,14 +104,9 @@ impl ExitWatch {
 
     /// Resolves once the process has exited; reaps it when it is our child.
     pub async fn exited(&self) {
-        loop {
-            match self.fd.readable().await {
-                Ok(mut guard) => {
-                    guard.retain_ready();
-                    break;
-                }
-                Err(_) => return,
-            }
+        match self.fd.readable().await {
+            Ok(mut guard) => guard.retain_ready(),
+            Err(_) => return,
         }
         use nix::sys::wait::{waitid, Id, WaitPidFlag};
         use std::os::fd::AsFd;

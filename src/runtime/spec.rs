@@ -336,6 +336,46 @@ fn mounts(input: &SpecInput<'_>, privileged: bool) -> Vec<Mount> {
     out
 }
 
+/// The kubelet's container resources (pkg/kubelet/cm/helpers_linux.go): cpu shares from the request
+/// (`max(2, milli*1024/1000)`), a CFS quota from the limit over a 100 ms period (at least 1 ms), and the
+/// memory limit in bytes.
+pub fn resources(container: &Container) -> oci_spec::runtime::LinuxResources {
+    use crate::api::quantity::parse_quantity;
+    const PERIOD: u64 = 100_000;
+    let res = container.resources.clone().unwrap_or_default();
+    let get = |map: &Option<
+        std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    >,
+               k: &str| {
+        map.as_ref()
+            .and_then(|m| m.get(k))
+            .and_then(|q| parse_quantity(&q.0))
+    };
+    let mut out = oci_spec::runtime::LinuxResources::default();
+    let mut cpu = oci_spec::runtime::LinuxCpu::default();
+    let milli_request = get(&res.requests, "cpu")
+        .or_else(|| get(&res.limits, "cpu"))
+        .map(|q| q.milli_value())
+        .unwrap_or(0);
+    let shares = (milli_request.max(0) * 1024 / 1000).max(2);
+    cpu.set_shares(Some(u64::try_from(shares).unwrap_or(u64::MAX)));
+    if let Some(limit) = get(&res.limits, "cpu")
+        .map(|q| q.milli_value())
+        .filter(|m| *m > 0)
+    {
+        let quota = (limit * PERIOD as i128 / 1000).max(1000);
+        cpu.set_quota(Some(i64::try_from(quota).unwrap_or(i64::MAX)));
+        cpu.set_period(Some(PERIOD));
+    }
+    out.set_cpu(Some(cpu));
+    if let Some(bytes) = get(&res.limits, "memory").map(|q| q.value()).filter(|b| *b > 0) {
+        let mut mem = oci_spec::runtime::LinuxMemory::default();
+        mem.set_limit(Some(i64::try_from(bytes).unwrap_or(i64::MAX)));
+        out.set_memory(Some(mem));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,6 +546,39 @@ mod tests {
             None,
         );
         assert!(build(&input(&pod, &unknown, 0)).unwrap_err().contains("FLY"));
+    }
+
+    #[test]
+    fn resources_follow_the_kubelet_conversion() {
+        use k8s_openapi::api::core::v1::ResourceRequirements;
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        let q = |v: &[(&str, &str)]| {
+            Some(
+                v.iter()
+                    .map(|(k, x)| (k.to_string(), Quantity(x.to_string())))
+                    .collect(),
+            )
+        };
+        let c = |req: &[(&str, &str)], lim: &[(&str, &str)]| Container {
+            resources: Some(ResourceRequirements {
+                requests: q(req),
+                limits: q(lim),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let r = resources(&c(&[("cpu", "250m")], &[("cpu", "500m"), ("memory", "64Mi")]));
+        let cpu = r.cpu().clone().unwrap();
+        assert_eq!(
+            (cpu.shares(), cpu.quota(), cpu.period()),
+            (Some(256), Some(50_000), Some(100_000))
+        );
+        assert_eq!(r.memory().unwrap().limit(), Some(64 * 1024 * 1024));
+        let none = resources(&Container::default());
+        assert_eq!(none.cpu().clone().unwrap().shares(), Some(2));
+        assert!(none.memory().is_none());
+        let tiny = resources(&c(&[], &[("cpu", "1m")]));
+        assert_eq!(tiny.cpu().clone().unwrap().quota(), Some(1000));
     }
 
     #[test]

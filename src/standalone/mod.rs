@@ -314,7 +314,7 @@ mod tests {
         .unwrap();
         std::fs::write(
             dir.path().join("dup.yaml"),
-            "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  containers: [{name: c, image: x}, {name: c, image: y}]\n",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  containers: [{name: c, image: img1}, {name: c, image: img2}]\n",
         )
         .unwrap();
         std::fs::write(

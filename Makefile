@@ -1,0 +1,53 @@
+# peapod — the two commands of the README, and the pieces they are made of.
+#
+#   make demo   install what is missing (Debian packages), build, and run the two-container example
+#   make test   install what is missing, lint, and run every test (unit, root integration, cluster)
+#   make bench  benchmarks beside bare runc and podman (results in BENCHMARKS.md)
+#
+# Everything works offline: packages come from Debian's repositories, test images are built from the
+# host's busybox-static, the test control plane is built from Debian's kubernetes source package.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+IMAGES := target/test-images
+export PEAPOD_TEST_IMAGES := $(CURDIR)/$(IMAGES)
+
+.PHONY: all build release demo test deps-demo deps-test images lint unit-and-integration crds bench clean
+
+all: build
+
+build:
+	$(CARGO) build --locked
+
+release:
+	$(CARGO) build --release --locked
+
+deps-demo:
+	hack/install-deps.sh demo
+
+deps-test:
+	hack/install-deps.sh test
+
+images:
+	hack/test-image.sh $(IMAGES)
+
+demo: deps-demo release images
+	hack/demo.sh
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+unit-and-integration: images
+	$(CARGO) nextest run --locked --no-fail-fast
+
+test: deps-test images lint unit-and-integration
+
+crds:
+	PEAPOD_UPDATE_CRDS=1 $(CARGO) test --locked --lib api::crd
+
+bench: deps-test release images
+	hack/bench.sh
+
+clean:
+	$(CARGO) clean

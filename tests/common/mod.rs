@@ -1,0 +1,461 @@
+//! Test harness for root integration tests: a throw-away node (state and run dirs under a tempdir, its own
+//! cgroup parent), the real `peapod` binary, real runc and the busybox test image built offline from the
+//! host's busybox-static. Waits poll a condition with a deadline; nothing sleeps to synchronise.
+//!
+//! Tests run under cargo-nextest, one process per test: the test process makes itself child subreaper so
+//! that helpers orphaned by a killed supervisor are reaped here, and `Node::drop` proves nothing leaked
+//! (processes, mounts, cgroups) after stopping everything.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use peapod::api::PodGroup;
+
+/// The `peapod` binary under test.
+pub fn peapod_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_peapod"))
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory holding the busybox test image archives, built once (under a lock) by hack/test-image.sh.
+pub fn test_images() -> PathBuf {
+    if let Ok(dir) = std::env::var("PEAPOD_TEST_IMAGES") {
+        return PathBuf::from(dir);
+    }
+    let dir = repo_root().join("target/test-images");
+    let lock = repo_root().join("target/test-images.lock");
+    fs::create_dir_all(repo_root().join("target")).unwrap();
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .unwrap();
+    let _guard = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    let out = Command::new(repo_root().join("hack/test-image.sh"))
+        .arg(&dir)
+        .output()
+        .expect("run hack/test-image.sh");
+    assert!(
+        out.status.success(),
+        "hack/test-image.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// The busybox image every test uses.
+pub const BUSYBOX: &str = "localhost/busybox:1.35.0";
+
+/// Polls `f` every 100 ms until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn random_suffix() -> String {
+    let mut b = [0u8; 4];
+    let _ = fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
+    hex::encode(b)
+}
+
+/// A throw-away node.
+pub struct Node {
+    pub dir: tempfile::TempDir,
+    pub state: PathBuf,
+    pub run: PathBuf,
+    pub manifests: PathBuf,
+    pub cgroup_parent: String,
+    pub log: PathBuf,
+    supervisor: Option<Child>,
+}
+
+impl Node {
+    /// A node with the busybox image imported.
+    pub fn new() -> Node {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "root integration tests need root (run them with `make test`)"
+        );
+        if std::env::var_os("NEXTEST").is_some() {
+            // One test per process under nextest: reaping every orphan here cannot steal another test's child.
+            nix::sys::prctl::set_child_subreaper(true).unwrap();
+        }
+        let dir = tempfile::Builder::new().prefix("peapod-test-").tempdir().unwrap();
+        let node = Node {
+            state: dir.path().join("state"),
+            run: dir.path().join("run"),
+            manifests: dir.path().join("manifests"),
+            cgroup_parent: format!("/peapod-test-{}", random_suffix()),
+            log: dir.path().join("supervisor.log"),
+            dir,
+            supervisor: None,
+        };
+        fs::create_dir_all(&node.manifests).unwrap();
+        let archive = test_images().join("busybox.oci.tar");
+        let out = node.peapod(&["image", "import", archive.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "image import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        node
+    }
+
+    /// A `peapod` command against this node's directories.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(peapod_bin());
+        c.env("PEAPOD_STATE_DIR", &self.state)
+            .env("PEAPOD_RUN_DIR", &self.run)
+            .env("PEAPOD_NODE_NAME", "test-node")
+            .env("PEAPOD_LOG", "info")
+            .args(args);
+        c
+    }
+
+    /// Runs a `peapod` command to completion.
+    pub fn peapod(&self, args: &[&str]) -> Output {
+        self.cmd(args).stdin(Stdio::null()).output().expect("run peapod")
+    }
+
+    /// Starts `peapod run` on the manifest directory.
+    pub fn start(&mut self) {
+        assert!(self.supervisor.is_none(), "supervisor already running");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = self
+            .cmd(&[
+                "run",
+                "-f",
+                self.manifests.to_str().unwrap(),
+                "--poll-interval",
+                "0.2",
+                "--cgroup-parent",
+                &self.cgroup_parent,
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start peapod run");
+        self.supervisor = Some(child);
+    }
+
+    /// The supervisor's pid.
+    pub fn supervisor_pid(&self) -> Option<i32> {
+        self.supervisor.as_ref().map(|c| c.id() as i32)
+    }
+
+    /// Kills the supervisor with SIGKILL, leaving everything it started running.
+    pub fn kill9(&mut self) {
+        let mut child = self.supervisor.take().expect("supervisor running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Sends SIGINT and waits for the supervisor to exit (it stops every pod first).
+    pub fn stop(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut child = self.supervisor.take().expect("supervisor running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        wait_for("supervisor to exit", timeout, || child.try_wait().unwrap())
+    }
+
+    /// The supervisor's output so far.
+    pub fn supervisor_log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Writes a manifest file.
+    pub fn apply(&self, file: &str, yaml: &str) {
+        let tmp = self.manifests.join(format!(".{file}.tmp"));
+        fs::write(&tmp, yaml).unwrap();
+        fs::rename(&tmp, self.manifests.join(file)).unwrap();
+    }
+
+    /// Removes a manifest file.
+    pub fn delete(&self, file: &str) {
+        fs::remove_file(self.manifests.join(file)).unwrap();
+    }
+
+    /// The pod's current status file, if any (the live incarnation).
+    pub fn get(&self, name: &str) -> Option<PodGroup> {
+        peapod::standalone::store::StatusStore::new(&self.state).find("default", name)
+    }
+
+    /// Waits until the pod satisfies `pred`.
+    pub fn wait_pod(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&PodGroup) -> bool,
+    ) -> PodGroup {
+        wait_for(&format!("pod {name}: {what}"), timeout, || {
+            self.get(name).filter(|p| pred(p))
+        })
+        .clone()
+    }
+
+    /// `peapod exec` in a container; returns stdout (panics on failure).
+    pub fn exec(&self, pod: &str, container: &str, cmd: &[&str]) -> String {
+        let mut args = vec!["exec", pod, "-c", container, "--"];
+        args.extend_from_slice(cmd);
+        let out = self.peapod(&args);
+        assert!(
+            out.status.success(),
+            "exec {cmd:?} in {pod}/{container}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The pod's cgroup directories on this host (all hierarchies).
+    fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        peapod::runtime::cgroup::hierarchies(&info)
+            .into_iter()
+            .map(|h| h.mount.join(self.cgroup_parent.trim_start_matches('/')))
+            .filter(|p| p.exists())
+            .collect()
+    }
+
+    fn pids_in_cgroups(&self) -> Vec<i32> {
+        let mut pids = Vec::new();
+        for dir in self.cgroup_dirs() {
+            for entry in walkdir(&dir) {
+                if let Ok(text) = fs::read_to_string(entry.join("cgroup.procs")) {
+                    pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+                }
+            }
+        }
+        pids.sort();
+        pids.dedup();
+        pids
+    }
+
+    fn helper_pids(&self) -> Vec<i32> {
+        let marker = self.dir.path().to_string_lossy().into_owned();
+        let mut pids = Vec::new();
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&marker) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    fn mounts(&self) -> Vec<String> {
+        let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let marker = self.dir.path().to_string_lossy().into_owned();
+        peapod::sys::mount::mountinfo_targets(&info)
+            .filter(|t| t.starts_with(&marker))
+            .collect()
+    }
+
+    /// Asserts that nothing of this node is left on the host: processes, mounts, cgroups, sandboxes.
+    pub fn assert_clean(&self) {
+        reap_orphans();
+        let helpers = wait_for("helpers to exit", Duration::from_secs(15), || {
+            reap_orphans();
+            let p = self.helper_pids();
+            p.is_empty().then_some(p)
+        });
+        assert!(helpers.is_empty());
+        assert!(
+            self.pids_in_cgroups().is_empty(),
+            "container processes left: {:?}",
+            self.pids_in_cgroups()
+        );
+        assert!(self.mounts().is_empty(), "mounts left: {:?}", self.mounts());
+        let sandboxes: Vec<_> = fs::read_dir(self.run.join("sandboxes"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(sandboxes.is_empty(), "sandbox dirs left: {sandboxes:?}");
+        let pods: Vec<_> = fs::read_dir(self.state.join("pods"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(pods.is_empty(), "pod dirs left: {pods:?}");
+        let leftover: Vec<PathBuf> = self
+            .cgroup_dirs()
+            .into_iter()
+            .flat_map(|d| walkdir(&d).into_iter().skip(1))
+            .collect();
+        assert!(leftover.is_empty(), "pod cgroups left: {leftover:?}");
+    }
+
+    /// Forcefully removes whatever a failed test left behind.
+    fn force_cleanup(&mut self) {
+        if let Some(mut c) = self.supervisor.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for pid in self.pids_in_cgroups().into_iter().chain(self.helper_pids()) {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        // Never panic here: Drop may run while a failed test unwinds.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            reap_orphans();
+            if self.pids_in_cgroups().is_empty() && self.helper_pids().is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let runc_root = self.run.join("runc");
+        if let Ok(entries) = fs::read_dir(&runc_root) {
+            for e in entries.flatten() {
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(&runc_root)
+                    .args(["delete", "--force"])
+                    .arg(e.file_name())
+                    .output();
+            }
+        }
+        let _ = peapod::sys::mount::unmount_all_under(self.dir.path());
+        for dir in self.cgroup_dirs() {
+            let mut dirs = walkdir(&dir);
+            dirs.reverse();
+            for d in dirs {
+                let _ = fs::remove_dir(d);
+            }
+        }
+        reap_orphans();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.force_cleanup();
+    }
+}
+
+/// Reaps every exited child of this (subreaper) test process.
+pub fn reap_orphans() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    if std::env::var_os("NEXTEST").is_none() {
+        return;
+    }
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn walkdir(root: &Path) -> Vec<PathBuf> {
+    let mut out = vec![root.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        if let Ok(entries) = fs::read_dir(&out[i]) {
+            for e in entries.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    out.push(e.path());
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Helpers to read a PodGroup status.
+pub mod st {
+    use k8s_openapi::api::core::v1::ContainerStatus;
+    use peapod::api::PodGroup;
+
+    pub fn phase(p: &PodGroup) -> &str {
+        p.status
+            .as_ref()
+            .and_then(|s| s.pod.phase.as_deref())
+            .unwrap_or("")
+    }
+
+    pub fn display(p: &PodGroup) -> &str {
+        p.status
+            .as_ref()
+            .and_then(|s| s.display_status.as_deref())
+            .unwrap_or("")
+    }
+
+    pub fn try_container<'a>(p: &'a PodGroup, name: &str) -> Option<&'a ContainerStatus> {
+        let s = p.status.as_ref()?;
+        s.pod
+            .container_statuses
+            .iter()
+            .flatten()
+            .chain(s.pod.init_container_statuses.iter().flatten())
+            .find(|c| c.name == name)
+    }
+
+    pub fn container<'a>(p: &'a PodGroup, name: &str) -> &'a ContainerStatus {
+        try_container(p, name).unwrap_or_else(|| panic!("no status for container {name}"))
+    }
+
+    pub fn running(p: &PodGroup, name: &str) -> bool {
+        try_container(p, name)
+            .and_then(|c| c.state.as_ref())
+            .and_then(|s| s.running.as_ref())
+            .is_some()
+    }
+
+    pub fn terminated(
+        p: &PodGroup,
+        name: &str,
+    ) -> Option<k8s_openapi::api::core::v1::ContainerStateTerminated> {
+        try_container(p, name)?
+            .state
+            .as_ref()
+            .and_then(|s| s.terminated.clone())
+    }
+
+    pub fn waiting_reason(p: &PodGroup, name: &str) -> Option<String> {
+        try_container(p, name)?
+            .state
+            .as_ref()
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.clone())
+    }
+
+    pub fn restarts(p: &PodGroup, name: &str) -> i32 {
+        try_container(p, name).map(|c| c.restart_count).unwrap_or(-1)
+    }
+
+    pub fn condition<'a>(p: &'a PodGroup, t: &str) -> Option<&'a k8s_openapi::api::core::v1::PodCondition> {
+        p.status
+            .as_ref()?
+            .pod
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == t)
+    }
+}

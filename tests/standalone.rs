@@ -1,0 +1,403 @@
+//! Root integration tests of `peapod run` with real runc, namespaces, cgroups and the busybox test image:
+//! the sandbox, lifecycle, restart policies, crash recovery and graceful stop.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{st, wait_for, Node, BUSYBOX};
+
+const T: Duration = Duration::from_secs(60);
+
+fn pod(name: &str, policy: &str, containers: &str) -> String {
+    format!("apiVersion: peapod.dev/v1alpha1\nkind: PodGroup\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: {policy}\n  terminationGracePeriodSeconds: 5\n{containers}")
+}
+
+#[test]
+fn two_containers_share_localhost_volume_and_hostname() {
+    let mut node = Node::new();
+    node.apply(
+        "web.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  volumes:\n  - name: shared\n    emptyDir: {{}}\n  containers:\n  - name: writer\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo hello from $(hostname) > /pod-data/index.html; exec httpd -f -p 8080 -h /pod-data']\n    volumeMounts: [{{name: shared, mountPath: /pod-data}}]\n  - name: reader\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do wget -q -O /tmp/page http://localhost:8080/ ; sleep 0.2; done']\n    volumeMounts: [{{name: shared, mountPath: /pod-data, readOnly: true}}]\n"
+        ),
+    );
+    node.start();
+    let p = node.wait_pod("web", "both containers running", T, |p| {
+        st::running(p, "writer") && st::running(p, "reader")
+    });
+    assert_eq!(st::phase(&p), "Running");
+    assert_eq!(
+        p.status.as_ref().unwrap().ready_containers.as_deref(),
+        Some("2/2")
+    );
+    assert_eq!(st::condition(&p, "Ready").unwrap().status, "True");
+    assert_eq!(
+        st::condition(&p, "PodReadyToStartContainers").unwrap().status,
+        "True"
+    );
+
+    // localhost is shared: the reader fetched the writer's page over 127.0.0.1.
+    let page = wait_for("reader to fetch the page", T, || {
+        let out = node.peapod(&["exec", "web", "-c", "reader", "--", "cat", "/tmp/page"]);
+        let s = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && !s.is_empty()).then_some(s)
+    });
+    assert_eq!(page.trim(), "hello from web");
+    // The volume is shared, and read-only where asked.
+    assert_eq!(
+        node.exec("web", "reader", &["cat", "/pod-data/index.html"])
+            .trim(),
+        "hello from web"
+    );
+    let ro = node.peapod(&["exec", "web", "-c", "reader", "--", "touch", "/pod-data/x"]);
+    assert!(!ro.status.success(), "readOnly volume mount must refuse writes");
+    // Hostname (UTS) and IPC namespaces are shared; PID namespaces are not.
+    assert_eq!(node.exec("web", "reader", &["hostname"]).trim(), "web");
+    assert_eq!(node.exec("web", "writer", &["hostname"]).trim(), "web");
+    let ipc = |c: &str| node.exec("web", c, &["readlink", "/proc/self/ns/ipc"]);
+    assert_eq!(ipc("reader"), ipc("writer"));
+    let pidns = |c: &str| node.exec("web", c, &["readlink", "/proc/1/ns/pid"]);
+    assert_ne!(pidns("reader"), pidns("writer"));
+    assert_ne!(
+        node.exec("web", "reader", &["readlink", "/proc/self/ns/net"]),
+        std::fs::read_link("/proc/self/ns/net").unwrap().to_string_lossy() + "\n"
+    );
+    // kubelet-managed /etc/hosts.
+    let hosts = node.exec("web", "reader", &["cat", "/etc/hosts"]);
+    assert!(
+        hosts.starts_with("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"),
+        "{hosts}"
+    );
+
+    let get = node.peapod(&["get"]);
+    let table = String::from_utf8_lossy(&get.stdout);
+    assert!(
+        table.starts_with("NAME   READY   STATUS    RESTARTS   AGE\nweb    2/2     Running   0 "),
+        "{table}"
+    );
+
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
+
+#[test]
+fn init_containers_run_one_by_one_before_the_app() {
+    let mut node = Node::new();
+    let spec = format!(
+        "  volumes: [{{name: work, emptyDir: {{}}}}]\n  initContainers:\n  - name: init1\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo one >> /work/log']\n    volumeMounts: [{{name: work, mountPath: /work}}]\n  - name: init2\n    image: {BUSYBOX}\n    command: [sh, -c, 'test \"$(cat /work/log)\" = one && echo two >> /work/log']\n    volumeMounts: [{{name: work, mountPath: /work}}]\n  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sh, -c, 'cat /work/log; echo app >> /work/log']\n    volumeMounts: [{{name: work, mountPath: /work}}]\n"
+    );
+    node.apply("init.yaml", &pod("init", "Never", &spec));
+    node.start();
+    let p = node.wait_pod("init", "Succeeded", T, |p| st::phase(p) == "Succeeded");
+    for c in ["init1", "init2", "app"] {
+        let t = st::terminated(&p, c).unwrap_or_else(|| panic!("{c} not terminated"));
+        assert_eq!((t.exit_code, t.reason.as_deref()), (0, Some("Completed")), "{c}");
+    }
+    let init = p
+        .status
+        .as_ref()
+        .unwrap()
+        .pod
+        .init_container_statuses
+        .as_ref()
+        .unwrap();
+    assert!(
+        init.iter().all(|s| s.ready),
+        "succeeded init containers are ready"
+    );
+    let finish = |c: &str| st::terminated(&p, c).unwrap().finished_at.unwrap().0;
+    let start = |c: &str| st::terminated(&p, c).unwrap().started_at.unwrap().0;
+    assert!(
+        finish("init1") <= start("init2") && finish("init2") <= start("app"),
+        "ordering"
+    );
+    let cond = st::condition(&p, "Initialized").unwrap();
+    assert_eq!(
+        (cond.status.as_str(), cond.reason.as_deref()),
+        ("True", Some("PodCompleted"))
+    );
+    let logs = node.peapod(&["logs", "init", "-c", "app"]);
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "one\ntwo\n");
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
+
+/// Ports runtime.go "Container Runtime blackbox test when starting a container that exits should run with
+/// the expected status": the container fails on its first run, succeeds on its second, then loops.
+#[test]
+fn restart_policies_give_the_kubelet_statuses() {
+    let mut node = Node::new();
+    let script = "n=$(cat /state/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /state/n; if [ $n -eq 1 ]; then exit 1; fi; if [ $n -eq 2 ]; then exit 0; fi; while true; do sleep 1; done";
+    for policy in ["Always", "OnFailure", "Never"] {
+        let name = format!("exits-{}", policy.to_lowercase());
+        let spec = format!(
+            "  volumes: [{{name: state, emptyDir: {{medium: Memory}}}}]\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, '{script}']\n    volumeMounts: [{{name: state, mountPath: /state}}]\n"
+        );
+        node.apply(&format!("{name}.yaml"), &pod(&name, policy, &spec));
+    }
+    node.start();
+    // Always: restarted after the failure and after the success; runs with restartCount 2.
+    let p = node.wait_pod(
+        "exits-always",
+        "running after two restarts",
+        Duration::from_secs(90),
+        |p| st::running(p, "c") && st::restarts(p, "c") == 2,
+    );
+    assert_eq!(st::phase(&p), "Running");
+    assert!(st::container(&p, "c").ready);
+    // OnFailure: restarted once after the failure, then Succeeded.
+    let p = node.wait_pod("exits-onfailure", "Succeeded", Duration::from_secs(90), |p| {
+        st::phase(p) == "Succeeded"
+    });
+    assert_eq!(st::container(&p, "c").restart_count, 1);
+    assert_eq!(st::terminated(&p, "c").unwrap().exit_code, 0);
+    let last = st::container(&p, "c")
+        .last_state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!((last.exit_code, last.reason.as_deref()), (1, Some("Error")));
+    // Never: not restarted; Failed.
+    let p = node.wait_pod("exits-never", "Failed", T, |p| st::phase(p) == "Failed");
+    assert_eq!(st::container(&p, "c").restart_count, 0);
+    assert_eq!(st::terminated(&p, "c").unwrap().exit_code, 1);
+    assert_eq!(st::display(&p), "Error");
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
+
+#[test]
+fn crash_loop_backoff_doubles_from_ten_seconds() {
+    let mut node = Node::new();
+    let spec = format!("  containers:\n  - name: crash\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo attempt; exit 3']\n");
+    node.apply("crash.yaml", &pod("crash", "Always", &spec));
+    node.start();
+    // Record when each attempt finished, by restart count.
+    let mut finished: Vec<(i32, k8s_openapi::jiff::Timestamp)> = Vec::new();
+    let mut saw_backoff_message = None;
+    wait_for("three restarts", Duration::from_secs(90), || {
+        let p = node.get("crash")?;
+        let c = st::try_container(&p, "crash")?;
+        // A finish time belongs to the current attempt when the container is terminated or waiting, and to
+        // the attempt before it while the container runs.
+        let state = c.state.clone().unwrap_or_default();
+        let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+        let record = match (&state.terminated, &state.running) {
+            (Some(t), _) => Some((c.restart_count, t)),
+            (None, Some(_)) => last.map(|t| (c.restart_count - 1, t)),
+            (None, None) => last.map(|t| (c.restart_count, t)),
+        };
+        if let Some((attempt, t)) = record {
+            if let Some(f) = &t.finished_at {
+                if !finished.iter().any(|(a, _)| *a == attempt) {
+                    finished.push((attempt, f.0));
+                }
+            }
+        }
+        if st::waiting_reason(&p, "crash").as_deref() == Some("CrashLoopBackOff")
+            && saw_backoff_message.is_none()
+        {
+            saw_backoff_message = c
+                .state
+                .as_ref()
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.message.clone());
+        }
+        (c.restart_count >= 3).then_some(())
+    });
+    let p = node.get("crash").unwrap();
+    assert_eq!(
+        st::phase(&p),
+        "Running",
+        "an Always pod restarting its container stays Running"
+    );
+    let msg = saw_backoff_message.expect("CrashLoopBackOff seen");
+    assert!(
+        msg.starts_with("back-off 10s restarting failed container=crash pod=crash_default("),
+        "{msg}"
+    );
+    // Starts of attempts 2 and 3 came 10 s and 20 s after the previous finish (kubelet: 10 s doubling).
+    let started = |attempt: i32| -> k8s_openapi::jiff::Timestamp {
+        let p = node.get("crash").unwrap();
+        let c = st::container(&p, "crash");
+        let s = c.state.as_ref().unwrap();
+        let t = s
+            .terminated
+            .as_ref()
+            .or(c.last_state.as_ref().and_then(|l| l.terminated.as_ref()))
+            .unwrap();
+        assert_eq!(c.restart_count, attempt);
+        t.started_at.as_ref().unwrap().0
+    };
+    let start3 = started(3);
+    finished.sort_by_key(|(a, _)| *a);
+    let fin2 = finished
+        .iter()
+        .find(|(a, _)| *a == 2)
+        .map(|(_, t)| *t)
+        .expect("attempt 2 finish seen");
+    let gap = (start3.as_millisecond() - fin2.as_millisecond()) as f64 / 1000.0;
+    assert!(
+        (19.5..30.0).contains(&gap),
+        "attempt 3 started {gap}s after attempt 2 finished; want ~20s"
+    );
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
+
+#[test]
+fn kill9_of_the_supervisor_keeps_containers_and_reports_exits() {
+    let mut node = Node::new();
+    let spec = format!(
+        "  containers:\n  - name: long\n    image: {BUSYBOX}\n    command: [sh, -c, 'while true; do sleep 1; done']\n  - name: short\n    image: {BUSYBOX}\n    command: [sh, -c, 'sleep 3; exit 7']\n"
+    );
+    node.apply("survivor.yaml", &pod("survivor", "Never", &spec));
+    node.start();
+    let before = node.wait_pod("survivor", "both running", T, |p| {
+        st::running(p, "long") && st::running(p, "short")
+    });
+    let long_id = st::container(&before, "long").container_id.clone().unwrap();
+    let long_pid = node.exec("survivor", "long", &["sh", "-c", "echo $PPID"]);
+    node.kill9();
+    // The short container exits while nobody supervises.
+    let shim_dir = node
+        .state
+        .join("pods")
+        .join(before.metadata.uid.as_deref().unwrap())
+        .join("containers/short/0");
+    wait_for("short container to exit unsupervised", T, || {
+        shim_dir.join("exited.json").exists().then_some(())
+    });
+    node.start();
+    let after = node.wait_pod("survivor", "exit reported after restart", T, |p| {
+        st::terminated(p, "short").is_some()
+    });
+    let t = st::terminated(&after, "short").unwrap();
+    assert_eq!(
+        (t.exit_code, t.reason.as_deref()),
+        (7, Some("Error")),
+        "the real exit code"
+    );
+    assert_eq!(
+        st::container(&after, "short").restart_count,
+        0,
+        "Never: nothing starts twice"
+    );
+    assert!(st::running(&after, "long"));
+    assert_eq!(
+        st::container(&after, "long").container_id.as_deref(),
+        Some(long_id.as_str()),
+        "same instance"
+    );
+    assert_eq!(
+        node.exec("survivor", "long", &["sh", "-c", "echo $PPID"]),
+        long_pid
+    );
+    let instances = std::fs::read_dir(shim_dir.parent().unwrap()).unwrap().count();
+    assert_eq!(instances, 1, "short ran exactly once");
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
+
+#[test]
+fn graceful_stop_honours_the_grace_period() {
+    let mut node = Node::new();
+    let spec = |grace: u32, cmd: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p{grace}}}\nspec:\n  terminationGracePeriodSeconds: {grace}\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, '{cmd}']\n")
+    };
+    // Traps SIGTERM and exits at once; ignores SIGTERM (PID 1 without a handler) and needs SIGKILL.
+    node.apply(
+        "polite.yaml",
+        &spec(30, "trap \"exit 0\" TERM; while true; do sleep 0.1; done"),
+    );
+    node.apply("stubborn.yaml", &spec(3, "while true; do sleep 0.1; done"));
+    node.start();
+    node.wait_pod("p30", "running", T, |p| st::running(p, "c"));
+    node.wait_pod("p3", "running", T, |p| st::running(p, "c"));
+    let t0 = std::time::Instant::now();
+    node.delete("polite.yaml");
+    wait_for("polite pod gone", T, || node.get("p30").is_none().then_some(()));
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "a pod that exits on SIGTERM stops at once"
+    );
+    let t1 = std::time::Instant::now();
+    node.delete("stubborn.yaml");
+    wait_for("stubborn pod gone", T, || node.get("p3").is_none().then_some(()));
+    let took = t1.elapsed();
+    assert!(
+        took >= Duration::from_millis(2900),
+        "SIGKILL came before the 3 s grace period: {took:?}"
+    );
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
+
+#[test]
+fn bad_manifests_are_reported_and_others_keep_running() {
+    let mut node = Node::new();
+    node.apply(
+        "good.yaml",
+        &pod(
+            "good",
+            "Always",
+            &format!("  containers:\n  - {{name: c, image: {BUSYBOX}, command: [sleep, '3600']}}\n"),
+        ),
+    );
+    node.apply(
+        "dup.yaml",
+        &pod(
+            "dup",
+            "Always",
+            &format!("  containers:\n  - {{name: c, image: {BUSYBOX}}}\n  - {{name: c, image: {BUSYBOX}}}\n"),
+        ),
+    );
+    node.apply(
+        "typo.yaml",
+        &pod(
+            "typo",
+            "Always",
+            &format!("  containers:\n  - {{name: c, image: {BUSYBOX}, comand: [x]}}\n"),
+        ),
+    );
+    node.apply("broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata: [\n");
+    node.start();
+    node.wait_pod("good", "running", T, |p| st::running(p, "c"));
+    let dup = node.wait_pod("dup", "InvalidSpec", T, |p| st::display(p) == "InvalidSpec");
+    assert_eq!(st::phase(&dup), "Failed");
+    let msg = dup.status.as_ref().unwrap().pod.message.clone().unwrap();
+    assert!(
+        msg.contains("spec.containers[1].name: Duplicate value: \"c\""),
+        "{msg}"
+    );
+    let log = wait_for("errors logged", T, || {
+        let l = node.supervisor_log();
+        (l.contains("typo.yaml") && l.contains("broken.yaml") && l.contains("dup.yaml")).then_some(l)
+    });
+    assert!(
+        log.contains("unknown field \"spec.containers[0].comand\""),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+    // Fixing the manifest makes it run; the good pod was never disturbed.
+    let good_id = st::container(&node.get("good").unwrap(), "c")
+        .container_id
+        .clone();
+    node.apply(
+        "dup.yaml",
+        &pod(
+            "dup",
+            "Always",
+            &format!("  containers:\n  - {{name: c, image: {BUSYBOX}, command: [sleep, '3600']}}\n"),
+        ),
+    );
+    node.wait_pod("dup", "running once fixed", T, |p| st::running(p, "c"));
+    assert_eq!(
+        st::container(&node.get("good").unwrap(), "c").container_id,
+        good_id
+    );
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
