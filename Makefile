@@ -12,7 +12,7 @@ CARGO ?= cargo
 IMAGES := target/test-images
 export PEAPOD_TEST_IMAGES := $(CURDIR)/$(IMAGES)
 
-.PHONY: all build release demo test deps-demo deps-test images lint unit-and-integration crds bench clean
+.PHONY: all build release demo test deps-demo deps-test images lint lint-chart unit-and-integration crds bench clean
 
 all: build
 
@@ -41,7 +41,10 @@ lint:
 unit-and-integration: images
 	$(CARGO) nextest run --locked --no-fail-fast
 
-test: deps-test images lint unit-and-integration
+lint-chart:
+	hack/lint-chart.sh
+
+test: deps-test images lint lint-chart unit-and-integration
 
 crds:
 	PEAPOD_UPDATE_CRDS=1 $(CARGO) test --locked --lib api::crd
