@@ -365,6 +365,17 @@ fn resource_requirements(resources: &ResourceRequirements, path: &FieldPath, err
     {
         errs.push(FieldError::unimplemented(&p));
     }
+    // The kubelet enforces ephemeral-storage limits by eviction, which peapod does not do; requests only
+    // matter to scheduling and are accepted.
+    if limits
+        .as_ref()
+        .is_some_and(|l| l.contains_key("ephemeral-storage"))
+    {
+        errs.push(FieldError::forbidden(
+            &path.child("limits").key("ephemeral-storage"),
+            &format!("{NOT_SUPPORTED_BY_PEAPOD}: ephemeral-storage limits are not enforced"),
+        ));
+    }
 }
 
 fn container_security_context(sc: &SecurityContext, path: &FieldPath, errs: &mut Vec<FieldError>) {

@@ -44,7 +44,7 @@ fn accepts_everything_peapod_implements() {
         "args": ["-v"], "workingDir": "/work", "imagePullPolicy": "Never",
             "ports": [{"name": "http", "containerPort": 8080}, {"containerPort": 53, "protocol": "UDP"}],
             "env": env,
-            "resources": {"limits": {"cpu": "1", "memory": "128Mi", "ephemeral-storage": "1Gi"}, "requests": {"cpu": "500m"}},
+            "resources": {"limits": {"cpu": "1", "memory": "128Mi"}, "requests": {"cpu": "500m", "ephemeral-storage": "1Gi"}},
             "volumeMounts": [{"name": "scratch", "mountPath": "/tmp/s", "subPath": "a/b", "readOnly": true, "mountPropagation": "None"},
                              {"name": "host", "mountPath": "/data", "subPathExpr": "$(NODE)"}],
             "terminationMessagePath": "/dev/msg", "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -88,7 +88,7 @@ fn rejects_what_peapod_does_not_implement() {
             "env": [{"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
             "livenessProbe": {"exec": {"command": ["true"]}},
             "lifecycle": {"preStop": {"exec": {"command": ["true"]}}},
-            "resources": {"limits": {"hugepages-2Mi": "2Mi", "memory": "1Gi"}, "claims": [{"name": "gpu"}]},
+            "resources": {"limits": {"hugepages-2Mi": "2Mi", "memory": "1Gi", "ephemeral-storage": "1Gi"}, "claims": [{"name": "gpu"}]},
             "restartPolicy": "Always",
             "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}, "procMount": "Unmasked"},
             "stdin": true,
@@ -104,7 +104,7 @@ fn rejects_what_peapod_does_not_implement() {
         "os": {"name": "windows"},
         "automountServiceAccountToken": true,
         "hostUsers": false,
-        "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}]
+        "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}, {"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}}]
     });
     let got = check(spec);
     let s = "spec.containers[0]";
@@ -120,6 +120,8 @@ fn rejects_what_peapod_does_not_implement() {
         "spec.securityContext.sysctls: Forbidden: not supported by peapod".into(),
         "spec.topologySpreadConstraints: Forbidden: not supported by peapod".into(),
         "spec.volumes[0].configMap: Forbidden: not supported by peapod".into(),
+        "spec.volumes[1].emptyDir.sizeLimit: Forbidden: not supported by peapod: sizeLimit is enforced only for medium Memory".into(),
+        format!("{s}.resources.limits[ephemeral-storage]: Forbidden: not supported by peapod: ephemeral-storage limits are not enforced"),
         format!("{s}.env[0].valueFrom.secretKeyRef: Forbidden: not supported by peapod"),
         format!("{s}.envFrom: Forbidden: not supported by peapod"),
         format!("{s}.lifecycle: Forbidden: not supported by peapod"),
@@ -246,7 +248,7 @@ fn pod_rules() {
             json!({"containers": ok, "volumes": [{"name": "A_b"}, {"name": "v", "emptyDir": {}, "hostPath": {"path": "/x"}},
                                                   {"name": "v"}, {"name": "v"}, {"name": "h", "hostPath": {"path": "rel/../x", "type": "Pipe"}},
                                                   {"name": "e", "emptyDir": {"medium": "HugePages", "sizeLimit": "0"}},
-                                                  {"name": "f", "emptyDir": {"sizeLimit": "-1Mi"}}]}),
+                                                  {"name": "f", "emptyDir": {"medium": "Memory", "sizeLimit": "-1Mi"}}]}),
             vec![
                 format!(r#"spec.volumes[0].name: Invalid value: "A_b": {LABEL_MSG}"#),
                 "spec.volumes[1].hostPath: Forbidden: may not specify more than 1 volume type".into(),

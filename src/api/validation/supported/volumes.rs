@@ -3,6 +3,8 @@
 
 use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, Volume};
 
+use crate::api::field::NOT_SUPPORTED_BY_PEAPOD;
+
 use super::forbid;
 use crate::api::field::{FieldError, FieldPath};
 
@@ -86,11 +88,21 @@ pub fn volume(v: &Volume, path: &FieldPath, errs: &mut Vec<FieldError>) {
         forbid(errs, path, name, !implemented);
     }
     if let Some(EmptyDirVolumeSource {
-        medium: _,
+        medium,
         mode,
-        size_limit: _,
+        size_limit,
     }) = &v.empty_dir
     {
-        forbid(errs, &path.child("emptyDir"), "mode", mode.is_some());
+        let ed = path.child("emptyDir");
+        forbid(errs, &ed, "mode", mode.is_some());
+        // The kubelet enforces a disk emptyDir's sizeLimit by eviction, which peapod does not do; for
+        // medium Memory it is the tmpfs size and is enforced.
+        let disk = medium.as_deref().unwrap_or("").is_empty();
+        if size_limit.is_some() && disk {
+            errs.push(FieldError::forbidden(
+                &ed.child("sizeLimit"),
+                &format!("{NOT_SUPPORTED_BY_PEAPOD}: sizeLimit is enforced only for medium Memory"),
+            ));
+        }
     }
 }
