@@ -128,8 +128,16 @@ pub async fn start(cfg: &RuntimeConfig, req: &ContainerRequest<'_>) -> Result<St
         .await
         .map_err(|e| StartError::Create(e.to_string()))?;
     let rootfs = dir.join("rootfs");
-    for d in [&rootfs, &dir.join("upper"), &dir.join("work")] {
-        sys::fs::create_dir_all_mode(d, 0o700)
+    // The overlay's root directory takes its owner and mode from the upper dir: 0755 like an image's /, or
+    // a non-root container user could not even traverse `/`.
+    for (d, mode) in [
+        (dir.clone(), 0o700),
+        (rootfs.clone(), 0o755),
+        (dir.join("upper"), 0o755),
+        (dir.join("work"), 0o700),
+    ] {
+        sys::fs::create_dir_all_mode(&d, mode)
+            .and_then(|()| set_mode(&d, mode))
             .map_err(|e| StartError::Create(format!("create {}: {e}", d.display())))?;
     }
     let instance = InstanceRecord {

@@ -164,7 +164,8 @@ impl AccountDb {
         if let Some(g) = run_as_group {
             gid = to_id(g)?;
         }
-        let mut additional: Vec<u32> = Vec::new();
+        // containerd lists the primary group first among the supplementary ones (`ensureAdditionalGids`).
+        let mut additional: Vec<u32> = vec![gid];
         if let Some(name) = &name {
             for g in self.group.iter().filter(|g| g.members.iter().any(|m| m == name)) {
                 additional.push(g.gid);
@@ -276,7 +277,7 @@ mod tests {
             ResolvedUser {
                 uid: 0,
                 gid: 0,
-                additional_gids: vec![10]
+                additional_gids: vec![0, 10]
             }
         );
         assert_eq!(
@@ -284,7 +285,7 @@ mod tests {
             ResolvedUser {
                 uid: 1000,
                 gid: 1000,
-                additional_gids: vec![50, 10]
+                additional_gids: vec![1000, 50, 10]
             }
         );
         assert_eq!(d.resolve("app:staff", None, None, &[]).unwrap().gid, 50);
@@ -293,7 +294,7 @@ mod tests {
             ResolvedUser {
                 uid: 1234,
                 gid: 0,
-                additional_gids: vec![]
+                additional_gids: vec![0]
             }
         );
         assert_eq!(d.resolve("1000:7", None, None, &[]).unwrap().gid, 7);
@@ -315,7 +316,7 @@ mod tests {
             ResolvedUser {
                 uid: 65534,
                 gid: 65534,
-                additional_gids: vec![3000]
+                additional_gids: vec![65534, 3000]
             }
         );
         let r = d.resolve("app", None, Some(2002), &[]).unwrap();

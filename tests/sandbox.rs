@@ -1,0 +1,162 @@
+//! Root integration tests of the sandbox: host namespaces, a shared PID namespace, and volumes (emptyDir on
+//! tmpfs, hostPath type checks, subPath), each checked from inside the containers.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{st, wait_for, Node, BUSYBOX};
+
+const T: Duration = Duration::from_secs(60);
+
+fn pod(name: &str, extra: &str, containers: &str) -> String {
+    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 2\n{extra}  containers:\n{containers}")
+}
+
+fn sleeper(name: &str) -> String {
+    format!("  - name: {name}\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n")
+}
+
+#[test]
+fn host_network_pid_and_ipc_use_the_node_namespaces() {
+    let mut node = Node::new();
+    node.apply(
+        "host.yaml",
+        &pod(
+            "host",
+            "  hostNetwork: true\n  hostPID: true\n  hostIPC: true\n",
+            &sleeper("c"),
+        ),
+    );
+    node.start();
+    let p = node.wait_pod("host", "running", T, |p| st::running(p, "c"));
+    let ns = |n: &str| {
+        std::fs::read_link(format!("/proc/self/ns/{n}"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    for kind in ["net", "ipc", "uts", "pid"] {
+        let inside = node.exec("host", "c", &["readlink", &format!("/proc/self/ns/{kind}")]);
+        assert_eq!(inside.trim(), ns(kind), "{kind} namespace must be the node's");
+    }
+    let host_name = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    assert_eq!(node.exec("host", "c", &["hostname"]).trim(), host_name);
+    // hostNetwork pods report the node's IP as their own.
+    let status = p.status.as_ref().unwrap();
+    assert!(status.pod.host_ip.is_some());
+    assert_eq!(status.pod.pod_ip, status.pod.host_ip);
+    let hosts = node.exec("host", "c", &["head", "-1", "/etc/hosts"]);
+    assert_eq!(hosts.trim(), "# Kubernetes-managed hosts file (host network).");
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
+
+#[test]
+fn share_process_namespace_puts_every_container_under_the_pause_process() {
+    let mut node = Node::new();
+    let containers = format!("{}{}", sleeper("a"), sleeper("b"));
+    node.apply(
+        "shared.yaml",
+        &pod("shared", "  shareProcessNamespace: true\n", &containers),
+    );
+    node.start();
+    node.wait_pod("shared", "running", T, |p| {
+        st::running(p, "a") && st::running(p, "b")
+    });
+    let pid_ns = |c: &str| node.exec("shared", c, &["readlink", "/proc/self/ns/pid"]);
+    assert_eq!(pid_ns("a"), pid_ns("b"));
+    let init = node.exec("shared", "a", &["cat", "/proc/1/cmdline"]);
+    assert!(init.starts_with("/"), "PID 1 is the pause process: {init:?}");
+    assert!(init.contains("pause"), "PID 1 is the pause process: {init:?}");
+    // Each container sees the other's processes.
+    let ps = node.exec("shared", "a", &["ps", "-o", "pid,args"]);
+    assert!(ps.matches("while true").count() >= 2, "{ps}");
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
+
+#[test]
+fn empty_dir_memory_is_a_sized_tmpfs_and_disk_is_world_writable() {
+    let mut node = Node::new();
+    let extra = "  volumes:\n  - name: mem\n    emptyDir: {medium: Memory, sizeLimit: 10Mi}\n  - name: disk\n    emptyDir: {}\n";
+    let containers = format!(
+        "  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    volumeMounts:\n    - {{name: mem, mountPath: /mem}}\n    - {{name: disk, mountPath: /disk}}\n"
+    );
+    node.apply("vols.yaml", &pod("vols", extra, &containers));
+    node.start();
+    node.wait_pod("vols", "running", T, |p| st::running(p, "c"));
+    let df = node.exec("vols", "c", &["df", "-k", "/mem"]);
+    assert!(
+        df.lines().nth(1).unwrap().split_whitespace().nth(1) == Some("10240"),
+        "10Mi tmpfs: {df}"
+    );
+    assert!(node
+        .exec("vols", "c", &["grep", " /mem ", "/proc/mounts"])
+        .starts_with("tmpfs "));
+    assert_eq!(
+        node.exec("vols", "c", &["stat", "-c", "%a", "/disk"]).trim(),
+        "777"
+    );
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
+
+#[test]
+fn host_path_types_are_checked_and_sub_paths_stay_inside_their_volume() {
+    let mut node = Node::new();
+    let host = node.dir.path().join("host-data");
+    std::fs::create_dir_all(&host).unwrap();
+    // The volume's own symlink pointing at / must not lead the subPath out of the volume.
+    std::os::unix::fs::symlink("/", host.join("escape")).unwrap();
+    let missing = node.dir.path().join("nothing-here");
+    let extra = format!(
+        "  volumes:\n  - name: data\n    hostPath: {{path: {}, type: Directory}}\n  - name: created\n    hostPath: {{path: {}/made, type: DirectoryOrCreate}}\n",
+        host.display(),
+        node.dir.path().display()
+    );
+    let containers = format!(
+        "  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo sub > /sub/file; echo made > /made/file; sleep 3600']\n    env: [{{name: POD, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}]\n    volumeMounts:\n    - {{name: data, mountPath: /sub, subPathExpr: 'logs/$(POD)'}}\n    - {{name: data, mountPath: /esc, subPath: escape/peapod-subpath-probe}}\n    - {{name: created, mountPath: /made}}\n"
+    );
+    node.apply("paths.yaml", &pod("paths", &extra, &containers));
+    let bad = format!(
+        "  volumes:\n  - name: v\n    hostPath: {{path: {}, type: Directory}}\n",
+        missing.display()
+    );
+    node.apply("bad.yaml", &pod("badpath", &bad, &sleeper("c")));
+    node.start();
+    node.wait_pod("paths", "running", T, |p| st::running(p, "c"));
+    wait_for("files written through the mounts", T, || {
+        host.join("logs/paths/file").exists().then_some(())
+    });
+    assert_eq!(
+        std::fs::read_to_string(host.join("logs/paths/file")).unwrap(),
+        "sub\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(node.dir.path().join("made/file")).unwrap(),
+        "made\n"
+    );
+    assert!(
+        host.join("peapod-subpath-probe").is_dir(),
+        "the escaping subPath was created inside the volume"
+    );
+    assert!(!std::path::Path::new("/peapod-subpath-probe").exists());
+    // A hostPath of the wrong type: FailedMount with the kubelet's message; the pod waits.
+    let log = wait_for("FailedMount event", T, || {
+        let l = node.supervisor_log();
+        l.contains("FailedMount").then_some(l)
+    });
+    assert!(
+        log.contains(&format!(
+            "hostPath type check failed: {} is not a directory",
+            missing.display()
+        )),
+        "{log}"
+    );
+    let p = node.get("badpath").unwrap();
+    assert_eq!(st::phase(&p), "Pending");
+    assert_eq!(st::display(&p), "ContainerCreating");
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
