@@ -85,19 +85,14 @@ impl CniConfig {
                 return Err(e);
             }
         };
-        let last = net.plugins().last().map(config::plugin_description).unwrap_or_default();
-        let stored = CniResult::from_value(raw.clone(), &rt.ifname)
-            .map_err(|reason| Error::Plugin {
-                plugin: last,
-                op: "add",
-                source: PluginFailure::Output(reason),
-            })
-            .and_then(|result| {
-                cache::store(&self.cache_dir, rt, &cache::Entry::new(net, rt, &raw)).map(|()| result)
-            });
-        match stored {
+        match self.finish_add(net, rt, &raw) {
             Ok(result) => {
-                tracing::info!(container = %rt.container_id, network = %net.name(), ips = ?result.pod_ips(), "attached sandbox to CNI network");
+                tracing::info!(
+                    container = %rt.container_id,
+                    network = %net.name(),
+                    ips = ?result.pod_ips(),
+                    "attached sandbox to CNI network"
+                );
                 Ok(result)
             }
             Err(e) => {
@@ -107,10 +102,29 @@ impl CniConfig {
         }
     }
 
+    /// Decodes the final result and caches the attachment.
+    fn finish_add(&self, net: &NetworkConfig, rt: &CniRuntime, raw: &Value) -> Result<CniResult, Error> {
+        let result = CniResult::from_value(raw.clone(), &rt.ifname).map_err(|reason| Error::Plugin {
+            plugin: net
+                .plugins()
+                .last()
+                .map(config::plugin_description)
+                .unwrap_or_default(),
+            op: "add",
+            source: PluginFailure::Output(reason),
+        })?;
+        cache::store(&self.cache_dir, rt, &cache::Entry::new(net, rt, raw))?;
+        Ok(result)
+    }
+
     /// Best-effort DEL after a failed ADD; its own failure is only logged.
     async fn undo_add(&self, net: &NetworkConfig, rt: &CniRuntime, prev: Option<&Value>) {
         if let Err(error) = self.del_chain(net, rt, prev).await {
-            tracing::warn!(error = %error, container = %rt.container_id, "failed to clean up after CNI ADD failure");
+            tracing::warn!(
+                error = %error::chain(&error),
+                container = %rt.container_id,
+                "failed to clean up after CNI ADD failure"
+            );
         }
     }
 
@@ -127,8 +141,11 @@ impl CniConfig {
                 .invoke(net, plugin, "ADD", rt, &netns, prev.as_ref())
                 .await
                 .map_err(fail)?;
-            let raw: Value = serde_json::from_slice(&stdout)
-                .map_err(|e| fail(PluginFailure::Output(format!("plugin printed no JSON result: {e}"))))?;
+            let raw: Value = serde_json::from_slice(&stdout).map_err(|e| {
+                fail(PluginFailure::Output(format!(
+                    "plugin printed no JSON result: {e}"
+                )))
+            })?;
             // Validate before handing it on; a result in another version is converted as libcni does.
             CniResult::from_value(raw.clone(), &rt.ifname).map_err(|e| fail(PluginFailure::Output(e)))?;
             prev = Some(result::convert(raw, net.cni_version()));
@@ -144,35 +161,45 @@ impl CniConfig {
     pub async fn del(&self, net: Option<&NetworkConfig>, rt: &CniRuntime) -> Result<(), Error> {
         rt.validate()?;
         let cache_file = cache::path(&self.cache_dir, rt);
-        let entry = match cache::load(&self.cache_dir, rt) {
-            Ok(entry) => entry,
-            Err(error) => {
-                tracing::warn!(file = %cache_file.display(), error = %error, "ignoring unreadable CNI cache entry");
+        let cached = cache::load(&self.cache_dir, rt)
+            .and_then(|entry| {
+                entry
+                    .map(|e| e.network(&cache_file).map(|net| (net, e)))
+                    .transpose()
+            })
+            .unwrap_or_else(|error| {
+                // As libcni: an unusable cache entry is dropped, DEL goes on without it.
+                tracing::warn!(
+                    file = %cache_file.display(),
+                    error = %error::chain(&error),
+                    "ignoring unusable CNI cache entry"
+                );
                 None
-            }
-        };
-        let (net, prev, rt) = match (entry, net) {
-            (Some(entry), current) => match (entry.network(&cache_file), current) {
-                (Ok(cached), _) => (cached, Some(entry.result.clone()), with_cached_args(rt, &entry)),
-                (Err(error), Some(current)) => {
-                    tracing::warn!(file = %cache_file.display(), error = %error, "ignoring invalid cached CNI config");
-                    (current.clone(), None, rt.clone())
-                }
-                (Err(e), None) => return Err(e),
-            },
+            });
+        let (net, prev, rt) = match (cached, net) {
+            (Some((cached, entry)), _) => (cached, Some(entry.result.clone()), with_cached_args(rt, &entry)),
             (None, Some(current)) => (current.clone(), None, rt.clone()),
-            (None, None) => return Ok(()),
+            (None, None) => return cache::remove(&self.cache_dir, rt),
         };
         let prev = prev
             .filter(|_| version_at_least(net.cni_version(), "0.4.0"))
             .map(|raw| result::convert(raw, net.cni_version()));
         self.del_chain(&net, &rt, prev.as_ref()).await?;
         cache::remove(&self.cache_dir, &rt)?;
-        tracing::info!(container = %rt.container_id, network = %net.name(), "detached sandbox from CNI network");
+        tracing::info!(
+            container = %rt.container_id,
+            network = %net.name(),
+            "detached sandbox from CNI network"
+        );
         Ok(())
     }
 
-    async fn del_chain(&self, net: &NetworkConfig, rt: &CniRuntime, prev: Option<&Value>) -> Result<(), Error> {
+    async fn del_chain(
+        &self,
+        net: &NetworkConfig,
+        rt: &CniRuntime,
+        prev: Option<&Value>,
+    ) -> Result<(), Error> {
         let netns = if is_netns(&rt.netns_path) {
             rt.netns_path.to_string_lossy().into_owned()
         } else {
@@ -182,7 +209,11 @@ impl CniConfig {
             match self.invoke(net, plugin, "DEL", rt, &netns, prev).await {
                 Ok(_) => {}
                 Err(PluginFailure::Failed(e)) if e.code == CODE_UNKNOWN_CONTAINER => {
-                    tracing::debug!(plugin = %config::plugin_description(plugin), error = %e, "CNI plugin has nothing to delete");
+                    tracing::debug!(
+                        plugin = %config::plugin_description(plugin),
+                        error = %e,
+                        "CNI plugin has nothing to delete"
+                    );
                 }
                 Err(source) => {
                     return Err(Error::Plugin {
@@ -240,7 +271,10 @@ impl CniConfig {
     /// The runtime arguments of every cached attachment: after a reboot, the sandboxes whose attachments
     /// are still cached get `del(None, &rt)` so their addresses are released.
     pub fn cached_attachments(&self) -> Result<Vec<CniRuntime>, Error> {
-        Ok(cache::list(&self.cache_dir)?.iter().map(cache::Entry::runtime).collect())
+        Ok(cache::list(&self.cache_dir)?
+            .iter()
+            .map(cache::Entry::runtime)
+            .collect())
     }
 
     async fn invoke(

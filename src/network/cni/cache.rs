@@ -11,12 +11,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::config::{read_bounded, NetworkConfig};
+use super::config::{read_bounded, NetworkConfig, MAX_CONF_BYTES};
 use super::{CniRuntime, Error};
 use crate::sys;
 
 /// `kind` of a cache entry.
 const KIND: &str = "peapodCniCacheV1";
+/// An entry holds a config and a result, each bounded when it was made.
+const MAX_ENTRY_BYTES: u64 = 4 * MAX_CONF_BYTES;
 
 /// One cached attachment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,7 +103,7 @@ fn read(file: &Path) -> Result<Option<Entry>, Error> {
     if !file.exists() {
         return Ok(None);
     }
-    let bytes = read_bounded(file)?;
+    let bytes = read_bounded(file, MAX_ENTRY_BYTES)?;
     let entry: Entry = serde_json::from_slice(&bytes).map_err(|source| Error::ParseConf {
         path: file.to_path_buf(),
         source,
@@ -151,7 +153,11 @@ pub(super) fn list(dir: &Path) -> Result<Vec<Entry>, Error> {
             Ok(Some(entry)) => out.push(entry),
             Ok(None) => {}
             Err(error) => {
-                tracing::warn!(file = %file.display(), error = %error, "skipping unreadable CNI cache entry")
+                tracing::warn!(
+                    file = %file.display(),
+                    error = %super::error::chain(&error),
+                    "skipping unreadable CNI cache entry"
+                )
             }
         }
     }

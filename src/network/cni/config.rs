@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::{find_plugin, version_at_least, Error, SUPPORTED_VERSIONS};
 
 /// The largest config file peapod reads.
-const MAX_CONF_BYTES: u64 = 1 << 20;
+pub(super) const MAX_CONF_BYTES: u64 = 1 << 20;
 /// File extensions of network configurations, as containerd loads them.
 const CONF_EXTENSIONS: [&str; 3] = ["conflist", "conf", "json"];
 
@@ -105,10 +105,7 @@ impl NetworkConfig {
             None => return Err(invalid(source, "no name")),
         };
         if !valid_name(&name) {
-            return Err(invalid(
-                source,
-                format!("invalid name {name:?}: must start with a letter or digit, then letters, digits, '_', '.' or '-'"),
-            ));
+            return Err(invalid(source, format!("invalid name {name:?}: {NAME_RULE}")));
         }
         let cni_version = pick_version(&list).map_err(|reason| invalid(source, reason))?;
         let disable_check = match list.get("disableCheck") {
@@ -132,7 +129,10 @@ impl NetworkConfig {
             match plugin.get("type") {
                 Some(Value::String(t)) if valid_plugin_type(t) => {}
                 Some(Value::String(t)) => {
-                    return Err(invalid(source, format!("plugins[{i}].type: invalid plugin name {t:?}")))
+                    return Err(invalid(
+                        source,
+                        format!("plugins[{i}].type: invalid plugin name {t:?}"),
+                    ))
                 }
                 _ => return Err(invalid(source, format!("plugins[{i}]: missing 'type'"))),
             }
@@ -156,7 +156,7 @@ pub fn load(conf_dirs: &[PathBuf], bin_dirs: &[PathBuf]) -> Result<Option<Networ
         let Some(file) = conf_files(dir)?.into_iter().next() else {
             continue;
         };
-        let bytes = read_bounded(&file)?;
+        let bytes = read_bounded(&file, MAX_CONF_BYTES)?;
         let net = if file.extension().is_some_and(|e| e == "conflist") {
             NetworkConfig::from_list(&bytes, &file)?
         } else {
@@ -193,7 +193,11 @@ pub(super) fn conf_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
             files.push(path);
         }
     }
-    files.sort_by(|a, b| a.as_os_str().as_encoded_bytes().cmp(b.as_os_str().as_encoded_bytes()));
+    files.sort_by(|a, b| {
+        a.as_os_str()
+            .as_encoded_bytes()
+            .cmp(b.as_os_str().as_encoded_bytes())
+    });
     Ok(files)
 }
 
@@ -204,21 +208,19 @@ fn read_dir_error(dir: &Path, source: io::Error) -> Error {
     }
 }
 
-/// Reads a file of at most [`MAX_CONF_BYTES`].
-pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, Error> {
+/// Reads a file of at most `limit` bytes.
+pub(super) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
     let read_error = |source| Error::ReadConf {
         path: path.to_path_buf(),
         source,
     };
     let file = fs::File::open(path).map_err(read_error)?;
     let mut bytes = Vec::new();
-    file.take(MAX_CONF_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if bytes.len() as u64 > MAX_CONF_BYTES {
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(read_error)?;
+    if bytes.len() as u64 > limit {
         return Err(Error::ConfTooLarge {
             path: path.to_path_buf(),
-            limit: MAX_CONF_BYTES,
+            limit,
         });
     }
     Ok(bytes)
@@ -287,6 +289,9 @@ fn invalid(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
+/// What [`valid_name`] accepts, for error messages.
+pub(super) const NAME_RULE: &str = "must start with a letter or digit, then letters, digits, '_', '.' or '-'";
+
 /// A network name or container ID as libcni accepts it: `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`.
 pub(super) fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -306,7 +311,11 @@ fn plugin_type(plugin: &Map<String, Value>) -> &str {
 /// `type="bridge" name="mynet"` (name only when the plugin entry has one), as libcni names a plugin.
 pub(super) fn plugin_description(plugin: &Map<String, Value>) -> String {
     let mut out = format!("type={:?}", plugin_type(plugin));
-    if let Some(name) = plugin.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+    if let Some(name) = plugin
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
         out.push_str(&format!(" name={name:?}"));
     }
     out

@@ -111,7 +111,7 @@ pub enum Error {
 #[derive(Debug, thiserror::Error)]
 pub enum PluginFailure {
     /// The plugin executable is not in any plugin directory.
-    #[error("failed to find plugin {plugin:?} in path [{}]", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" "))]
+    #[error("failed to find plugin {plugin:?} in path [{}]", join_paths(paths))]
     NotFound {
         /// Plugin type.
         plugin: String,
@@ -139,4 +139,22 @@ pub enum PluginFailure {
     /// The plugin succeeded but printed something that is not a valid result.
     #[error("invalid result: {0}")]
     Output(String),
+}
+
+/// Directories as Go prints a `[]string`: space-separated.
+fn join_paths(paths: &[PathBuf]) -> String {
+    let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    shown.join(" ")
+}
+
+/// An error with its source chain joined by `: `, for logs.
+pub(super) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
 }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-use super::config::valid_name;
+use super::config::{valid_name, NAME_RULE};
 use super::{Error, PluginFailure};
 
 /// The largest stdout a plugin may print (results and error documents are a few KiB).
@@ -74,7 +74,7 @@ impl CniRuntime {
     pub(super) fn validate(&self) -> Result<(), Error> {
         if !valid_name(&self.container_id) {
             return Err(Error::InvalidRuntime(format!(
-                "invalid container ID {:?}: must start with a letter or digit, then letters, digits, '_', '.' or '-'",
+                "invalid container ID {:?}: {NAME_RULE}",
                 self.container_id
             )));
         }
@@ -83,14 +83,18 @@ impl CniRuntime {
             || ifname.len() > MAX_IFNAME
             || ifname == "."
             || ifname == ".."
-            || ifname.chars().any(|c| c == '/' || c == ':' || c == '\0' || c.is_whitespace())
+            || ifname
+                .chars()
+                .any(|c| c == '/' || c == ':' || c == '\0' || c.is_whitespace())
         {
             return Err(Error::InvalidRuntime(format!(
                 "invalid interface name {ifname:?}: 1 to {MAX_IFNAME} characters, no '/', ':' or whitespace"
             )));
         }
         if self.netns_path.as_os_str().as_encoded_bytes().contains(&0) {
-            return Err(Error::InvalidRuntime("network namespace path contains NUL".into()));
+            return Err(Error::InvalidRuntime(
+                "network namespace path contains NUL".into(),
+            ));
         }
         self.cni_args().map(|_| ())
     }
@@ -137,7 +141,10 @@ pub(super) struct Invocation<'a> {
 
 /// Runs the plugin and collects its output; a non-zero exit is returned as an [`Output`] too.
 pub(super) async fn run(inv: Invocation<'_>) -> Result<Output, PluginFailure> {
-    let cni_path = std::env::join_paths(inv.bin_dirs).unwrap_or_default();
+    let cni_path = std::env::join_paths(inv.bin_dirs).map_err(|e| PluginFailure::Spawn {
+        path: inv.plugin.to_path_buf(),
+        source: std::io::Error::other(format!("plugin directories cannot form CNI_PATH: {e}")),
+    })?;
     let mut cmd = Command::new(inv.plugin);
     cmd.env_clear()
         .env("CNI_COMMAND", inv.command)
@@ -167,8 +174,12 @@ pub(super) async fn run(inv: Invocation<'_>) -> Result<Output, PluginFailure> {
         }
     };
     let io = async {
-        let ((), out, err, status) =
-            tokio::join!(write, read_bounded(stdout, MAX_STDOUT), read_bounded(stderr, MAX_STDERR), child.wait());
+        let ((), out, err, status) = tokio::join!(
+            write,
+            read_bounded(stdout, MAX_STDOUT),
+            read_bounded(stderr, MAX_STDERR),
+            child.wait()
+        );
         (out, err, status)
     };
     let (out, err, status) = match tokio::time::timeout(inv.timeout, io).await {
@@ -187,7 +198,9 @@ pub(super) async fn run(inv: Invocation<'_>) -> Result<Output, PluginFailure> {
     })?;
     let (stdout, overflow) = out;
     if overflow {
-        return Err(PluginFailure::Output(format!("output larger than {MAX_STDOUT} bytes")));
+        return Err(PluginFailure::Output(format!(
+            "output larger than {MAX_STDOUT} bytes"
+        )));
     }
     let (stderr, _) = err;
     if !stderr.is_empty() {
@@ -198,7 +211,11 @@ pub(super) async fn run(inv: Invocation<'_>) -> Result<Output, PluginFailure> {
             "CNI plugin wrote to stderr"
         );
     }
-    Ok(Output { status, stdout, stderr })
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
 }
 
 /// Reads at most `limit` bytes and drains the rest (so the writer never blocks); `true` when it overflowed.
@@ -210,6 +227,8 @@ async fn read_bounded(reader: Option<impl AsyncRead + Unpin>, limit: u64) -> (Ve
     if (&mut reader).take(limit).read_to_end(&mut buf).await.is_err() {
         return (buf, false);
     }
-    let rest = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await.unwrap_or(0);
+    let rest = tokio::io::copy(&mut reader, &mut tokio::io::sink())
+        .await
+        .unwrap_or(0);
     (buf, rest > 0)
 }

@@ -128,8 +128,8 @@ impl CniResult {
         }
         let mut ips = Vec::with_capacity(r.ips.len());
         for (i, ip) in r.ips.into_iter().enumerate() {
-            let (address, prefix_len) =
-                parse_cidr(&ip.address).ok_or_else(|| format!("ips[{i}].address: invalid CIDR {:?}", ip.address))?;
+            let (address, prefix_len) = parse_cidr(&ip.address)
+                .ok_or_else(|| format!("ips[{i}].address: invalid CIDR {:?}", ip.address))?;
             if let Some(n) = ip.interface.filter(|n| *n >= r.interfaces.len()) {
                 return Err(format!(
                     "ips[{i}].interface: index {n} is out of range ({} interfaces)",
@@ -145,8 +145,8 @@ impl CniResult {
         }
         let mut routes = Vec::with_capacity(r.routes.len());
         for (i, route) in r.routes.into_iter().enumerate() {
-            let (dst, dst_prefix_len) =
-                parse_cidr(&route.dst).ok_or_else(|| format!("routes[{i}].dst: invalid CIDR {:?}", route.dst))?;
+            let (dst, dst_prefix_len) = parse_cidr(&route.dst)
+                .ok_or_else(|| format!("routes[{i}].dst: invalid CIDR {:?}", route.dst))?;
             routes.push(Route {
                 dst,
                 dst_prefix_len,

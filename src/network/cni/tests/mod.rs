@@ -60,7 +60,11 @@ impl Plugins {
 
     /// Sets what `plugin` does for `command`: `kind` is `out`, `err`, `exit` or `sleep`.
     fn answer(&self, plugin: &str, command: &str, kind: &str, content: &str) {
-        fs::write(self.dir.path().join(format!("{plugin}.{command}.{kind}")), content).unwrap();
+        fs::write(
+            self.dir.path().join(format!("{plugin}.{command}.{kind}")),
+            content,
+        )
+        .unwrap();
     }
 
     fn calls(&self) -> Vec<String> {

@@ -22,7 +22,8 @@ const PTP_040: &str = r#"{"cniVersion":"0.4.0",
                 {"name":"eth0","mac":"bb:bb:bb:bb:bb:bb","sandbox":"/proc/1/ns/net"}],
   "ips":[{"version":"4","interface":1,"address":"10.1.1.2/32","gateway":"10.1.1.1"}],
   "routes":[{"dst":"0.0.0.0/0","gw":"10.1.1.1"}],
-  "dns":{"nameservers":["10.1.0.10"],"domain":"cluster.local","search":["svc.cluster.local"],"options":["ndots:5"]}}"#;
+  "dns":{"nameservers":["10.1.0.10"],"domain":"cluster.local",
+         "search":["svc.cluster.local"],"options":["ndots:5"]}}"#;
 
 /// 1.0.0, dual-stack, IPv6 listed first and a host-side address that is not the pod's.
 const DUAL_100: &str = r#"{"cniVersion":"1.0.0",
@@ -73,15 +74,39 @@ fn pod_ips_of_1_0_0_results_put_ipv4_first_and_skip_host_addresses() {
 fn invalid_results_are_rejected() {
     let cases = [
         (r#"not json"#, "expected"),
-        (r#"{"cniVersion":"0.2.0","ip4":{"ip":"10.0.0.2/24"}}"#, "unsupported result cniVersion \"0.2.0\""),
+        (
+            r#"{"cniVersion":"0.2.0","ip4":{"ip":"10.0.0.2/24"}}"#,
+            "unsupported result cniVersion \"0.2.0\"",
+        ),
         (r#"{"ips":[]}"#, "unsupported result cniVersion \"\""),
-        (r#"{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2"}]}"#, "ips[0].address: invalid CIDR"),
-        (r#"{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/33"}]}"#, "invalid CIDR"),
-        (r#"{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24","interface":0}]}"#, "index 0 is out of range"),
-        (r#"{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24","interface":-1}]}"#, "invalid value"),
-        (r#"{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24","gateway":"x"}]}"#, "ips[0].gateway: invalid IP"),
-        (r#"{"cniVersion":"1.0.0","routes":[{"dst":"default"}]}"#, "routes[0].dst: invalid CIDR"),
-        (r#"{"cniVersion":"1.0.0","interfaces":[{"mac":"x"}]}"#, "missing field `name`"),
+        (
+            r#"{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2"}]}"#,
+            "ips[0].address: invalid CIDR",
+        ),
+        (
+            r#"{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/33"}]}"#,
+            "invalid CIDR",
+        ),
+        (
+            r#"{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24","interface":0}]}"#,
+            "index 0 is out of range",
+        ),
+        (
+            r#"{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24","interface":-1}]}"#,
+            "invalid value",
+        ),
+        (
+            r#"{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24","gateway":"x"}]}"#,
+            "ips[0].gateway: invalid IP",
+        ),
+        (
+            r#"{"cniVersion":"1.0.0","routes":[{"dst":"default"}]}"#,
+            "routes[0].dst: invalid CIDR",
+        ),
+        (
+            r#"{"cniVersion":"1.0.0","interfaces":[{"mac":"x"}]}"#,
+            "missing field `name`",
+        ),
     ];
     for (doc, want) in cases {
         let err = CniResult::parse(doc.as_bytes(), "eth0").unwrap_err();
@@ -99,7 +124,12 @@ fn converts_results_between_versions() {
 
     let back = convert(serde_json::from_str(DUAL_100).unwrap(), "0.4.0");
     assert_eq!(back["cniVersion"], "0.4.0");
-    let versions: Vec<&str> = back["ips"].as_array().unwrap().iter().map(|ip| ip["version"].as_str().unwrap()).collect();
+    let versions: Vec<&str> = back["ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ip| ip["version"].as_str().unwrap())
+        .collect();
     assert_eq!(versions, ["6", "4", "4", "4"]);
     assert_eq!(convert(json!("odd"), "1.0.0"), json!("odd"));
 }
@@ -107,12 +137,37 @@ fn converts_results_between_versions() {
 #[test]
 fn plugin_errors_read_like_libcni() {
     let cases: [(&[u8], &[u8], u32, &str); 6] = [
-        (br#"{"cniVersion":"1.0.0","code":7,"msg":"invalid config","details":"no bridge"}"#, b"", 7, "invalid config; no bridge"),
-        (br#"{"code":999,"msg":"invalid CIDR address: bogus"}"#, b"log line", 999, "invalid CIDR address: bogus"),
+        (
+            br#"{"cniVersion":"1.0.0","code":7,"msg":"invalid config","details":"no bridge"}"#,
+            b"",
+            7,
+            "invalid config; no bridge",
+        ),
+        (
+            br#"{"code":999,"msg":"invalid CIDR address: bogus"}"#,
+            b"log line",
+            999,
+            "invalid CIDR address: bogus",
+        ),
         (b"", b"panic: boom\n", 0, r#"netplugin failed: "panic: boom""#),
-        (b"  \n", b"", 0, "netplugin failed with no error message: exit status 1"),
-        (b"garbage", b"", 0, r#"netplugin failed but error parsing its diagnostic message "garbage": "#),
-        (br#"{"code":"x"}"#, b"", 0, "netplugin failed but error parsing its diagnostic message"),
+        (
+            b"  \n",
+            b"",
+            0,
+            "netplugin failed with no error message: exit status 1",
+        ),
+        (
+            b"garbage",
+            b"",
+            0,
+            r#"netplugin failed but error parsing its diagnostic message "garbage": "#,
+        ),
+        (
+            br#"{"code":"x"}"#,
+            b"",
+            0,
+            "netplugin failed but error parsing its diagnostic message",
+        ),
     ];
     for (stdout, stderr, code, want) in cases {
         let e = PluginError::from_output("exit status 1", stdout, stderr);
@@ -138,7 +193,10 @@ fn cni_args_for_a_pod() {
     assert_eq!(rt.ifname, "eth0");
     assert_eq!(
         rt.cni_args().unwrap(),
-        "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web;K8S_POD_INFRA_CONTAINER_ID=abc123;K8S_POD_UID=uid-1"
+        concat!(
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web;",
+            "K8S_POD_INFRA_CONTAINER_ID=abc123;K8S_POD_UID=uid-1"
+        )
     );
     for (k, v) in [("A", "b;c"), ("A", "b=c"), ("", "x"), ("A;B", "x"), ("A=B", "x")] {
         let mut bad = rt.clone();
