@@ -309,9 +309,13 @@ impl CniConfig {
     }
 }
 
-/// The runtime arguments of a DEL: the caller's, with the ADD's capability arguments when it has none.
+/// The runtime arguments of a DEL: the caller's, with the ADD's `CNI_ARGS` and capability arguments where
+/// the caller has none.
 fn with_cached_args(rt: &CniRuntime, entry: &cache::Entry) -> CniRuntime {
     let mut rt = rt.clone();
+    if rt.args.is_empty() {
+        rt.args = entry.cni_args.clone();
+    }
     if rt.capability_args.is_empty() {
         rt.capability_args = entry.capability_args.clone();
     }

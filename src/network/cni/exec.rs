@@ -56,6 +56,18 @@ impl CniRuntime {
         }
     }
 
+    /// The runtime arguments for a DEL of a sandbox whose pod is no longer known: `eth0`, no arguments
+    /// (DEL then uses the arguments cached by the ADD).
+    pub fn for_sandbox(container_id: &str, netns_path: &Path) -> Self {
+        CniRuntime {
+            container_id: container_id.to_string(),
+            netns_path: netns_path.to_path_buf(),
+            ifname: "eth0".to_string(),
+            args: Vec::new(),
+            capability_args: Map::new(),
+        }
+    }
+
     /// `CNI_ARGS`: `KEY=VALUE` pairs joined by `;`. Keys and values may not contain `=` or `;`.
     pub fn cni_args(&self) -> Result<String, Error> {
         let mut out = Vec::with_capacity(self.args.len());

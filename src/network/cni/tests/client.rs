@@ -120,8 +120,16 @@ async fn del_runs_in_reverse_with_the_cached_result_and_can_repeat() {
     let net = network("1.0.0", &["bridge", "portmap"]);
     s.cni.add(&net, &s.rt).await.unwrap();
 
-    s.cni.del(Some(&net), &s.rt).await.unwrap();
+    // Stopping a sandbox needs only its id and namespace: the rest comes from the cache.
+    let stop = CniRuntime::for_sandbox("sandbox1", Path::new(NETNS));
+    s.cni.del(Some(&net), &stop).await.unwrap();
     assert_eq!(s.plugins.calls()[2..], ["portmap DEL", "bridge DEL"]);
+    let env = s.plugins.env("bridge", "DEL");
+    assert!(
+        env.iter()
+            .any(|v| v.starts_with("CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=default;")),
+        "{env:?}"
+    );
     assert_eq!(
         s.plugins.stdin("bridge", "DEL")["prevResult"]["ips"][0]["address"],
         "10.88.7.5/24"
