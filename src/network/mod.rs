@@ -1,5 +1,8 @@
 //! Sandbox networking. Without a CNI configuration a sandbox gets a loopback-only network namespace (its
-//! containers still share localhost); this module also finds the node's own address for `status.hostIP`.
+//! containers still share localhost); with one, [`cni`] attaches the sandbox through the node's CNI plugins.
+//! This module also finds the node's own address for `status.hostIP`.
+
+pub mod cni;
 
 use std::net::IpAddr;
 
