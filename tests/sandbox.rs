@@ -160,3 +160,59 @@ fn host_path_types_are_checked_and_sub_paths_stay_inside_their_volume() {
     assert!(node.stop(T).success());
     node.assert_clean();
 }
+
+/// Removes the test's bridge even when the test fails.
+struct Bridge(String);
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn cni_network_gives_the_pod_an_ip_reachable_from_the_node() {
+    let mut node = Node::new();
+    let suffix = node.cgroup_parent.trim_start_matches("/peapod-test-").to_string();
+    let bridge = Bridge(format!("pp{}", &suffix[..6]));
+    let octet = u8::from_str_radix(&suffix[..2], 16).unwrap() % 200 + 20;
+    let data = node.dir.path().join("cni-ipam");
+    std::fs::write(
+        node.cni_conf.join("10-test.conflist"),
+        format!(
+            r#"{{"cniVersion": "1.0.0", "name": "peapod-test", "plugins": [{{"type": "bridge", "bridge": "{}", "isGateway": true, "ipMasq": false,
+               "ipam": {{"type": "host-local", "dataDir": "{}", "ranges": [[{{"subnet": "10.99.{octet}.0/24"}}]]}}}}]}}"#,
+            bridge.0,
+            data.display()
+        ),
+    )
+    .unwrap();
+    let containers = format!("  - name: web\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo served by $(hostname) > /tmp/index.html; exec httpd -f -p 8080 -h /tmp']\n");
+    node.apply("net.yaml", &pod("net", "", &containers));
+    node.start();
+    let p = node.wait_pod("net", "running with an IP", T, |p| st::running(p, "web"));
+    let ip = p.status.as_ref().unwrap().pod.pod_ip.clone().expect("podIP");
+    assert!(ip.starts_with(&format!("10.99.{octet}.")), "{ip}");
+    let hosts = node.exec("net", "web", &["cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("{ip}\tnet\n")), "{hosts}");
+    assert!(node
+        .exec("net", "web", &["ip", "-4", "addr", "show", "eth0"])
+        .contains(&ip));
+    // The node reaches the pod through the bridge.
+    let body = wait_for("HTTP answer from the pod", T, || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect((ip.as_str(), 8080)).ok()?;
+        s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    });
+    assert!(body.ends_with("served by net\n"), "{body}");
+    let lease = data.join("peapod-test").join(&ip);
+    assert!(lease.exists(), "host-local recorded the lease");
+    assert!(node.stop(T).success());
+    assert!(!lease.exists(), "the lease was released by CNI DEL");
+    node.assert_clean();
+}

@@ -58,6 +58,12 @@ pub struct RunArgs {
     /// Log files kept per container, the live one included.
     #[arg(long, env = "PEAPOD_CONTAINER_LOG_MAX_FILES", default_value_t = 5)]
     pub container_log_max_files: usize,
+    /// CNI network configuration directory; without a configuration there, sandboxes get loopback only.
+    #[arg(long, env = "PEAPOD_CNI_CONF_DIR", default_value = "/etc/cni/net.d")]
+    pub cni_conf_dir: PathBuf,
+    /// CNI plugin directory (repeatable).
+    #[arg(long, env = "PEAPOD_CNI_BIN_DIR", value_delimiter = ',', default_values = ["/opt/cni/bin", "/usr/lib/cni"])]
+    pub cni_bin_dir: Vec<PathBuf>,
 }
 
 /// Builds the runtime configuration shared by `run` (and later `agent`).
@@ -81,6 +87,8 @@ pub fn runtime_config(global: &Global, args: &RunArgs) -> Result<RuntimeConfig, 
         servers: args.cluster_dns.clone(),
         domain: args.cluster_domain.clone(),
     };
+    cfg.cni_conf_dir = args.cni_conf_dir.clone();
+    cfg.cni_bin_dirs = args.cni_bin_dir.clone();
     Ok(cfg)
 }
 

@@ -37,6 +37,10 @@ pub struct RuntimeConfig {
     pub cluster_dns: ClusterDns,
     /// Size of each sandbox's `/dev/shm`.
     pub shm_size: String,
+    /// CNI configuration directory (`--cni-conf-dir`).
+    pub cni_conf_dir: PathBuf,
+    /// CNI plugin directories (`--cni-bin-dir`).
+    pub cni_bin_dirs: Vec<PathBuf>,
 }
 
 impl RuntimeConfig {
@@ -58,6 +62,11 @@ impl RuntimeConfig {
                 domain: "cluster.local".to_string(),
             },
             shm_size: "65536k".to_string(),
+            cni_conf_dir: PathBuf::from(crate::network::cni::DEFAULT_CONF_DIR),
+            cni_bin_dirs: crate::network::cni::DEFAULT_BIN_DIRS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
         }
     }
 
@@ -104,6 +113,11 @@ impl RuntimeConfig {
     /// Volatile directory of one sandbox.
     pub fn sandbox_run_dir(&self, sandbox_id: &str) -> PathBuf {
         self.run_dir.join("sandboxes").join(sandbox_id)
+    }
+
+    /// Where CNI ADD results are cached for DEL (persistent: leases outlive a reboot).
+    pub fn cni_cache_dir(&self) -> PathBuf {
+        self.state_dir.join("cni").join("results")
     }
 
     /// `--root` of the OCI runtime.

@@ -39,6 +39,9 @@ pub enum Error {
     /// The pause process did not come up.
     #[error("pause process failed: {0}")]
     Pause(String),
+    /// The sandbox network could not be set up or torn down.
+    #[error("{0}")]
+    Network(String),
 }
 
 impl Error {

@@ -18,6 +18,7 @@ use super::pause::PauseArgs;
 use super::process::{self, ExitWatch};
 use super::record::ProcessId;
 use super::Error;
+use crate::network::cni::{CniConfig, CniRuntime};
 use crate::sys;
 
 /// File name of sandbox records.
@@ -114,6 +115,10 @@ pub async fn create(cfg: &RuntimeConfig, req: &SandboxRequest<'_>) -> Result<San
     match build(cfg, req, &id).await {
         Ok(record) => Ok(record),
         Err(e) => {
+            // A half-made attachment is released while its namespace is still pinned.
+            let _ = cni_client(cfg)
+                .del(None, &CniRuntime::for_sandbox(&id, &dir.join("ns/net")))
+                .await;
             let _ = teardown_dir(&dir);
             Err(e)
         }
@@ -205,7 +210,7 @@ async fn build(cfg: &RuntimeConfig, req: &SandboxRequest<'_>, id: &str) -> Resul
     let pod_ips: Vec<String> = if host_network {
         cfg.node_ip.iter().cloned().collect()
     } else {
-        Vec::new()
+        setup_network(cfg, req, id, &ns_dir.join("net")).await?
     };
     let pod_dir = cfg.pod_dir(req.uid);
     sys::fs::create_dir_all_mode(&pod_dir, 0o700).map_err(|source| Error::io("create", &pod_dir, source))?;
@@ -255,9 +260,74 @@ async fn build(cfg: &RuntimeConfig, req: &SandboxRequest<'_>, id: &str) -> Resul
     Ok(record)
 }
 
-/// Stops a sandbox: kills the pause process (which ends a shared PID namespace and everything in it),
-/// unpins the namespaces and removes the volatile directory. Safe to repeat.
+fn cni_client(cfg: &RuntimeConfig) -> CniConfig {
+    CniConfig::new(cfg.cni_bin_dirs.clone(), cfg.cni_cache_dir())
+}
+
+/// Attaches the sandbox to the node's CNI network; no CNI configuration means a loopback-only sandbox.
+async fn setup_network(
+    cfg: &RuntimeConfig,
+    req: &SandboxRequest<'_>,
+    id: &str,
+    netns: &std::path::Path,
+) -> Result<Vec<String>, Error> {
+    let fail = |e: String| Error::Network(format!("failed to setup network for sandbox {id:?}: {e}"));
+    let net = CniConfig::load(std::slice::from_ref(&cfg.cni_conf_dir), &cfg.cni_bin_dirs)
+        .map_err(|e| fail(super::chain(&e)))?;
+    let Some(net) = net else {
+        return Ok(Vec::new());
+    };
+    let rt = CniRuntime::for_pod(id, netns, req.namespace, req.name, req.uid);
+    let result = cni_client(cfg)
+        .add(&net, &rt)
+        .await
+        .map_err(|e| fail(super::chain(&e)))?;
+    let ips = result.pod_ips();
+    if ips.is_empty() {
+        return Err(Error::Network(format!(
+            "failed to find network info for sandbox {id:?}"
+        )));
+    }
+    Ok(ips)
+}
+
+/// Releases CNI attachments whose sandbox no longer exists (after a reboot, the leases would leak).
+pub async fn collect_network_garbage(cfg: &RuntimeConfig) {
+    release_networks(cfg, |id| load(cfg, id).is_some()).await;
+}
+
+/// Releases every cached CNI attachment except those whose sandbox id `keep` accepts.
+pub async fn release_networks(cfg: &RuntimeConfig, keep: impl Fn(&str) -> bool) {
+    let cni = cni_client(cfg);
+    let Ok(attachments) = cni.cached_attachments() else {
+        return;
+    };
+    for rt in attachments {
+        if keep(&rt.container_id) {
+            continue;
+        }
+        if let Err(e) = cni.del(None, &rt).await {
+            tracing::warn!(sandbox = %rt.container_id, error = %super::chain(&e), "failed to release a stale CNI attachment");
+        }
+    }
+}
+
+/// Stops a sandbox: detaches it from the CNI network, kills the pause process (which ends a shared PID
+/// namespace and everything in it), unpins the namespaces and removes the volatile directory. Safe to repeat;
+/// a failed network teardown leaves the sandbox in place to be retried, as containerd does.
 pub async fn stop(cfg: &RuntimeConfig, record: &SandboxRecord) -> Result<(), Error> {
+    if let Some(netns) = &record.net {
+        cni_client(cfg)
+            .del(None, &CniRuntime::for_sandbox(&record.id, netns))
+            .await
+            .map_err(|e| {
+                Error::Network(format!(
+                    "failed to destroy network for sandbox {:?}: {}",
+                    record.id,
+                    super::chain(&e)
+                ))
+            })?;
+    }
     if let Ok(Some(watch)) = ExitWatch::open(&record.pause) {
         let _ = watch.signal(nix::sys::signal::Signal::SIGKILL);
         let _ = tokio::time::timeout(Duration::from_secs(10), watch.exited()).await;

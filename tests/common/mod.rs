@@ -82,6 +82,8 @@ pub struct Node {
     pub manifests: PathBuf,
     pub cgroup_parent: String,
     pub log: PathBuf,
+    /// CNI configuration directory: empty (loopback-only sandboxes) unless a test writes a network there.
+    pub cni_conf: PathBuf,
     supervisor: Option<Child>,
 }
 
@@ -103,10 +105,12 @@ impl Node {
             manifests: dir.path().join("manifests"),
             cgroup_parent: format!("/peapod-test-{}", random_suffix()),
             log: dir.path().join("supervisor.log"),
+            cni_conf: dir.path().join("cni"),
             dir,
             supervisor: None,
         };
         fs::create_dir_all(&node.manifests).unwrap();
+        fs::create_dir_all(&node.cni_conf).unwrap();
         let archive = test_images().join("busybox.oci.tar");
         let out = node.peapod(&["image", "import", archive.to_str().unwrap()]);
         assert!(
@@ -124,6 +128,7 @@ impl Node {
             .env("PEAPOD_RUN_DIR", &self.run)
             .env("PEAPOD_NODE_NAME", "test-node")
             .env("PEAPOD_LOG", "info")
+            .env("PEAPOD_CNI_CONF_DIR", &self.cni_conf)
             .args(args);
         c
     }
@@ -327,6 +332,17 @@ impl Node {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+        // Release the CNI attachments of sandboxes the test left (their namespaces are still pinned).
+        let mut cfg = peapod::runtime::layout::RuntimeConfig::new(
+            self.state.clone(),
+            self.run.clone(),
+            PathBuf::from("runc"),
+            peapod_bin(),
+        );
+        cfg.cni_conf_dir = self.cni_conf.clone();
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            rt.block_on(peapod::runtime::sandbox::release_networks(&cfg, |_| false));
         }
         let runc_root = self.run.join("runc");
         if let Ok(entries) = fs::read_dir(&runc_root) {
