@@ -45,6 +45,14 @@ pid_of() {
 
 port_free() { [[ -z $(ss -Hltn "sport = :$1") ]]; }
 
+# alive PID: the process exists and has not exited. A zombie counts as exited: whoever started us (a test
+# process that is a child subreaper, say) may reap it only later, and `kill -0` succeeds on a zombie.
+alive() {
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n $state && $state != Z && $state != X ]]
+}
+
 pick_port() {
   local p i
   for ((i = 0; i < 100; i++)); do
@@ -192,11 +200,11 @@ stop_one() {
   if pid=$(pid_of "$name"); then
     kill -TERM "$pid" 2>/dev/null || true
     deadline=$((SECONDS + 15))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
+    while alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+    if alive "$pid"; then
       log "$name (pid $pid) ignored TERM for 15 s; killing it"
       kill -KILL "$pid" 2>/dev/null || true
-      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+      while alive "$pid"; do sleep 0.1; done
     fi
     log "stopped $name (pid $pid)"
   fi

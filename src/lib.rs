@@ -7,10 +7,12 @@
 
 pub mod api;
 pub mod cli;
+pub mod controller;
 pub mod image;
 pub mod network;
 pub mod pod;
 pub mod runtime;
+pub mod scheduler;
 pub mod standalone;
 pub mod sys;
 pub mod volume;

@@ -56,9 +56,19 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Finds a pod by namespace and name in the status files.
+/// Finds a pod by namespace and name: in the standalone status files, else among the pods an agent runs on
+/// this node (their checkpoints).
 pub fn find_pod(global: &Global, namespace: &str, name: &str) -> Result<PodGroup, CliError> {
     StatusStore::new(&global.state_dir)
         .find(namespace, name)
+        .or_else(|| {
+            crate::pod::worker::checkpointed_pods_in(&global.state_dir.join("pods"))
+                .into_iter()
+                .find(|p| {
+                    p.metadata.name.as_deref() == Some(name)
+                        && p.metadata.namespace.as_deref().unwrap_or("default") == namespace
+                })
+        })
         .ok_or_else(|| CliError(format!("podgroups.peapod.dev {name:?} not found")))
 }
 

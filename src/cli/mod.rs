@@ -2,6 +2,7 @@
 //! doc comments are the help text. `peapod pause` and `peapod shim` are internal and dispatched before
 //! clap runs, so those small processes stay small.
 
+mod agent;
 mod exec;
 mod get;
 mod image;
@@ -59,6 +60,12 @@ pub enum Command {
     /// Ctrl-C (SIGINT) or SIGTERM stops every pod gracefully and exits. A crash or SIGKILL leaves every
     /// container running; the next `peapod run` adopts them.
     Run(run::RunArgs),
+    /// Run the PodGroups bound to this node in a Kubernetes cluster (the DaemonSet agent).
+    ///
+    /// Recovers what runs before it reconciles; keeps containers running while the API server is
+    /// unreachable and catches status up when it returns. SIGTERM stops the agent and leaves every
+    /// workload running for the next agent to adopt.
+    Agent(agent::AgentArgs),
     /// List PodGroups the way `kubectl get pods` does.
     Get(get::GetArgs),
     /// Print the logs of a container.
@@ -84,6 +91,7 @@ pub fn main() -> ExitCode {
     init_tracing(&cli.global.log);
     let result = match cli.command {
         Command::Run(a) => run::run(&cli.global, a),
+        Command::Agent(a) => agent::agent(&cli.global, a),
         Command::Get(a) => get::get(&cli.global, &a),
         Command::Logs(a) => logs::logs(&cli.global, &a),
         Command::Exec(a) => exec::exec(&cli.global, &a),

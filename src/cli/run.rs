@@ -31,6 +31,14 @@ pub struct RunArgs {
     /// How often manifests are re-read, in seconds.
     #[arg(long, env = "PEAPOD_POLL_INTERVAL", default_value_t = 1.0)]
     pub poll_interval: f64,
+    /// How this node runs pods.
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// How a node runs pods: flags shared by `peapod run` and `peapod agent`.
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
     /// Registry short image names are pulled from (none: short names must be in the local store).
     #[arg(long, env = "PEAPOD_DEFAULT_REGISTRY")]
     pub default_registry: Option<String>,
@@ -67,7 +75,7 @@ pub struct RunArgs {
 }
 
 /// Builds the runtime configuration shared by `run` (and later `agent`).
-pub fn runtime_config(global: &Global, args: &RunArgs) -> Result<RuntimeConfig, CliError> {
+pub fn runtime_config(global: &Global, args: &NodeArgs) -> Result<RuntimeConfig, CliError> {
     let oci_runtime = which(&global.oci_runtime)
         .ok_or_else(|| CliError(format!("OCI runtime {:?} not found on PATH", global.oci_runtime)))?;
     let self_exe = std::env::current_exe().map_err(|e| CliError::context("find own executable", e))?;
@@ -119,14 +127,14 @@ pub fn prepare_node(cfg: &RuntimeConfig) -> Result<nix::fcntl::Flock<std::fs::Fi
 
 /// `peapod run`.
 pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
-    let cfg = runtime_config(global, &args)?;
+    let cfg = runtime_config(global, &args.node)?;
     let _lock = prepare_node(&cfg)?;
     // Orphans of our helpers come back to us while we live, so they are reaped.
     nix::sys::prctl::set_child_subreaper(true).map_err(|e| CliError::context("become child subreaper", e))?;
     let store = ImageStore::open(cfg.images_dir()).map_err(|e| CliError::context("open image store", e))?;
     let pull = PullOptions {
-        default_registry: args.default_registry.clone(),
-        insecure_registries: args.insecure_registry.clone(),
+        default_registry: args.node.default_registry.clone(),
+        insecure_registries: args.node.insecure_registry.clone(),
     };
     let ctx = Arc::new(Context {
         runtime: cfg,

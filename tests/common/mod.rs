@@ -7,6 +7,8 @@
 //! (processes, mounts, cgroups) after stopping everything.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -140,27 +142,40 @@ impl Node {
 
     /// Starts `peapod run` on the manifest directory.
     pub fn start(&mut self) {
+        let manifests = self.manifests.to_str().unwrap().to_string();
+        let parent = self.cgroup_parent.clone();
+        self.start_with(
+            &[
+                "run",
+                "-f",
+                &manifests,
+                "--poll-interval",
+                "0.2",
+                "--cgroup-parent",
+                &parent,
+            ],
+            &[],
+        );
+    }
+
+    /// Starts a supervisor (`run` or `agent`) with these arguments and extra environment.
+    pub fn start_with(&mut self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) {
         assert!(self.supervisor.is_none(), "supervisor already running");
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = self
-            .cmd(&[
-                "run",
-                "-f",
-                self.manifests.to_str().unwrap(),
-                "--poll-interval",
-                "0.2",
-                "--cgroup-parent",
-                &self.cgroup_parent,
-            ])
+        let mut cmd = self.cmd(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("start peapod run");
+            .expect("start peapod");
         self.supervisor = Some(child);
     }
 
@@ -234,6 +249,13 @@ impl Node {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Whether `peapod exec` of `true` succeeds in the container (it runs).
+    pub fn exec_ok(&self, pod: &str, container: &str) -> bool {
+        self.peapod(&["exec", pod, "-c", container, "--", "true"])
+            .status
+            .success()
     }
 
     /// The pod's cgroup directories on this host (all hierarchies).

@@ -1,0 +1,198 @@
+//! The cluster front end (`peapod agent`): a kube-runtime Controller over the PodGroups labelled for this
+//! node, feeding the same pod workers as `peapod run`. It recovers before it reconciles (pods checkpointed on
+//! disk are adopted before the API is even asked), keeps running containers while the API server is away, and
+//! writes status and Events back when it can. Only this module and `scheduler` hold a `kube::Client`.
+
+pub mod events;
+pub mod health;
+pub mod lease;
+pub mod reconcile;
+pub mod status;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::ListParams;
+use kube::runtime::{watcher, Controller};
+use kube::{Api, Client};
+use tokio::sync::mpsc;
+
+use crate::api::{PodGroup, NODE_LABEL};
+use crate::pod::events::Recorder;
+use crate::pod::worker::{checkpointed_pods, Context, Update};
+use crate::pod::workers::PodWorkers;
+use health::Metrics;
+use status::StatusUpdate;
+
+/// What the agent is told to do.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// This node.
+    pub node: String,
+    /// The agent's own namespace (leases).
+    pub namespace: String,
+    /// Where /healthz, /readyz and /metrics are served.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Whether this agent takes part in leader election for scheduling.
+    pub scheduler: bool,
+}
+
+/// Shared state of the agent's reconciles.
+pub struct Agent {
+    /// The API client.
+    pub client: Client,
+    /// This node.
+    pub node: String,
+    /// The pod workers.
+    pub workers: Mutex<PodWorkers>,
+    /// The last accepted spec of each pod, by uid (updates are checked against it like Pod updates).
+    pub specs: Mutex<HashMap<String, PodGroup>>,
+    /// Status updates to write.
+    pub status: mpsc::UnboundedSender<StatusUpdate>,
+    /// Events.
+    pub recorder: Arc<dyn Recorder>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Recovered and watching.
+    pub ready: AtomicBool,
+}
+
+/// Runs the agent until `shutdown` resolves. On shutdown every workload keeps running (the next agent
+/// adopts it); nothing is stopped.
+pub async fn run(
+    ctx: Arc<Context>,
+    client: Client,
+    opts: AgentOptions,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (updates_tx, updates_rx) = mpsc::unbounded_channel::<Update>();
+    let (status_tx, status_rx) = mpsc::unbounded_channel::<StatusUpdate>();
+    let agent = Arc::new(Agent {
+        client: client.clone(),
+        node: opts.node.clone(),
+        workers: Mutex::new(PodWorkers::new(ctx.clone(), updates_tx)),
+        specs: Mutex::new(HashMap::new()),
+        status: status_tx,
+        recorder: ctx.recorder.clone(),
+        metrics: Metrics::default(),
+        ready: AtomicBool::new(false),
+    });
+
+    // Recover before reconciling: adopt every pod checkpointed on this node, whatever the API says.
+    crate::runtime::sandbox::collect_network_garbage(&ctx.runtime).await;
+    let adopted: HashSet<String> = {
+        let pods = checkpointed_pods(&ctx.runtime);
+        let mut uids = HashSet::new();
+        if let Ok(mut w) = agent.workers.lock() {
+            for pod in pods {
+                uids.insert(pod.metadata.uid.clone().unwrap_or_default());
+                w.sync(pod);
+            }
+        }
+        uids
+    };
+    tracing::info!(pods = adopted.len(), node = %opts.node, "recovered pods from disk");
+
+    tokio::spawn(status::writer(client.clone(), status_rx));
+    tokio::spawn(forward_updates(agent.clone(), updates_rx));
+    tokio::spawn(lease::heartbeat(
+        client.clone(),
+        opts.namespace.clone(),
+        opts.node.clone(),
+    ));
+    tokio::spawn(stop_orphans(agent.clone(), adopted));
+    if let Some(addr) = opts.metrics_addr {
+        tokio::spawn(health::serve(addr, agent.clone()));
+    }
+    if opts.scheduler {
+        tokio::spawn(crate::scheduler::run(
+            client.clone(),
+            opts.namespace.clone(),
+            opts.node.clone(),
+        ));
+    }
+
+    let api: Api<PodGroup> = Api::all(client);
+    let selector = format!("{NODE_LABEL}={}", opts.node);
+    agent.ready.store(true, Ordering::SeqCst);
+    Controller::new(api, watcher::Config::default().labels(&selector))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, reconcile::error_policy, agent.clone())
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+    if let Ok(mut w) = agent.workers.lock() {
+        w.detach();
+    }
+    tracing::info!("agent stopped; workloads keep running");
+}
+
+/// Passes worker reports to the status writer; a finished pod also loses its worker and its finalizer.
+async fn forward_updates(agent: Arc<Agent>, mut rx: mpsc::UnboundedReceiver<Update>) {
+    while let Some(u) = rx.recv().await {
+        if u.finished {
+            if let Ok(mut w) = agent.workers.lock() {
+                w.finished(&u.uid);
+            }
+            if let Ok(mut s) = agent.specs.lock() {
+                s.remove(&u.uid);
+            }
+        }
+        agent
+            .metrics
+            .pods
+            .set(agent.workers.lock().map(|w| w.len() as i64).unwrap_or(0));
+        let update = StatusUpdate {
+            namespace: u
+                .pod
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            name: u.pod.metadata.name.clone().unwrap_or_default(),
+            uid: u.uid,
+            status: u.status,
+            release: u.finished,
+        };
+        let _ = agent.status.send(update);
+    }
+}
+
+/// Stops adopted pods whose PodGroup no longer exists (deleted, finalizer and all, while the agent was away).
+async fn stop_orphans(agent: Arc<Agent>, adopted: HashSet<String>) {
+    if adopted.is_empty() {
+        return;
+    }
+    let api: Api<PodGroup> = Api::all(agent.client.clone());
+    let lp = ListParams::default().labels(&format!("{NODE_LABEL}={}", agent.node));
+    let mut wait = Duration::from_secs(1);
+    let listed = loop {
+        match api.list(&lp).await {
+            Ok(list) => break list,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list PodGroups yet; adopted pods keep running");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        }
+    };
+    let present: HashSet<String> = listed
+        .items
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+    for uid in adopted.difference(&present) {
+        tracing::info!(uid = %uid, "PodGroup is gone from the API: stopping its pod");
+        if let Ok(w) = agent.workers.lock() {
+            w.terminate(uid, None);
+        }
+    }
+}

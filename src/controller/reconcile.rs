@@ -1,0 +1,167 @@
+//! Reconciling one PodGroup bound to this node: keep the finalizer, default and validate the spec, hand it to
+//! its pod worker, and on deletion run the graceful stop. A reconcile never waits on a workload; the worker
+//! reports back and the status writer patches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use super::status::{remove_finalizer, StatusUpdate};
+use super::Agent;
+use crate::api::{defaults, validation, PodGroup, FINALIZER};
+use crate::pod::events::Event;
+
+/// Errors of a reconcile; the variant name is the metric label and event reason category.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API call failed.
+    #[error("{action} podgroup {name}: {source}")]
+    Api {
+        /// What was being done.
+        action: &'static str,
+        /// namespace/name.
+        name: String,
+        /// The cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// The object has no uid (never from a real API server).
+    #[error("podgroup {0} has no uid")]
+    MissingUid(String),
+}
+
+impl Error {
+    /// Short category, used as metric label.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Api { .. } => "api",
+            Error::MissingUid(_) => "invalid",
+        }
+    }
+}
+
+/// Whether the PodGroup carries peapod's finalizer.
+pub fn has_finalizer(pg: &PodGroup) -> bool {
+    pg.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+/// Reconciles one PodGroup.
+pub async fn reconcile(pg: Arc<PodGroup>, agent: Arc<Agent>) -> Result<Action, Error> {
+    let key = pg.key();
+    let uid = pg
+        .metadata
+        .uid
+        .clone()
+        .ok_or_else(|| Error::MissingUid(key.clone()))?;
+    let ns = pg.namespace().unwrap_or_else(|| "default".into());
+    let name = pg.name_any();
+    agent.metrics.reconciles.inc();
+    if pg.spec.pod.node_name.as_deref() != Some(agent.node.as_str()) {
+        // Labelled for this node but bound elsewhere (the scheduler fixes the label): not ours to run.
+        return Ok(Action::await_change());
+    }
+    if pg.metadata.deletion_timestamp.is_some() {
+        let running = agent.workers.lock().map(|w| w.contains(&uid)).unwrap_or(false);
+        if running {
+            // Custom resources have no graceful deletion: the API server records 0 for any delete. The grace
+            // period comes from the spec, unless the deletion asked for a shorter, non-zero one.
+            let spec_grace = pg.spec.pod.termination_grace_period_seconds.unwrap_or(30);
+            let grace = Some(match pg.metadata.deletion_grace_period_seconds {
+                Some(g) if g > 0 => g.min(spec_grace),
+                _ => spec_grace,
+            });
+            tracing::info!(pod = %key, grace = ?grace, "pod deleted: stopping it");
+            if let Ok(w) = agent.workers.lock() {
+                w.terminate(&uid, grace);
+            }
+        } else if has_finalizer(&pg) {
+            // Nothing runs (never started here, or already cleaned up): let the deletion proceed.
+            remove_finalizer(&agent.client, &ns, &name, &uid)
+                .await
+                .map_err(|source| Error::Api {
+                    action: "remove finalizer of",
+                    name: key.clone(),
+                    source,
+                })?;
+        }
+        return Ok(Action::await_change());
+    }
+    if !has_finalizer(&pg) {
+        add_finalizer(&agent, &pg).await.map_err(|source| Error::Api {
+            action: "add finalizer to",
+            name: key,
+            source,
+        })?;
+        return Ok(Action::await_change());
+    }
+
+    let mut pod = (*pg).clone();
+    defaults::apply_defaults(&mut pod);
+    if let Err(errs) = validation::validate(&pod) {
+        let message = errs.to_string();
+        let shown = pg.status.as_ref().and_then(|s| s.pod.message.as_deref()) == Some(message.as_str());
+        if !shown {
+            agent
+                .recorder
+                .record(&pod, Event::warning("InvalidSpec", message.clone()));
+            let status = crate::standalone::invalid_status(&pod, &message);
+            let _ = agent.status.send(StatusUpdate {
+                namespace: ns,
+                name,
+                uid,
+                status,
+                release: false,
+            });
+        }
+        return Ok(Action::await_change());
+    }
+    let previous = agent.specs.lock().ok().and_then(|s| s.get(&uid).cloned());
+    if let Some(old) = previous {
+        if let Err(errs) = validation::validate_update(&old, &pod) {
+            agent
+                .recorder
+                .record(&pod, Event::warning("InvalidUpdate", errs.to_string()));
+            return Ok(Action::await_change());
+        }
+    }
+    if let Ok(mut specs) = agent.specs.lock() {
+        specs.insert(uid.clone(), pod.clone());
+    }
+    if let Ok(mut w) = agent.workers.lock() {
+        w.sync(pod);
+    }
+    Ok(Action::requeue(Duration::from_secs(600)))
+}
+
+async fn add_finalizer(agent: &Agent, pg: &PodGroup) -> Result<(), kube::Error> {
+    let api: Api<PodGroup> = Api::namespaced(
+        agent.client.clone(),
+        &pg.namespace().unwrap_or_else(|| "default".into()),
+    );
+    let patch = if pg.metadata.finalizers.is_none() {
+        json!([
+            { "op": "test", "path": "/metadata/uid", "value": pg.metadata.uid },
+            { "op": "add", "path": "/metadata/finalizers", "value": [FINALIZER] },
+        ])
+    } else {
+        json!([
+            { "op": "test", "path": "/metadata/uid", "value": pg.metadata.uid },
+            { "op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER },
+        ])
+    };
+    let patch: json_patch::Patch = serde_json::from_value(patch).map_err(kube::Error::SerdeError)?;
+    api.patch(&pg.name_any(), &PatchParams::default(), &Patch::<()>::Json(patch))
+        .await
+        .map(|_| ())
+}
+
+/// What to do after a failed reconcile: try again in a few seconds.
+pub fn error_policy(pg: Arc<PodGroup>, error: &Error, agent: Arc<Agent>) -> Action {
+    tracing::warn!(pod = %pg.key(), error = %crate::runtime::chain(error), category = error.category(), "reconcile failed");
+    agent.metrics.reconcile_errors.inc();
+    Action::requeue(Duration::from_secs(5))
+}

@@ -1,0 +1,335 @@
+//! Cluster tests against a real kube-apiserver (v1.20, built from Debian's source package) with the chart
+//! installed by helm, two fake nodes, and two `peapod agent` processes on this machine that authenticate as
+//! the chart's ServiceAccount. What a user sees with kubectl is what is checked.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::{start_agent, ControlPlane, SYSTEM_NS};
+use common::{st, wait_for, Node, BUSYBOX};
+
+const T: Duration = Duration::from_secs(90);
+
+fn podgroup(name: &str, extra: &str, containers: &str) -> String {
+    format!("apiVersion: peapod.dev/v1alpha1\nkind: PodGroup\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  terminationGracePeriodSeconds: 3\n{extra}  containers:\n{containers}")
+}
+
+fn sleeper() -> String {
+    format!("  - name: main\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n")
+}
+
+struct Cluster {
+    cp: ControlPlane,
+    a: Node,
+    b: Node,
+}
+
+fn cluster() -> Cluster {
+    let cp = ControlPlane::up();
+    cp.node("node-a", &[("zone", "a")], "2", "4Gi");
+    cp.node("node-b", &[("zone", "b"), ("disk", "ssd")], "2", "4Gi");
+    let kubeconfig = cp.agent_kubeconfig();
+    let mut a = Node::new();
+    let mut b = Node::new();
+    start_agent(&mut a, &kubeconfig, "node-a");
+    start_agent(&mut b, &kubeconfig, "node-b");
+    wait_for("both agents heartbeating", T, || {
+        let leases = cp.kubectl_ok(&["get", "leases", "-n", SYSTEM_NS, "-o", "name"]);
+        (leases.contains("peapod-node-node-a") && leases.contains("peapod-node-node-b")).then_some(())
+    });
+    Cluster { cp, a, b }
+}
+
+impl Cluster {
+    /// Deletes every PodGroup, waits for them to go, stops the agents and checks both nodes are clean.
+    fn finish(mut self) {
+        self.cp
+            .kubectl_ok(&["delete", "podgroups", "--all", "-A", "--wait=false"]);
+        wait_for("every PodGroup deleted", T, || {
+            let left = self.cp.kubectl_ok(&["get", "podgroups", "-A", "-o", "name"]);
+            left.trim().is_empty().then_some(())
+        });
+        for n in [&mut self.a, &mut self.b] {
+            assert!(n.stop(T).success());
+            n.assert_clean();
+        }
+    }
+}
+
+#[test]
+fn podgroups_are_scheduled_run_and_reported_like_pods() {
+    let c = cluster();
+    let cp = &c.cp;
+    cp.apply(&podgroup("pinned", "  nodeName: node-a\n", &sleeper()));
+    cp.apply(&podgroup("ssd", "  nodeSelector: {disk: ssd}\n", &sleeper()));
+    let huge = sleeper() + "    resources: {requests: {memory: 100Gi}}\n";
+    cp.apply(&podgroup("huge", "", &huge));
+    let crash = format!("  - name: main\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo bye; exit 1']\n");
+    cp.apply(&podgroup("crash", "", &crash));
+
+    let pinned = cp.wait_pg("default", "pinned", "running on node-a", T, |p| {
+        st::running(p, "main")
+    });
+    assert_eq!(
+        pinned
+            .metadata
+            .labels
+            .as_ref()
+            .unwrap()
+            .get("peapod.dev/node")
+            .map(String::as_str),
+        Some("node-a")
+    );
+    assert_eq!(
+        pinned.metadata.finalizers.as_deref(),
+        Some(&["peapod.dev/sandbox".to_string()][..])
+    );
+    let s = pinned.status.as_ref().unwrap();
+    assert_eq!(s.pod.phase.as_deref(), Some("Running"));
+    assert_eq!(s.pod.observed_generation, pinned.metadata.generation);
+    for t in [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+        "PodScheduled",
+    ] {
+        assert_eq!(
+            st::condition(&pinned, t).map(|c| c.status.as_str()),
+            Some("True"),
+            "{t}"
+        );
+    }
+    let ssd = cp.wait_pg("default", "ssd", "running", T, |p| st::running(p, "main"));
+    assert_eq!(
+        ssd.spec.pod.node_name.as_deref(),
+        Some("node-b"),
+        "nodeSelector disk=ssd picks node-b"
+    );
+
+    let huge = cp.wait_pg("default", "huge", "unschedulable", T, |p| {
+        st::condition(p, "PodScheduled").is_some_and(|c| c.status == "False")
+    });
+    let cond = st::condition(&huge, "PodScheduled").unwrap();
+    assert_eq!(cond.reason.as_deref(), Some("Unschedulable"));
+    assert_eq!(
+        cond.message.as_deref(),
+        Some("0/2 nodes are available: 2 Insufficient memory.")
+    );
+    assert_eq!(st::phase(&huge), "Pending");
+
+    cp.wait_pg("default", "crash", "crash-looping", T, |p| {
+        st::waiting_reason(p, "main").as_deref() == Some("CrashLoopBackOff")
+    });
+
+    // What kubectl prints.
+    let table = cp.kubectl_ok(&["get", "podgroups", "-o", "wide"]);
+    let line = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in\n{table}"))
+            .to_string()
+    };
+    assert!(table.starts_with("NAME"), "{table}");
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+    );
+    let pinned_cells: Vec<String> = line("pinned").split_whitespace().map(String::from).collect();
+    assert_eq!(
+        (
+            pinned_cells[1].as_str(),
+            pinned_cells[2].as_str(),
+            pinned_cells[3].as_str()
+        ),
+        ("1/1", "Running", "0")
+    );
+    assert_eq!(pinned_cells.last().map(String::as_str), Some("node-a"));
+    assert!(line("huge").contains(" Pending "), "{table}");
+    assert!(
+        line("crash").contains("CrashLoopBackOff") || line("crash").contains("Error"),
+        "{table}"
+    );
+
+    // Events, as `kubectl describe` shows them.
+    let events = cp.kubectl_ok(&[
+        "get",
+        "events",
+        "-n",
+        "default",
+        "-o",
+        "custom-columns=REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message",
+    ]);
+    for want in [
+        "Scheduled    ssd ",
+        "Successfully assigned default/ssd to node-b",
+        "FailedScheduling",
+        "0/2 nodes are available: 2 Insufficient memory.",
+        "Created      pinned",
+        "Started      pinned",
+        "BackOff",
+    ] {
+        let found = events.contains(want)
+            || events
+                .lines()
+                .any(|l| want.split_whitespace().all(|w| l.contains(w)));
+        assert!(found, "missing event {want:?} in\n{events}");
+    }
+
+    // Delete runs the graceful stop, then the object goes away.
+    cp.kubectl_ok(&["delete", "podgroup", "pinned", "--wait=true", "--timeout=60s"]);
+    assert!(cp.get("default", "pinned").is_none());
+    c.finish();
+}
+
+#[test]
+fn agent_crash_and_api_outage_keep_workloads_running() {
+    let mut c = cluster();
+    let exits = format!("  - name: main\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n  - name: later\n    image: {BUSYBOX}\n    command: [sh, -c, 'sleep 25; exit 4']\n");
+    c.cp.apply(&podgroup(
+        "steady",
+        "  restartPolicy: Never\n  nodeName: node-a\n",
+        &exits,
+    ));
+    let before = c.cp.wait_pg("default", "steady", "running", T, |p| {
+        st::running(p, "main") && st::running(p, "later")
+    });
+    let id = st::container(&before, "main").container_id.clone();
+
+    // SIGKILL the agent and start it again: the same containers, nothing started twice.
+    c.a.kill9();
+    let kubeconfig = c.cp.dir.path().join("agent.kubeconfig");
+    start_agent(&mut c.a, &kubeconfig, "node-a");
+    let after = c.cp.wait_pg("default", "steady", "status after restart", T, |p| {
+        p.metadata.generation == p.status.as_ref().and_then(|s| s.pod.observed_generation)
+    });
+    assert_eq!(st::container(&after, "main").container_id, id);
+    assert_eq!(st::container(&after, "main").restart_count, 0);
+
+    // The API server goes away for 20 s: containers keep running, the exit in between is reported after.
+    c.cp.stop();
+    let uid = before.metadata.uid.clone().unwrap();
+    let later =
+        c.a.state
+            .join("pods")
+            .join(&uid)
+            .join("containers/later/0/exited.json");
+    let gone = std::time::Instant::now();
+    wait_for("the later container to exit while the API is down", T, || {
+        later.exists().then_some(())
+    });
+    while gone.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let main_alive = c.a.exec_ok("steady", "main");
+    c.cp.start();
+    assert!(main_alive, "main kept running during the outage");
+    let caught_up = c.cp.wait_pg("default", "steady", "status caught up", T, |p| {
+        st::terminated(p, "later").is_some()
+    });
+    assert_eq!(st::terminated(&caught_up, "later").unwrap().exit_code, 4);
+    assert!(st::running(&caught_up, "main"));
+    assert_eq!(st::container(&caught_up, "main").container_id, id);
+    c.finish();
+}
+
+#[test]
+fn another_agent_takes_over_scheduling_when_the_leader_dies() {
+    let mut c = cluster();
+    let leader = wait_for("a scheduler leader", T, || {
+        let holder = c.cp.kubectl_ok(&[
+            "get",
+            "lease",
+            "peapod-scheduler",
+            "-n",
+            SYSTEM_NS,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ]);
+        (!holder.trim().is_empty()).then(|| holder.trim().to_string())
+    });
+    let (dying, survivor, dead) = if leader == "node-a" {
+        (&mut c.a, "node-b", "node-a")
+    } else {
+        (&mut c.b, "node-a", "node-b")
+    };
+    dying.kill9();
+    c.cp.apply(&podgroup("next", "", &sleeper()));
+    // The survivor takes the leader lease once it expires (15 s) and binds the PodGroup. The dead agent's node
+    // lease may still be valid (40 s), as a freshly dead kubelet's node is still Ready: either node will do.
+    let p = c.cp.wait_pg(
+        "default",
+        "next",
+        "bound by the new leader",
+        Duration::from_secs(120),
+        |p| p.spec.pod.node_name.is_some(),
+    );
+    let holder = c.cp.kubectl_ok(&[
+        "get",
+        "lease",
+        "peapod-scheduler",
+        "-n",
+        SYSTEM_NS,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert_eq!(holder.trim(), survivor);
+    let events = c.cp.kubectl_ok(&[
+        "get",
+        "events",
+        "-n",
+        "default",
+        "--field-selector",
+        "reason=Scheduled",
+        "-o",
+        "jsonpath={.items[*].reportingInstance}",
+    ]);
+    assert!(events.contains(survivor), "the survivor bound it: {events}");
+    // Bring the dead agent back; the PodGroup runs wherever it was bound.
+    let kubeconfig = c.cp.dir.path().join("agent.kubeconfig");
+    let node = if dead == "node-a" { &mut c.a } else { &mut c.b };
+    start_agent(node, &kubeconfig, dead);
+    c.cp.wait_pg("default", "next", "running", T, |p| st::running(p, "main"));
+    assert!(p.spec.pod.node_name.is_some());
+    c.finish();
+}
+
+#[test]
+fn the_agent_runs_with_least_privilege() {
+    let cp = ControlPlane::up();
+    let sa = format!("system:serviceaccount:{SYSTEM_NS}:peapod");
+    let can = |verb: &str, resource: &str, ns: Option<&str>| {
+        let mut args = vec!["auth", "can-i", verb, resource, "--as", &sa];
+        if let Some(ns) = ns {
+            args.extend(["-n", ns]);
+        }
+        String::from_utf8_lossy(&cp.kubectl(&args).stdout).trim() == "yes"
+    };
+    for (verb, resource) in [
+        ("watch", "podgroups.peapod.dev"),
+        ("patch", "podgroups.peapod.dev"),
+        ("patch", "podgroups.peapod.dev/status"),
+        ("create", "events.events.k8s.io"),
+        ("list", "nodes"),
+        ("list", "pods"),
+    ] {
+        assert!(
+            can(verb, resource, Some("default")),
+            "agent needs {verb} {resource}"
+        );
+    }
+    assert!(can("update", "leases.coordination.k8s.io", Some(SYSTEM_NS)));
+    for (verb, resource, ns) in [
+        ("get", "secrets", Some("default")),
+        ("delete", "podgroups.peapod.dev", Some("default")),
+        ("create", "podgroups.peapod.dev", Some("default")),
+        ("update", "leases.coordination.k8s.io", Some("default")),
+        ("patch", "nodes", None),
+        ("delete", "pods", Some("default")),
+    ] {
+        assert!(!can(verb, resource, ns), "agent must not {verb} {resource}");
+    }
+}
