@@ -28,7 +28,7 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub paths: Vec<PathBuf>,
-    /// How often manifests are re-read, in seconds.
+    /// How often manifests are re-read, in seconds (at least 0.1).
     #[arg(long, env = "PEAPOD_POLL_INTERVAL", default_value_t = 1.0)]
     pub poll_interval: f64,
     /// How this node runs pods.

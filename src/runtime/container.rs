@@ -124,9 +124,12 @@ pub async fn start(cfg: &RuntimeConfig, req: &ContainerRequest<'_>) -> Result<St
     let name = &req.container.name;
     let id = container_id(req.uid, name, req.attempt);
     let dir = cfg.instance_dir(req.uid, name, req.attempt);
-    remove_instance(cfg, &id, &dir)
-        .await
-        .map_err(|e| StartError::Create(e.to_string()))?;
+    // Only a start interrupted by a crash leaves something behind (the directory comes before runc's state).
+    if dir.exists() {
+        remove_instance(cfg, &id, &dir)
+            .await
+            .map_err(|e| StartError::Create(e.to_string()))?;
+    }
     let rootfs = dir.join("rootfs");
     // The overlay's root directory takes its owner and mode from the upper dir: 0755 like an image's /, or
     // a non-root container user could not even traverse `/`.
