@@ -12,7 +12,7 @@ CARGO ?= cargo
 IMAGES := target/test-images
 export PEAPOD_TEST_IMAGES := $(CURDIR)/$(IMAGES)
 
-.PHONY: all build release demo test deps-demo deps-test images lint lint-chart unit-and-integration crds bench clean
+.PHONY: all build release demo test deps-demo deps-test images apiserver lint lint-chart unit-and-integration crds bench clean
 
 all: build
 
@@ -31,6 +31,10 @@ deps-test:
 images:
 	hack/test-image.sh $(IMAGES)
 
+# kube-apiserver v1.20.2 for the cluster tests, built once from Debian's source package and cached.
+apiserver:
+	hack/kube-apiserver.sh >/dev/null
+
 demo: deps-demo release images
 	hack/demo.sh
 
@@ -44,7 +48,7 @@ unit-and-integration: images
 lint-chart:
 	hack/lint-chart.sh
 
-test: deps-test images lint lint-chart unit-and-integration
+test: deps-test images apiserver lint lint-chart unit-and-integration
 
 crds:
 	PEAPOD_UPDATE_CRDS=1 $(CARGO) test --locked --lib api::crd

@@ -254,6 +254,21 @@ fn kill9_of_the_supervisor_keeps_containers_and_reports_exits() {
     });
     let long_id = st::container(&before, "long").container_id.clone().unwrap();
     let long_pid = node.exec("survivor", "long", &["sh", "-c", "echo $PPID"]);
+    // The helpers moved into the pod's cgroup: stopping whatever started them cannot kill them.
+    let helpers = format!(
+        "{}/pod{}/helpers",
+        node.cgroup_parent,
+        before.metadata.uid.as_deref().unwrap()
+    );
+    let shims = std::fs::read_dir(node.run.join("shims")).unwrap();
+    for record in shims.flatten() {
+        let id: serde_json::Value = serde_json::from_slice(&std::fs::read(record.path()).unwrap()).unwrap();
+        let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", id["pid"])).unwrap();
+        assert!(
+            cgroup.lines().any(|l| l.ends_with(&helpers)),
+            "shim not in {helpers}: {cgroup}"
+        );
+    }
     node.kill9();
     // The short container exits while nobody supervises.
     let shim_dir = node

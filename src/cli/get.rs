@@ -29,8 +29,14 @@ pub struct GetArgs {
 /// `peapod get`.
 pub fn get(global: &Global, args: &GetArgs) -> Result<ExitCode, CliError> {
     let store = StatusStore::new(&global.state_dir);
-    let mut pods: Vec<PodGroup> = store
-        .list()
+    // Standalone status files, then what an agent runs on this node (its pod checkpoints).
+    let mut all = store.list();
+    for p in crate::pod::worker::checkpointed_pods_in(&global.state_dir.join("pods")) {
+        if !all.iter().any(|q| q.metadata.uid == p.metadata.uid) {
+            all.push(p);
+        }
+    }
+    let mut pods: Vec<PodGroup> = all
         .into_iter()
         .filter(|p| {
             args.all_namespaces || p.metadata.namespace.as_deref().unwrap_or("default") == args.namespace

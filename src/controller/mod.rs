@@ -196,3 +196,6 @@ async fn stop_orphans(agent: Arc<Agent>, adopted: HashSet<String>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -113,6 +113,33 @@ pub fn remove(path: &str) -> io::Result<()> {
     remove_in(&hierarchies(&fs::read_to_string("/proc/self/mountinfo")?), path)
 }
 
+/// Moves the calling process into the cgroup `path` of every hierarchy, creating it. Helpers (pause, shims)
+/// do this at start so they live in their pod's cgroup, not in the cgroup of whoever started them: stopping an
+/// agent's container kills every process of its cgroup, and workloads must outlive the agent.
+pub fn enter_in(hs: &[Hierarchy], path: &str) -> io::Result<()> {
+    let rel = path.trim_start_matches('/');
+    let pid = std::process::id().to_string();
+    let mut errors = Vec::new();
+    for h in hs {
+        let dir = h.mount.join(rel);
+        let result = fs::create_dir_all(&dir).and_then(|()| fs::write(dir.join("cgroup.procs"), &pid));
+        if let Err(e) = result {
+            errors.push(format!("{}: {e}", dir.display()));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(io::Error::other(errors.join(", ")))
+    }
+}
+
+/// [`enter_in`] for this host, after joining the host's cgroup namespace if the caller has a private one.
+pub fn enter(path: &str) -> io::Result<()> {
+    crate::sys::process::join_host_cgroup_namespace("/proc")?;
+    enter_in(&hierarchies(&fs::read_to_string("/proc/self/mountinfo")?), path)
+}
+
 fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
     out.push(dir.to_path_buf());
     for entry in fs::read_dir(dir)? {
@@ -159,6 +186,7 @@ mod tests {
         );
         fs::create_dir_all(root.join("peapod/p/c1")).unwrap();
         fs::create_dir_all(root.join("peapod/p/c2/sub")).unwrap();
+        enter_in(&[], "/ignored").unwrap();
         remove_in(&hs, "/peapod/p").unwrap();
         assert!(!root.join("peapod/p").exists());
         assert!(root.join("peapod").exists());

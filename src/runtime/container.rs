@@ -344,6 +344,7 @@ async fn prepare(
             host_path: host_termination,
             fallback_to_logs: c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
         }),
+        helper_cgroup: Some(cfg.helper_cgroup(req.uid)),
     })
 }
 

@@ -135,6 +135,11 @@ impl RuntimeConfig {
         format!("{}/{}", self.pod_cgroup(uid), container_id)
     }
 
+    /// The cgroup of a pod's helper processes (pause and shims): inside the pod's, beside its containers.
+    pub fn helper_cgroup(&self, uid: &str) -> String {
+        format!("{}/helpers", self.pod_cgroup(uid))
+    }
+
     /// The pod's cgroup, relative to each hierarchy's root.
     pub fn pod_cgroup(&self, uid: &str) -> String {
         format!("{}/pod{uid}", self.cgroup_parent.trim_end_matches('/'))

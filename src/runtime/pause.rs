@@ -27,6 +27,8 @@ pub struct PauseArgs {
     pub hostname: Option<String>,
     /// Namespaces to create, by their `/proc/self/ns` names: `net`, `ipc`, `uts`, `pid`.
     pub namespaces: Vec<String>,
+    /// Cgroup to move into first (the pod's helper cgroup).
+    pub cgroup: Option<String>,
 }
 
 impl PauseArgs {
@@ -37,6 +39,9 @@ impl PauseArgs {
             args.extend(["--hostname".to_string(), h.clone()]);
         }
         args.extend(["--ns".to_string(), self.namespaces.join(",")]);
+        if let Some(c) = &self.cgroup {
+            args.extend(["--cgroup".to_string(), c.clone()]);
+        }
         args
     }
 
@@ -45,12 +50,14 @@ impl PauseArgs {
         let mut dir = None;
         let mut hostname = None;
         let mut namespaces = Vec::new();
+        let mut cgroup = None;
         let mut it = args.iter();
         while let Some(flag) = it.next() {
             let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
             match flag.as_str() {
                 "--dir" => dir = Some(PathBuf::from(value)),
                 "--hostname" => hostname = Some(value.clone()),
+                "--cgroup" => cgroup = Some(value.clone()),
                 "--ns" => {
                     namespaces = value
                         .split(',')
@@ -70,6 +77,7 @@ impl PauseArgs {
             dir: dir.ok_or("--dir is required")?,
             hostname,
             namespaces,
+            cgroup,
         })
     }
 
@@ -89,6 +97,11 @@ pub fn main(args: &[String]) -> ExitCode {
     };
     let _ = nix::unistd::setsid();
     let _ = std::env::set_current_dir("/");
+    if let Some(cgroup) = &args.cgroup {
+        if let Err(e) = super::cgroup::enter(cgroup) {
+            eprintln!("peapod pause: cannot move into cgroup {cgroup}: {e}");
+        }
+    }
     match setup(&args) {
         Ok(Role::Holder) => hold(false),
         Ok(Role::Init) => {
@@ -231,6 +244,7 @@ mod tests {
             dir: PathBuf::from("/run/peapod/sandboxes/abc"),
             hostname: Some("web".into()),
             namespaces: vec!["net".into(), "ipc".into(), "uts".into(), "pid".into()],
+            cgroup: Some("/peapod/podx/helpers".into()),
         };
         assert_eq!(PauseArgs::parse(&a.to_args()).unwrap(), a);
     }

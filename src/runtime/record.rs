@@ -48,6 +48,9 @@ pub struct ShimConfig {
     pub oom_events: Option<PathBuf>,
     /// Where to read the termination message from.
     pub termination_message: Option<TerminationMessage>,
+    /// Cgroup the shim moves itself into (its pod's), so it outlives whoever started it.
+    #[serde(default)]
+    pub helper_cgroup: Option<String>,
 }
 
 /// The host side of a container's terminationMessagePath.

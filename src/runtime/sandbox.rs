@@ -174,6 +174,7 @@ async fn build(cfg: &RuntimeConfig, req: &SandboxRequest<'_>, id: &str) -> Resul
         dir: dir.clone(),
         hostname: Some(kernel_hostname.clone()),
         namespaces: namespaces.clone(),
+        cgroup: Some(cfg.helper_cgroup(req.uid)),
     };
     let mut argv = vec!["pause".to_string()];
     argv.extend(args.to_args());

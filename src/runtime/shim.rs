@@ -83,6 +83,11 @@ struct Shim {
 
 impl Shim {
     fn run(&mut self) -> io::Result<()> {
+        if let Some(cgroup) = &self.config.helper_cgroup {
+            if let Err(e) = super::cgroup::enter(cgroup) {
+                eprintln!("peapod shim: cannot move into cgroup {cgroup}: {e}");
+            }
+        }
         nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)?;
         let mut mask = SigSet::empty();
         for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {

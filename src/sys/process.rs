@@ -68,6 +68,23 @@ pub fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
     unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(io::Error::from)
 }
 
+/// Joins the cgroup namespace of PID 1 when the caller's differs (an agent in a container with a private
+/// cgroup namespace), so cgroup paths mean the host's. Only for single-threaded helpers.
+pub fn join_host_cgroup_namespace(proc_root: &str) -> io::Result<bool> {
+    let mine = fs::read_link(format!("{proc_root}/self/ns/cgroup"))?;
+    let host = match fs::read_link(format!("{proc_root}/1/ns/cgroup")) {
+        Ok(h) => h,
+        // PID 1's namespaces may be unreadable (a VM init); then there is nothing to join.
+        Err(_) => return Ok(false),
+    };
+    if mine == host {
+        return Ok(false);
+    }
+    let f = fs::File::open(format!("{proc_root}/1/ns/cgroup"))?;
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(io::Error::from)?;
+    Ok(true)
+}
+
 /// Result of [`fork`], as seen from each side.
 pub enum Forked {
     /// In the parent, with the child's pid.
