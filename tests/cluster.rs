@@ -333,3 +333,61 @@ fn the_agent_runs_with_least_privilege() {
         assert!(!can(verb, resource, ns), "agent must not {verb} {resource}");
     }
 }
+
+#[test]
+fn the_crd_applies_client_side_and_server_side() {
+    let cp = ControlPlane::up();
+    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/");
+    // Client-side apply stores the whole object in an annotation limited to 256 KiB.
+    cp.kubectl_ok(&["apply", "-f", crds]);
+    cp.kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", crds]);
+    let columns = cp.kubectl_ok(&[
+        "get",
+        "crd",
+        "podgroups.peapod.dev",
+        "-o",
+        "jsonpath={.spec.versions[0].additionalPrinterColumns[*].name}",
+    ]);
+    assert_eq!(columns, "Ready Status Restarts Age IP Node");
+    let short = cp.kubectl_ok(&[
+        "get",
+        "crd",
+        "podgroups.peapod.dev",
+        "-o",
+        "jsonpath={.spec.names.shortNames}",
+    ]);
+    assert!(short.contains("pg"), "{short}");
+}
+
+#[test]
+fn lost_and_deleted_nodes_do_not_strand_podgroups() {
+    let mut c = cluster();
+    c.cp.apply(&podgroup("on-b", "  nodeName: node-b\n", &sleeper()));
+    c.cp.wait_pg("default", "on-b", "running", T, |p| st::running(p, "main"));
+    // node-b's agent dies: once its lease expires (40 s), the PodGroup's state is unknown.
+    c.b.kill9();
+    let lost =
+        c.cp.wait_pg("default", "on-b", "NodeLost", Duration::from_secs(120), |p| {
+            st::phase(p) == "Unknown"
+        });
+    let s = lost.status.as_ref().unwrap();
+    assert_eq!(s.pod.reason.as_deref(), Some("NodeLost"));
+    assert_eq!(
+        s.pod.message.as_deref(),
+        Some("Node node-b which was running pod on-b is unresponsive")
+    );
+    assert_eq!(
+        st::condition(&lost, "Ready").map(|c| c.status.as_str()),
+        Some("Unknown")
+    );
+    // The Node object is deleted: deleting the PodGroup must not wait for an agent that will never come.
+    c.cp.kubectl_ok(&["delete", "node", "node-b"]);
+    c.cp.kubectl_ok(&["delete", "podgroup", "on-b", "--wait=false"]);
+    wait_for("the PodGroup to go", T, || {
+        c.cp.get("default", "on-b").is_none().then_some(())
+    });
+    // Its containers still run on the dead agent's node: the test cleans them up (Node::drop).
+    let mut a = c.a;
+    assert!(a.stop(T).success());
+    a.assert_clean();
+}
