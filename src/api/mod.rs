@@ -9,6 +9,7 @@ pub mod crd;
 pub mod defaults;
 pub mod field;
 pub mod manifest;
+pub mod pss;
 pub mod quantity;
 pub mod validation;
 

@@ -72,6 +72,24 @@ pub struct NodeArgs {
     /// CNI plugin directory (repeatable).
     #[arg(long, env = "PEAPOD_CNI_BIN_DIR", value_delimiter = ',', default_values = ["/opt/cni/bin", "/usr/lib/cni"])]
     pub cni_bin_dir: Vec<PathBuf>,
+    /// Most processes in one pod's cgroup, helpers included; -1 for unlimited (the kubelet's podPidsLimit).
+    #[arg(long, env = "PEAPOD_POD_PIDS_LIMIT", default_value_t = -1, allow_negative_numbers = true)]
+    pub pod_pids_limit: i64,
+    /// Give containers without a seccompProfile the runtime's default profile (RuntimeDefault); false leaves
+    /// them Unconfined, as the kubelet does without seccompDefault.
+    #[arg(long, env = "PEAPOD_SECCOMP_DEFAULT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub seccomp_default: bool,
+    /// Directory of Localhost seccomp profiles [default: <state-dir>/seccomp].
+    #[arg(long, env = "PEAPOD_SECCOMP_PROFILE_ROOT")]
+    pub seccomp_profile_root: Option<PathBuf>,
+    /// Unsafe sysctls pods may set, by name or `prefix*` pattern (repeatable); only namespaced ones
+    /// (kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, net.*).
+    #[arg(long, env = "PEAPOD_ALLOWED_UNSAFE_SYSCTLS", value_delimiter = ',')]
+    pub allowed_unsafe_sysctls: Vec<String>,
+    /// Pod Security Standards level enforced on every pod (privileged, baseline, restricted); in cluster mode
+    /// a namespace's pod-security.kubernetes.io/enforce label takes precedence.
+    #[arg(long, env = "PEAPOD_POD_SECURITY_LEVEL", default_value = "baseline")]
+    pub pod_security_level: crate::api::pss::Level,
 }
 
 /// Builds the runtime configuration shared by `run` (and later `agent`).
@@ -97,6 +115,15 @@ pub fn runtime_config(global: &Global, args: &NodeArgs) -> Result<RuntimeConfig,
     };
     cfg.cni_conf_dir = args.cni_conf_dir.clone();
     cfg.cni_bin_dirs = args.cni_bin_dir.clone();
+    cfg.pod_pids_limit = args.pod_pids_limit;
+    cfg.seccomp_default = args.seccomp_default;
+    if let Some(root) = &args.seccomp_profile_root {
+        cfg.seccomp_profile_root = root.clone();
+    }
+    crate::runtime::sysctl::check_allowlist(&args.allowed_unsafe_sysctls)
+        .map_err(|e| CliError(format!("--allowed-unsafe-sysctls: {e}")))?;
+    cfg.allowed_unsafe_sysctls = args.allowed_unsafe_sysctls.clone();
+    cfg.pod_security_level = args.pod_security_level;
     Ok(cfg)
 }
 

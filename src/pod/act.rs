@@ -505,7 +505,7 @@ impl Worker {
             volume::teardown(&pod_dir)?;
             crate::sys::mount::unmount_all_under(&pod_dir)?;
             crate::sys::fs::remove_dir_atomic(&pod_dir)?;
-            crate::runtime::cgroup::remove(&cfg.pod_cgroup(&uid))
+            crate::runtime::cgroup::remove_pod(&cfg, &uid)
         })
         .await;
         match result {

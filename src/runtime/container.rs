@@ -21,9 +21,11 @@ use super::record::{
     ExitRecord, InstanceRecord, ProcessId, ShimConfig, StartedRecord, TerminationMessage, EXITED, INSTANCE,
     SHIM_CONFIG, STARTED,
 };
+use super::resources::{self, QosClass};
 use super::sandbox::SandboxRecord;
 use super::spec::{self, BindMount, SandboxNamespaces, SpecInput};
 use super::user::{self, AccountDb};
+use super::{seccomp, sysctl};
 use crate::api::PodGroup;
 use crate::sys;
 use crate::volume::{self, PodVolumes};
@@ -281,7 +283,9 @@ async fn prepare(
     );
     user::verify_run_as_non_root(non_root, run_as_user, &image_user, &pod_label, &c.name)
         .map_err(StartError::Config)?;
-    let supplemental = pod_sc.supplemental_groups.clone().unwrap_or_default();
+    // The kubelet adds fsGroup to every container's supplementary groups, after supplementalGroups.
+    let mut supplemental = pod_sc.supplemental_groups.clone().unwrap_or_default();
+    supplemental.extend(pod_sc.fs_group);
     let rootfs_owned = rootfs.to_path_buf();
     let db = tokio::task::spawn_blocking(move || AccountDb::read(&rootfs_owned))
         .await
@@ -297,6 +301,15 @@ async fn prepare(
         .or_else(|| Some(req.image.working_dir.clone()).filter(|w| !w.is_empty()))
         .unwrap_or_else(|| "/".to_string());
     let sb = req.sandbox;
+    let qos = QosClass::of(&req.pod.spec.pod);
+    let seccomp = seccomp::resolve(
+        &req.pod.spec.pod,
+        c,
+        cfg.seccomp_default,
+        &cfg.seccomp_profile_root,
+    )
+    .map_err(StartError::Create)?;
+    let sysctls = sysctl::to_oci(&req.pod.spec.pod).map_err(StartError::Create)?;
     let input = SpecInput {
         pod: &req.pod.spec.pod,
         container: c,
@@ -314,8 +327,14 @@ async fn prepare(
         },
         shm: sb.shm.clone(),
         mounts,
-        cgroups_path: cfg.cgroups_path(req.uid, id),
+        cgroups_path: cfg.cgroups_path(req.uid, qos, id),
         resources: Some(spec::resources(c)),
+        oom_score_adj: resources::clamp_oom_score_adj(
+            resources::oom_score_adj(&req.pod.spec.pod, c, memory_capacity()),
+            resources::oom_score_adj_floor(),
+        ),
+        seccomp,
+        sysctls,
     };
     let oci = spec::build(&input).map_err(StartError::Create)?;
     let config_path = dir.join("config.json");
@@ -339,13 +358,21 @@ async fn prepare(
         log_max_files: cfg.log_max_files,
         rootfs: Some(rootfs.to_path_buf()),
         own_pid_namespace: sb.pid.is_none() && !sb.host_pid,
-        oom_events: super::cgroup::oom_events_path(&cfg.cgroups_path(req.uid, id)),
+        oom_events: super::cgroup::oom_events_path(&cfg.cgroups_path(req.uid, qos, id)),
         termination_message: Some(TerminationMessage {
             host_path: host_termination,
             fallback_to_logs: c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError"),
         }),
-        helper_cgroup: Some(cfg.helper_cgroup(req.uid)),
+        helper_cgroup: Some(cfg.helper_cgroup(req.uid, qos)),
     })
+}
+
+/// The node's memory (the kubelet's capacity for the Burstable OOM score); 1 TiB when unreadable.
+fn memory_capacity() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| resources::memory_capacity(&m))
+        .unwrap_or(1 << 40)
 }
 
 fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use super::etc::ClusterDns;
+use super::resources::QosClass;
 
 /// Settings of the node runtime, from the command line.
 #[derive(Debug, Clone)]
@@ -41,12 +42,24 @@ pub struct RuntimeConfig {
     pub cni_conf_dir: PathBuf,
     /// CNI plugin directories (`--cni-bin-dir`).
     pub cni_bin_dirs: Vec<PathBuf>,
+    /// Most processes per pod (`--pod-pids-limit`; -1 for unlimited, like the kubelet's `podPidsLimit`).
+    pub pod_pids_limit: i64,
+    /// Containers without a seccompProfile get RuntimeDefault (`--seccomp-default`), else Unconfined.
+    pub seccomp_default: bool,
+    /// Where `Localhost` seccomp profiles are read from (`--seccomp-profile-root`).
+    pub seccomp_profile_root: PathBuf,
+    /// Unsafe sysctls (names or `prefix*` patterns) pods may set (`--allowed-unsafe-sysctls`).
+    pub allowed_unsafe_sysctls: Vec<String>,
+    /// Pod Security Standards level enforced where no namespace label says otherwise
+    /// (`--pod-security-level`).
+    pub pod_security_level: crate::api::pss::Level,
 }
 
 impl RuntimeConfig {
     /// A configuration rooted at `state_dir` and `run_dir` with defaults for everything else.
     pub fn new(state_dir: PathBuf, run_dir: PathBuf, oci_runtime: PathBuf, self_exe: PathBuf) -> Self {
         RuntimeConfig {
+            seccomp_profile_root: state_dir.join("seccomp"),
             state_dir,
             run_dir,
             oci_runtime,
@@ -67,6 +80,10 @@ impl RuntimeConfig {
                 .iter()
                 .map(PathBuf::from)
                 .collect(),
+            pod_pids_limit: -1,
+            seccomp_default: true,
+            allowed_unsafe_sysctls: Vec::new(),
+            pod_security_level: crate::api::pss::Level::Baseline,
         }
     }
 
@@ -130,19 +147,37 @@ impl RuntimeConfig {
         self.run_dir.join("shims").join(format!("{container_id}.json"))
     }
 
-    /// `linux.cgroupsPath` of a container.
-    pub fn cgroups_path(&self, uid: &str, container_id: &str) -> String {
-        format!("{}/{}", self.pod_cgroup(uid), container_id)
+    /// `linux.cgroupsPath` of a container: a child of its pod's cgroup.
+    pub fn cgroups_path(&self, uid: &str, qos: QosClass, container_id: &str) -> String {
+        format!("{}/{container_id}", self.pod_cgroup(uid, qos))
     }
 
     /// The cgroup of a pod's helper processes (pause and shims): inside the pod's, beside its containers.
-    pub fn helper_cgroup(&self, uid: &str) -> String {
-        format!("{}/helpers", self.pod_cgroup(uid))
+    pub fn helper_cgroup(&self, uid: &str, qos: QosClass) -> String {
+        format!("{}/helpers", self.pod_cgroup(uid, qos))
     }
 
-    /// The pod's cgroup, relative to each hierarchy's root.
-    pub fn pod_cgroup(&self, uid: &str) -> String {
-        format!("{}/pod{uid}", self.cgroup_parent.trim_end_matches('/'))
+    /// The pod's cgroup relative to each hierarchy's root, laid out like the kubelet's: Guaranteed pods
+    /// directly under the cgroup parent, the others under its `burstable/` and `besteffort/` children.
+    pub fn pod_cgroup(&self, uid: &str, qos: QosClass) -> String {
+        match qos.cgroup_dir() {
+            Some(dir) => format!("{}/pod{uid}", self.qos_cgroup(dir)),
+            None => format!("{}/pod{uid}", self.cgroup_parent()),
+        }
+    }
+
+    /// Every place a pod's cgroup may be, whatever its QoS class (for removal).
+    pub fn pod_cgroup_candidates(&self, uid: &str) -> [String; 3] {
+        [QosClass::Guaranteed, QosClass::Burstable, QosClass::BestEffort].map(|q| self.pod_cgroup(uid, q))
+    }
+
+    /// A QoS cgroup (`burstable`, `besteffort`) below the cgroup parent.
+    pub fn qos_cgroup(&self, dir: &str) -> String {
+        format!("{}/{dir}", self.cgroup_parent())
+    }
+
+    fn cgroup_parent(&self) -> &str {
+        self.cgroup_parent.trim_end_matches('/')
     }
 }
 
@@ -179,6 +214,25 @@ mod tests {
         assert_eq!(a, derive_id(&["uid", "web", "0"]));
         assert_ne!(a, derive_id(&["uid", "web", "1"]));
         assert_ne!(derive_id(&["ab", "c"]), derive_id(&["a", "bc"]));
+    }
+
+    #[test]
+    fn pod_cgroups_are_laid_out_like_the_kubelets() {
+        let cfg = RuntimeConfig::new("/s".into(), "/r".into(), "runc".into(), "peapod".into());
+        assert_eq!(cfg.pod_cgroup("u1", QosClass::Guaranteed), "/peapod/podu1");
+        assert_eq!(
+            cfg.pod_cgroup("u1", QosClass::Burstable),
+            "/peapod/burstable/podu1"
+        );
+        assert_eq!(
+            cfg.cgroups_path("u1", QosClass::BestEffort, "c1"),
+            "/peapod/besteffort/podu1/c1"
+        );
+        assert_eq!(
+            cfg.helper_cgroup("u1", QosClass::Guaranteed),
+            "/peapod/podu1/helpers"
+        );
+        assert_eq!(cfg.pod_cgroup_candidates("u1").len(), 3);
     }
 
     #[test]

@@ -14,9 +14,12 @@ pub mod log;
 pub mod pause;
 pub mod process;
 pub mod record;
+pub mod resources;
 pub mod sandbox;
+pub mod seccomp;
 pub mod shim;
 pub mod spec;
+pub mod sysctl;
 pub mod user;
 
 use std::io;

@@ -5,13 +5,14 @@
 //! (`<state>/pods/<uid>/sandbox.json`) only remembers the last id and attempt, so that after a reboot the
 //! next sandbox gets the next attempt and the pod's init containers run again, as with the kubelet.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::cgroup::{self, PodCgroup};
 use super::etc::{self, Resolv};
 use super::layout::{derive_id, RuntimeConfig};
 use super::pause::PauseArgs;
@@ -170,11 +171,15 @@ async fn build(cfg: &RuntimeConfig, req: &SandboxRequest<'_>, id: &str) -> Resul
     if share_pid {
         namespaces.push("pid".to_string());
     }
+    // The pod cgroup gets its limits before its first process (the pause process) enters it.
+    let pod_cgroup = PodCgroup::new(cfg, req.uid, spec);
+    cgroup::configure_pod(&pod_cgroup)
+        .map_err(|source| Error::io("configure cgroup", Path::new(&pod_cgroup.path), source))?;
     let args = PauseArgs {
         dir: dir.clone(),
         hostname: Some(kernel_hostname.clone()),
         namespaces: namespaces.clone(),
-        cgroup: Some(cfg.helper_cgroup(req.uid)),
+        cgroup: Some(cfg.helper_cgroup(req.uid, pod_cgroup.qos)),
     };
     let mut argv = vec!["pause".to_string()];
     argv.extend(args.to_args());

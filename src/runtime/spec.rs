@@ -4,10 +4,12 @@
 //!
 //! Defaults are the secure ones runc's own template and CRI-O use: a small capability set (CRI-O's nine;
 //! nothing inheritable or ambient, nothing effective for non-root users), `no_new_privs` unless privilege
-//! escalation is explicitly allowed, masked and read-only `/proc` and `/sys` paths, a read-only `/sys`, and
-//! no rlimits of our own (the process inherits the node's, which a VM without CAP_SYS_RESOURCE cannot raise).
+//! escalation is explicitly allowed, masked and read-only `/proc` and `/sys` paths, a read-only `/sys`, the
+//! seccomp profile the caller resolved (none for privileged containers), the pod's namespaced sysctls, an
+//! explicit `oomScoreAdj`, and no rlimits of our own (the process inherits the node's, which a VM without
+//! CAP_SYS_RESOURCE cannot raise).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -16,6 +18,7 @@ use oci_spec::runtime::{
     Capability, LinuxCapabilities, LinuxNamespace, LinuxNamespaceType, Mount, Process, Root, Spec, User,
 };
 
+use super::seccomp::{self, Profile};
 use super::user::ResolvedUser;
 
 /// Capabilities a container gets unless it adds or drops some: CRI-O's default set.
@@ -130,16 +133,29 @@ pub struct SpecInput<'a> {
     pub cgroups_path: String,
     /// Container-level resources, already converted.
     pub resources: Option<oci_spec::runtime::LinuxResources>,
+    /// `process.oomScoreAdj` (always set: the container must not inherit its shim's).
+    pub oom_score_adj: i32,
+    /// The seccomp profile (ignored for privileged containers, which run unconfined as with containerd).
+    pub seccomp: Profile,
+    /// `linux.sysctl`: the pod's sysctls, admitted and checked, written by the OCI runtime inside the
+    /// sandbox's namespaces.
+    pub sysctls: HashMap<String, String>,
 }
 
 /// Builds the OCI spec for one container.
 pub fn build(input: &SpecInput<'_>) -> Result<Spec, String> {
     let sc = input.container.security_context.clone().unwrap_or_default();
     let privileged = sc.privileged.unwrap_or(false);
+    let caps = capabilities(&sc, privileged)?;
+    let seccomp = match (&input.seccomp, privileged) {
+        (_, true) | (Profile::Unconfined, _) => None,
+        (Profile::RuntimeDefault, false) => Some(seccomp::default_profile(&caps)),
+        (Profile::Localhost(p), false) => Some((**p).clone()),
+    };
     let mut spec = Spec::default();
     spec.set_hostname(None);
     spec.set_annotations(None);
-    spec.set_process(Some(process(input, &sc, privileged)?));
+    spec.set_process(Some(process(input, &sc, privileged, caps)));
     let mut root = Root::default();
     root.set_path(input.rootfs.clone());
     root.set_readonly(Some(sc.read_only_root_filesystem.unwrap_or(false)));
@@ -148,6 +164,8 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, String> {
     let linux = spec.linux_mut().get_or_insert_with(Default::default);
     linux.set_namespaces(Some(namespaces(&input.namespaces)));
     linux.set_cgroups_path(Some(PathBuf::from(&input.cgroups_path)));
+    linux.set_seccomp(seccomp);
+    linux.set_sysctl((!input.sysctls.is_empty()).then(|| input.sysctls.clone()));
     if privileged {
         linux.set_masked_paths(None);
         linux.set_readonly_paths(None);
@@ -174,13 +192,19 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, String> {
     Ok(spec)
 }
 
-fn process(input: &SpecInput<'_>, sc: &SecurityContext, privileged: bool) -> Result<Process, String> {
+fn process(
+    input: &SpecInput<'_>,
+    sc: &SecurityContext,
+    privileged: bool,
+    caps: HashSet<Capability>,
+) -> Process {
     let mut p = Process::default();
     p.set_terminal(Some(false));
     p.set_args(Some(input.args.clone()));
     p.set_env(Some(input.env.clone()));
     p.set_cwd(PathBuf::from(&input.cwd));
     p.set_rlimits(None);
+    p.set_oom_score_adj(Some(input.oom_score_adj));
     let mut user = User::default();
     user.set_uid(input.user.uid);
     user.set_gid(input.user.gid);
@@ -188,14 +212,13 @@ fn process(input: &SpecInput<'_>, sc: &SecurityContext, privileged: bool) -> Res
         (!input.user.additional_gids.is_empty()).then(|| input.user.additional_gids.clone()),
     );
     p.set_user(user);
-    let caps = capabilities(sc, privileged)?;
     let has_sys_admin = caps.contains(&Capability::SysAdmin);
     p.set_capabilities(Some(capability_sets(caps, input.user.uid)));
     // Escalation is allowed only when asked for, or implied as Kubernetes defines it (privileged or
     // CAP_SYS_ADMIN); unlike the kubelet, an unset field means no escalation.
     let escalate = sc.allow_privilege_escalation.unwrap_or(false) || privileged || has_sys_admin;
     p.set_no_new_privileges(Some(!escalate));
-    Ok(p)
+    p
 }
 
 /// The capability set: default (or all when privileged), minus `drop`, plus `add`; `ALL` works in both.
@@ -416,6 +439,9 @@ mod tests {
             ],
             cgroups_path: "/peapod/pod1/c1".into(),
             resources: None,
+            oom_score_adj: 1000,
+            seccomp: Profile::RuntimeDefault,
+            sysctls: HashMap::new(),
         }
     }
 
@@ -602,5 +628,42 @@ mod tests {
             .map(|n| n.typ())
             .collect();
         assert_eq!(types, vec![LinuxNamespaceType::Mount, LinuxNamespaceType::Cgroup]);
+    }
+
+    #[test]
+    fn seccomp_sysctls_and_oom_score_reach_the_spec() {
+        let pod = PodSpec::default();
+        let c = Container::default();
+        let mut i = input(&pod, &c, 0);
+        i.sysctls = HashMap::from([("kernel.shm_rmid_forced".to_string(), "1".to_string())]);
+        i.oom_score_adj = -997;
+        let spec = build(&i).unwrap();
+        let linux = spec.linux().as_ref().unwrap();
+        let filter = linux.seccomp().as_ref().unwrap();
+        assert_eq!(
+            filter.default_action(),
+            oci_spec::runtime::LinuxSeccompAction::ScmpActErrno
+        );
+        assert_eq!(linux.sysctl().as_ref().unwrap()["kernel.shm_rmid_forced"], "1");
+        assert_eq!(spec.process().as_ref().unwrap().oom_score_adj(), Some(-997));
+
+        i.seccomp = Profile::Unconfined;
+        assert!(build(&i).unwrap().linux().as_ref().unwrap().seccomp().is_none());
+
+        let privileged = Container {
+            security_context: Some(SecurityContext {
+                privileged: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut i = input(&pod, &privileged, 0);
+        i.seccomp = Profile::RuntimeDefault;
+        let spec = build(&i).unwrap();
+        assert!(
+            spec.linux().as_ref().unwrap().seccomp().is_none(),
+            "privileged containers run unconfined"
+        );
+        assert!(spec.linux().as_ref().unwrap().sysctl().is_none());
     }
 }
