@@ -13,6 +13,7 @@ mod env;
 mod pod;
 mod rules;
 mod scheduling;
+mod security;
 mod supported;
 mod update;
 

@@ -12,6 +12,7 @@ use crate::image::{ImageStore, PullOptions};
 use crate::pod::events::LogRecorder;
 use crate::pod::store_images::StoreImages;
 use crate::pod::worker::Context;
+use crate::runtime::admit::AdmitConfig;
 use crate::runtime::etc::ClusterDns;
 use crate::runtime::layout::RuntimeConfig;
 use crate::standalone::{self, Options};
@@ -122,8 +123,10 @@ pub fn runtime_config(global: &Global, args: &NodeArgs) -> Result<RuntimeConfig,
     }
     crate::runtime::sysctl::check_allowlist(&args.allowed_unsafe_sysctls)
         .map_err(|e| CliError(format!("--allowed-unsafe-sysctls: {e}")))?;
-    cfg.allowed_unsafe_sysctls = args.allowed_unsafe_sysctls.clone();
-    cfg.pod_security_level = args.pod_security_level;
+    cfg.admission = AdmitConfig {
+        level: args.pod_security_level,
+        allowed_unsafe_sysctls: args.allowed_unsafe_sysctls.clone(),
+    };
     Ok(cfg)
 }
 

@@ -60,6 +60,8 @@ pub struct Agent {
     pub metrics: Metrics,
     /// Recovered and watching.
     pub ready: AtomicBool,
+    /// What this node admits where a namespace label does not decide.
+    pub admission: crate::runtime::admit::AdmitConfig,
 }
 
 /// Runs the agent until `shutdown` resolves. On shutdown every workload keeps running (the next agent
@@ -81,6 +83,7 @@ pub async fn run(
         recorder: ctx.recorder.clone(),
         metrics: Metrics::default(),
         ready: AtomicBool::new(false),
+        admission: ctx.runtime.admission.clone(),
     });
 
     // Recover before reconciling: adopt every pod checkpointed on this node, whatever the API says.

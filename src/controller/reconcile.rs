@@ -1,5 +1,6 @@
-//! Reconciling one PodGroup bound to this node: keep the finalizer, default and validate the spec, hand it to
-//! its pod worker, and on deletion run the graceful stop. A reconcile never waits on a workload; the worker
+//! Reconciling one PodGroup bound to this node: keep the finalizer, default and validate the spec, admit it
+//! (Pod Security Standards at its namespace's level, sysctls) before it first runs here, hand it to its pod
+//! worker, and on deletion run the graceful stop. A reconcile never waits on a workload; the worker
 //! reports back and the status writer patches.
 
 use std::sync::Arc;
@@ -12,8 +13,12 @@ use serde_json::json;
 
 use super::status::{remove_finalizer, StatusUpdate};
 use super::Agent;
+use k8s_openapi::api::core::v1::Namespace;
+
+use crate::api::pss::Level;
 use crate::api::{defaults, validation, PodGroup, FINALIZER};
 use crate::pod::events::Event;
+use crate::runtime::admit;
 
 /// Errors of a reconcile; the variant name is the metric label and event reason category.
 #[derive(Debug, thiserror::Error)]
@@ -103,20 +108,7 @@ pub async fn reconcile(pg: Arc<PodGroup>, agent: Arc<Agent>) -> Result<Action, E
     defaults::apply_defaults(&mut pod);
     if let Err(errs) = validation::validate(&pod) {
         let message = errs.to_string();
-        let shown = pg.status.as_ref().and_then(|s| s.pod.message.as_deref()) == Some(message.as_str());
-        if !shown {
-            agent
-                .recorder
-                .record(&pod, Event::warning("InvalidSpec", message.clone()));
-            let status = crate::standalone::invalid_status(&pod, &message);
-            let _ = agent.status.send(StatusUpdate {
-                namespace: ns,
-                name,
-                uid,
-                status,
-                release: false,
-            });
-        }
+        refuse(&agent, &pod, "InvalidSpec", &message, &message);
         return Ok(Action::await_change());
     }
     let previous = agent.specs.lock().ok().and_then(|s| s.get(&uid).cloned());
@@ -128,6 +120,21 @@ pub async fn reconcile(pg: Arc<PodGroup>, agent: Arc<Agent>) -> Result<Action, E
             return Ok(Action::await_change());
         }
     }
+    let running = agent.workers.lock().map(|w| w.contains(&uid)).unwrap_or(false);
+    if !running {
+        // Admitted once, before it first runs here, like Pod Security Admission at creation.
+        let level = namespace_level(&agent, &ns).await.map_err(|source| Error::Api {
+            action: "read the namespace of",
+            name: key.clone(),
+            source,
+        })?;
+        let allowed = &agent.admission.allowed_unsafe_sysctls;
+        if let Err(r) = admit::admit(&pod, level, allowed) {
+            tracing::info!(pod = %key, reason = r.reason, "pod refused");
+            refuse(&agent, &pod, r.reason, &r.status_message(), &r.message);
+            return Ok(Action::await_change());
+        }
+    }
     if let Ok(mut specs) = agent.specs.lock() {
         specs.insert(uid.clone(), pod.clone());
     }
@@ -135,6 +142,32 @@ pub async fn reconcile(pg: Arc<PodGroup>, agent: Arc<Agent>) -> Result<Action, E
         w.sync(pod);
     }
     Ok(Action::requeue(Duration::from_secs(600)))
+}
+
+/// Shows a pod that will not run: a Warning Event and a Failed status, once per message.
+fn refuse(agent: &Agent, pod: &PodGroup, reason: &str, status_message: &str, event_message: &str) {
+    let shown = pod.status.as_ref().and_then(|s| s.pod.message.as_deref()) == Some(status_message);
+    if shown {
+        return;
+    }
+    agent
+        .recorder
+        .record(pod, Event::warning(reason, event_message.to_string()));
+    let _ = agent.status.send(StatusUpdate {
+        namespace: pod.namespace().unwrap_or_else(|| "default".into()),
+        name: pod.name_any(),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        status: crate::standalone::refused_status(pod, reason, status_message),
+        release: false,
+    });
+}
+
+/// The Pod Security Standards level of namespace `ns`: its `pod-security.kubernetes.io/enforce` label, else
+/// the agent's `--pod-security-level`.
+async fn namespace_level(agent: &Agent, ns: &str) -> Result<Level, kube::Error> {
+    let api: Api<Namespace> = Api::all(agent.client.clone());
+    let labels = api.get_opt(ns).await?.and_then(|n| n.metadata.labels);
+    Ok(Level::for_namespace(labels.as_ref(), agent.admission.level))
 }
 
 async fn add_finalizer(agent: &Agent, pg: &PodGroup) -> Result<(), kube::Error> {

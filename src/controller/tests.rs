@@ -89,6 +89,7 @@ fn fixture() -> (Fixture, Handle) {
         recorder: events.clone(),
         metrics: Metrics::default(),
         ready: AtomicBool::new(true),
+        admission: Default::default(),
     });
     (
         Fixture {
@@ -271,4 +272,48 @@ async fn status_is_applied_whole_with_the_peapod_field_manager() {
         "the uid pins the status to this incarnation"
     );
     assert_eq!(body["status"]["phase"], "Running");
+}
+
+#[tokio::test]
+async fn pod_security_is_enforced_at_the_namespace_level_before_the_pod_runs() {
+    let (mut f, mut handle) = fixture();
+    let pg = podgroup(json!({"metadata": {"finalizers": ["peapod.dev/sandbox"]}}));
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "default", "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}});
+    let server = tokio::spawn(async move {
+        expect(&mut handle, "GET", "/api/v1/namespaces/default", namespace).await;
+    });
+    let action = reconcile(Arc::new(pg), f.agent.clone()).await.unwrap();
+    server.await.unwrap();
+    assert_eq!(action, Action::await_change());
+    let update = f.status.try_recv().expect("a status update");
+    assert_eq!(update.status.pod.phase.as_deref(), Some("Failed"));
+    assert_eq!(update.status.pod.reason.as_deref(), Some("PodSecurityViolation"));
+    let message = update.status.pod.message.unwrap();
+    assert!(
+        message.starts_with(r#"Pod was rejected: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "c" must set securityContext.allowPrivilegeEscalation=false)"#),
+        "{message}"
+    );
+    let events = f.events.0.lock().unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(events[0].warning && events[0].reason == "PodSecurityViolation");
+    assert!(events[0].message.starts_with("violates PodSecurity"));
+    assert!(f.agent.workers.lock().unwrap().is_empty(), "nothing runs");
+}
+
+#[tokio::test]
+async fn an_unlabelled_namespace_gets_the_agents_level() {
+    let (mut f, mut handle) = fixture();
+    let pg = podgroup(json!({"metadata": {"finalizers": ["peapod.dev/sandbox"]}, "spec": {"hostPID": true}}));
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+    let server = tokio::spawn(async move {
+        expect(&mut handle, "GET", "/api/v1/namespaces/default", namespace).await;
+    });
+    reconcile(Arc::new(pg), f.agent.clone()).await.unwrap();
+    server.await.unwrap();
+    let update = f.status.try_recv().expect("a status update");
+    assert_eq!(
+        update.status.pod.message.as_deref(),
+        Some(r#"Pod was rejected: violates PodSecurity "baseline:latest": host namespaces (hostPID=true)"#)
+    );
 }

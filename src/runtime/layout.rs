@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::admit::AdmitConfig;
 use super::etc::ClusterDns;
 use super::resources::QosClass;
 
@@ -48,11 +49,8 @@ pub struct RuntimeConfig {
     pub seccomp_default: bool,
     /// Where `Localhost` seccomp profiles are read from (`--seccomp-profile-root`).
     pub seccomp_profile_root: PathBuf,
-    /// Unsafe sysctls (names or `prefix*` patterns) pods may set (`--allowed-unsafe-sysctls`).
-    pub allowed_unsafe_sysctls: Vec<String>,
-    /// Pod Security Standards level enforced where no namespace label says otherwise
-    /// (`--pod-security-level`).
-    pub pod_security_level: crate::api::pss::Level,
+    /// What pods are admitted (`--pod-security-level`, `--allowed-unsafe-sysctls`).
+    pub admission: AdmitConfig,
 }
 
 impl RuntimeConfig {
@@ -82,8 +80,7 @@ impl RuntimeConfig {
                 .collect(),
             pod_pids_limit: -1,
             seccomp_default: true,
-            allowed_unsafe_sysctls: Vec::new(),
-            pod_security_level: crate::api::pss::Level::Baseline,
+            admission: AdmitConfig::default(),
         }
     }
 

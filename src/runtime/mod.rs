@@ -5,6 +5,7 @@
 //! small, single-threaded and detached, so workloads survive the supervisor. This module knows nothing of
 //! restart policies or status: the `pod` module decides, this module does.
 
+pub mod admit;
 pub mod cgroup;
 pub mod container;
 pub mod env;

@@ -17,8 +17,10 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::sync::mpsc;
 
 use crate::api::{defaults, manifest, validation, PodGroup, PodGroupStatus};
+use crate::pod::events::Event;
 use crate::pod::worker::{Context, Update};
 use crate::pod::workers::PodWorkers;
+use crate::runtime::admit::{self, AdmitConfig, REJECTION_REASONS};
 use crate::runtime::layout::derive_id;
 use store::StatusStore;
 
@@ -36,8 +38,9 @@ pub struct Options {
 pub struct Scan {
     /// Valid pods by uid.
     pub pods: BTreeMap<String, PodGroup>,
-    /// Invalid pods by uid, with their validation message (they get a Failed status, nothing runs).
-    pub invalid: BTreeMap<String, (PodGroup, String)>,
+    /// Refused pods by uid, with the reason (`InvalidSpec`, or an admission reason) and the status message
+    /// (they get a Failed status, nothing runs).
+    pub invalid: BTreeMap<String, (PodGroup, &'static str, String)>,
     /// One line per problem, naming the file.
     pub errors: BTreeSet<String>,
 }
@@ -106,7 +109,7 @@ pub fn scan(paths: &[PathBuf], node: &str) -> Scan {
                     let message = errs.to_string();
                     out.errors
                         .insert(format!("{}: PodGroup {ns}/{name}: {message}", file.display()));
-                    out.invalid.insert(uid, (pod, message));
+                    out.invalid.insert(uid, (pod, "InvalidSpec", message));
                 }
             }
         }
@@ -116,12 +119,41 @@ pub fn scan(paths: &[PathBuf], node: &str) -> Scan {
 
 /// The status an invalid pod shows: Failed with reason `InvalidSpec` and the validation message.
 pub fn invalid_status(pod: &PodGroup, message: &str) -> PodGroupStatus {
+    refused_status(pod, "InvalidSpec", message)
+}
+
+/// The status a refused pod shows: Failed with the reason and message (the kubelet's rejected pods).
+pub fn refused_status(pod: &PodGroup, reason: &str, message: &str) -> PodGroupStatus {
     let mut status = PodGroupStatus::default();
     status.pod.phase = Some("Failed".into());
-    status.pod.reason = Some("InvalidSpec".into());
+    status.pod.reason = Some(reason.into());
     status.pod.message = Some(message.to_string());
     crate::pod::printer::fill_columns(pod, &mut status, false);
     status
+}
+
+/// Whether a stored status is a refusal (nothing of the pod ran).
+fn is_refused(pod: &PodGroup) -> bool {
+    let reason = pod.status.as_ref().and_then(|s| s.pod.reason.as_deref());
+    reason.is_some_and(|r| REJECTION_REASONS.contains(&r))
+}
+
+/// Moves the pods that are not running yet and that the node does not admit (Pod Security Standards,
+/// sysctls) from `found.pods` to `found.invalid`.
+fn refuse_inadmissible(found: &mut Scan, admission: &AdmitConfig, running: impl Fn(&str) -> bool) {
+    let uids: Vec<String> = found.pods.keys().filter(|u| !running(u)).cloned().collect();
+    for uid in uids {
+        let Some(pod) = found.pods.get(&uid) else { continue };
+        let Err(r) = admit::admit(pod, admission.level, &admission.allowed_unsafe_sysctls) else {
+            continue;
+        };
+        if let Some(pod) = found.pods.remove(&uid) {
+            found
+                .errors
+                .insert(format!("PodGroup {}: {}: {}", pod.key(), r.reason, r.message));
+            found.invalid.insert(uid, (pod, r.reason, r.status_message()));
+        }
+    }
 }
 
 /// Runs the standalone supervisor until `shutdown` resolves; then stops every pod gracefully.
@@ -140,9 +172,7 @@ pub async fn run(opts: Options, ctx: Arc<Context>, shutdown: impl Future<Output 
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         if ctx.runtime.pod_dir(&uid).exists() {
             workers.sync(pod);
-        } else if pod.metadata.deletion_timestamp.is_none()
-            && pod.status.as_ref().and_then(|s| s.pod.reason.as_deref()) != Some("InvalidSpec")
-        {
+        } else if pod.metadata.deletion_timestamp.is_none() && !is_refused(&pod) {
             // Nothing left on the node for it: a finished earlier run; a new run starts it afresh.
             store.remove(&uid);
         }
@@ -157,18 +187,21 @@ pub async fn run(opts: Options, ctx: Arc<Context>, shutdown: impl Future<Output 
                 let paths = opts.paths.clone();
                 let node = node.clone();
                 let result = tokio::task::spawn_blocking(move || scan(&paths, &node)).await;
-                let Ok(found) = result else { continue };
+                let Ok(mut found) = result else { continue };
+                refuse_inadmissible(&mut found, &ctx.runtime.admission, |uid| workers.contains(uid));
                 report_errors(&mut reported, &found.errors);
-                for (uid, (pod, message)) in &found.invalid {
-                    if store.get(uid).and_then(|p| p.status).and_then(|s| s.pod.reason) != Some("InvalidSpec".into()) {
+                for (uid, (pod, reason, message)) in &found.invalid {
+                    if store.get(uid).and_then(|p| p.status).and_then(|s| s.pod.reason).as_deref() != Some(*reason) {
                         let mut p = pod.clone();
-                        p.status = Some(invalid_status(pod, message));
+                        p.status = Some(refused_status(pod, reason, message));
                         let _ = store.write(&p);
+                        let shown = message.strip_prefix("Pod was rejected: ").unwrap_or(message);
+                        ctx.recorder.record(pod, Event::warning(reason, shown.to_string()));
                     }
                 }
-                for uid in store.list().iter().filter_map(|p| p.metadata.uid.clone()) {
-                    let invalid = store.get(&uid).and_then(|p| p.status).and_then(|s| s.pod.reason).as_deref() == Some("InvalidSpec");
-                    if invalid && !found.invalid.contains_key(&uid) {
+                for pod in store.list() {
+                    let uid = pod.metadata.uid.clone().unwrap_or_default();
+                    if is_refused(&pod) && !found.invalid.contains_key(&uid) {
                         store.remove(&uid);
                     }
                 }
@@ -329,7 +362,7 @@ mod tests {
         assert_eq!(pod.spec.pod.node_name.as_deref(), Some("node-a"));
         assert_eq!(pod.spec.pod.restart_policy.as_deref(), Some("Always"));
         assert_eq!(s.invalid.len(), 1);
-        let (_, msg) = s.invalid.values().next().unwrap();
+        let (_, _, msg) = s.invalid.values().next().unwrap();
         assert!(
             msg.contains("spec.containers[1].name: Duplicate value: \"c\""),
             "{msg}"

@@ -131,6 +131,9 @@ impl Node {
             .env("PEAPOD_NODE_NAME", "test-node")
             .env("PEAPOD_LOG", "info")
             .env("PEAPOD_CNI_CONF_DIR", &self.cni_conf)
+            // Most suites test host namespaces and hostPath, which the default (baseline) refuses;
+            // tests/security*.rs set the level they test.
+            .env("PEAPOD_POD_SECURITY_LEVEL", "privileged")
             .args(args);
         c
     }

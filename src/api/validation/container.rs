@@ -356,4 +356,5 @@ fn validate_security_context(sc: &SecurityContext, path: &FieldPath, errs: &mut 
     if let Some(caps) = &sc.capabilities {
         capabilities::validate(caps, &path.child("capabilities"), errs);
     }
+    super::security::container(sc, path, errs);
 }

@@ -302,6 +302,7 @@ fn security_context(sc: &PodSecurityContext, spec: &PodSpec, path: &FieldPath, e
             ));
         }
     }
+    super::security::pod(sc, spec, &sc_path, errs);
     if spec.share_process_namespace == Some(true) && spec.host_pid == Some(true) {
         let detail = "ShareProcessNamespace and HostPID cannot both be enabled";
         errs.push(FieldError::invalid(

@@ -36,7 +36,7 @@
 //! | schedulerName                  | accepted when `default-scheduler`                    |
 //! | schedulingGates                | rejected                                             |
 //! | schedulingGroup                | rejected (alpha)                                     |
-//! | securityContext                | runAsUser, runAsGroup, runAsNonRoot, supplementalGroups accepted; the rest rejected |
+//! | securityContext                | runAsUser, runAsGroup, runAsNonRoot, supplementalGroups, fsGroup, fsGroupChangePolicy, seccompProfile, sysctls accepted; the rest rejected |
 //! | serviceAccount, serviceAccountName | accepted (no token is mounted)                   |
 //! | setHostnameAsFQDN              | accepted                                             |
 //! | shareProcessNamespace          | accepted                                             |
@@ -199,27 +199,20 @@ fn affinity(affinity: &Affinity, path: &FieldPath, errs: &mut Vec<FieldError>) {
 fn pod_security_context(sc: &PodSecurityContext, path: &FieldPath, errs: &mut Vec<FieldError>) {
     let PodSecurityContext {
         app_armor_profile,
-        fs_group,
-        fs_group_change_policy,
+        fs_group: _,
+        fs_group_change_policy: _,
         run_as_group: _,
         run_as_non_root: _,
         run_as_user: _,
         se_linux_change_policy,
         se_linux_options,
-        seccomp_profile,
+        seccomp_profile: _,
         supplemental_groups: _,
         supplemental_groups_policy,
-        sysctls,
+        sysctls: _,
         windows_options,
     } = sc;
     forbid(errs, path, "appArmorProfile", app_armor_profile.is_some());
-    forbid(errs, path, "fsGroup", fs_group.is_some());
-    forbid(
-        errs,
-        path,
-        "fsGroupChangePolicy",
-        fs_group_change_policy.is_some(),
-    );
     forbid(
         errs,
         path,
@@ -227,14 +220,12 @@ fn pod_security_context(sc: &PodSecurityContext, path: &FieldPath, errs: &mut Ve
         se_linux_change_policy.is_some(),
     );
     forbid(errs, path, "seLinuxOptions", se_linux_options.is_some());
-    forbid(errs, path, "seccompProfile", seccomp_profile.is_some());
     forbid(
         errs,
         path,
         "supplementalGroupsPolicy",
         supplemental_groups_policy.is_some(),
     );
-    forbid(errs, path, "sysctls", listed(sysctls));
     forbid(errs, path, "windowsOptions", windows_options.is_some());
 }
 
@@ -384,19 +375,17 @@ fn container_security_context(sc: &SecurityContext, path: &FieldPath, errs: &mut
         app_armor_profile,
         capabilities: _,
         privileged: _,
-        proc_mount,
+        proc_mount: _,
         read_only_root_filesystem: _,
         run_as_group: _,
         run_as_non_root: _,
         run_as_user: _,
         se_linux_options,
-        seccomp_profile,
+        seccomp_profile: _,
         windows_options,
     } = sc;
     forbid(errs, path, "appArmorProfile", app_armor_profile.is_some());
-    only(errs, path, "procMount", proc_mount.as_ref(), "Default");
     forbid(errs, path, "seLinuxOptions", se_linux_options.is_some());
-    forbid(errs, path, "seccompProfile", seccomp_profile.is_some());
     forbid(errs, path, "windowsOptions", windows_options.is_some());
 }
 
