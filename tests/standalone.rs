@@ -254,9 +254,10 @@ fn kill9_of_the_supervisor_keeps_containers_and_reports_exits() {
     });
     let long_id = st::container(&before, "long").container_id.clone().unwrap();
     let long_pid = node.exec("survivor", "long", &["sh", "-c", "echo $PPID"]);
-    // The helpers moved into the pod's cgroup: stopping whatever started them cannot kill them.
+    // The helpers moved into the pod's cgroup (a BestEffort pod's, like the kubelet's layout): stopping
+    // whatever started them cannot kill them.
     let helpers = format!(
-        "{}/pod{}/helpers",
+        "{}/besteffort/pod{}/helpers",
         node.cgroup_parent,
         before.metadata.uid.as_deref().unwrap()
     );

@@ -191,11 +191,12 @@ impl Worker {
         let cfg = self.ctx.runtime.clone();
         let pod_dir = cfg.pod_dir(&self.uid);
         let spec = self.pod.spec.pod.clone();
+        let protected = [cfg.state_dir.clone(), cfg.run_dir.clone()];
         let prepared = tokio::task::spawn_blocking({
             let pod_dir = pod_dir.clone();
             move || {
                 crate::sys::fs::create_dir_all_mode(&pod_dir, 0o700).map_err(|e| e.to_string())?;
-                volume::prepare(&pod_dir, &spec).map_err(|e| e.to_string())
+                volume::prepare(&pod_dir, &spec, &protected).map_err(|e| e.to_string())
             }
         })
         .await

@@ -1,5 +1,6 @@
-//! Pod volumes: emptyDir and hostPath, prepared on the host once per pod, and each container's mounts of
-//! them (`volumeMounts` with `readOnly`, `subPath`, `subPathExpr`).
+//! Pod volumes: emptyDir (with `fsGroup` ownership) and hostPath (staged through an opened fd, never inside
+//! peapod's own directories), prepared on the host once per pod, and each container's mounts of them
+//! (`volumeMounts` with `readOnly`, `subPath`, `subPathExpr`).
 //!
 //! A subPath is hostile input: it is resolved inside its volume with `openat2(RESOLVE_IN_ROOT)`, created
 //! there if missing, and bind-mounted through `/proc/self/fd/N` onto a per-pod staging path that the
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
@@ -21,6 +22,11 @@ use nix::sys::stat::Mode;
 use crate::runtime::env::expand;
 use crate::runtime::spec::BindMount;
 use crate::sys;
+
+mod host_path;
+mod ownership;
+
+pub use host_path::check_host_path;
 
 /// Errors preparing or mounting volumes; the message is what the user sees in a `FailedMount` event or a
 /// `CreateContainerConfigError`.
@@ -64,25 +70,34 @@ pub fn empty_dir_root(pod_dir: &Path) -> PathBuf {
     pod_dir.join("volumes").join("kubernetes.io~empty-dir")
 }
 
-/// Prepares every volume of the pod; idempotent (an existing emptyDir keeps its content).
-pub fn prepare(pod_dir: &Path, spec: &PodSpec) -> Result<PodVolumes, Error> {
+/// Prepares every volume of the pod; idempotent (an existing emptyDir keeps its content). `protected` are
+/// peapod's own directories (state and run), which no hostPath may reach.
+pub fn prepare(pod_dir: &Path, spec: &PodSpec, protected: &[PathBuf]) -> Result<PodVolumes, Error> {
     let mut out = PodVolumes::default();
+    let sc = spec.security_context.as_ref();
+    let fs_group = sc.and_then(|s| s.fs_group).and_then(|g| u32::try_from(g).ok());
+    let policy = sc.and_then(|s| s.fs_group_change_policy.as_deref());
     for v in spec.volumes.iter().flatten() {
-        let host = prepare_one(pod_dir, v).map_err(|message| Error::SetUp {
+        let host = prepare_one(pod_dir, v, protected).map_err(|message| Error::SetUp {
             name: v.name.clone(),
             message,
         })?;
+        // Ownership is for volumes the pod owns (the kubelet skips hostPath).
+        if let (Some(gid), Some(_)) = (fs_group, &v.empty_dir) {
+            ownership::apply(&host.path, gid, policy).map_err(|e| Error::SetUp {
+                name: v.name.clone(),
+                message: format!("applying fsGroup {gid} to {}: {e}", host.path.display()),
+            })?;
+        }
         out.volumes.insert(v.name.clone(), host);
     }
     Ok(out)
 }
 
-fn prepare_one(pod_dir: &Path, v: &Volume) -> Result<HostVolume, String> {
+fn prepare_one(pod_dir: &Path, v: &Volume, protected: &[PathBuf]) -> Result<HostVolume, String> {
     if let Some(hp) = &v.host_path {
-        check_host_path(Path::new(&hp.path), hp.type_.as_deref().unwrap_or(""))?;
-        return Ok(HostVolume {
-            path: PathBuf::from(&hp.path),
-        });
+        let path = host_path::prepare(pod_dir, &v.name, hp, protected)?;
+        return Ok(HostVolume { path });
     }
     if let Some(ed) = &v.empty_dir {
         let dir = crate::runtime::layout::join_component(&empty_dir_root(pod_dir), &v.name)
@@ -102,51 +117,6 @@ fn prepare_one(pod_dir: &Path, v: &Volume) -> Result<HostVolume, String> {
         return Ok(HostVolume { path: dir });
     }
     Err("volume type not supported by peapod".to_string())
-}
-
-/// The kubelet's hostPath type check (pkg/volume/hostpath), creating for the `*OrCreate` types.
-pub fn check_host_path(path: &Path, typ: &str) -> Result<(), String> {
-    let meta = fs::metadata(path).ok();
-    let fail = |what: &str| {
-        Err(format!(
-            "hostPath type check failed: {} is not {what}",
-            path.display()
-        ))
-    };
-    match typ {
-        "" => Ok(()),
-        "DirectoryOrCreate" if meta.is_none() => {
-            sys::fs::create_dir_all_mode(path, 0o755).map_err(|e| format!("create {}: {e}", path.display()))
-        }
-        "DirectoryOrCreate" | "Directory" => match meta {
-            Some(m) if m.is_dir() => Ok(()),
-            _ => fail("a directory"),
-        },
-        "FileOrCreate" if meta.is_none() => fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(path)
-            .and_then(|f| f.set_permissions(fs::Permissions::from_mode(0o644)))
-            .map_err(|e| format!("create {}: {e}", path.display())),
-        "FileOrCreate" | "File" => match meta {
-            Some(m) if m.is_file() => Ok(()),
-            _ => fail("a file"),
-        },
-        "Socket" => match meta {
-            Some(m) if m.file_type().is_socket() => Ok(()),
-            _ => fail("a socket file"),
-        },
-        "CharDevice" => match meta {
-            Some(m) if m.file_type().is_char_device() => Ok(()),
-            _ => fail("a character device"),
-        },
-        "BlockDevice" => match meta {
-            Some(m) if m.file_type().is_block_device() => Ok(()),
-            _ => fail("a block device"),
-        },
-        other => Err(format!("{other} is an invalid volume type")),
-    }
 }
 
 /// The bind mounts of one container's `volumeMounts`. `index` keeps staging paths of different containers
@@ -262,10 +232,18 @@ fn open_or_create(root: &OwnedFd, sub: &Path, mode: u32) -> io::Result<OwnedFd> 
     sys::fs::open_in_root(root, sub, flags)
 }
 
-/// Unmounts and removes the pod's volumes and staging mounts (emptyDir content is gone afterwards).
+/// Unmounts and removes the pod's volumes and staging mounts (emptyDir content is gone afterwards). Nothing
+/// is removed while anything is still mounted below: a staged hostPath must never be emptied.
 pub fn teardown(pod_dir: &Path) -> io::Result<()> {
     for dir in [pod_dir.join("volume-subpaths"), pod_dir.join("volumes")] {
         sys::mount::unmount_all_under(&dir)?;
+        if let Some(left) = sys::mount::mounts_under(&dir)?.first() {
+            return Err(io::Error::other(format!(
+                "{} is still mounted; not removing {}",
+                left.display(),
+                dir.display()
+            )));
+        }
         sys::fs::remove_dir_atomic(&dir)?;
     }
     Ok(())
@@ -280,34 +258,6 @@ pub fn memory_bytes(q: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_path_types_match_kubelet_messages() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        fs::write(d.join("file"), b"x").unwrap();
-        assert!(check_host_path(&d.join("file"), "File").is_ok());
-        assert_eq!(
-            check_host_path(&d.join("file"), "Directory").unwrap_err(),
-            format!(
-                "hostPath type check failed: {}/file is not a directory",
-                d.display()
-            )
-        );
-        assert!(check_host_path(&d.join("missing"), "Directory").is_err());
-        check_host_path(&d.join("new/dir"), "DirectoryOrCreate").unwrap();
-        assert!(d.join("new/dir").is_dir());
-        check_host_path(&d.join("f2"), "FileOrCreate").unwrap();
-        assert_eq!(fs::metadata(d.join("f2")).unwrap().mode() & 0o777, 0o644);
-        assert!(check_host_path(&d.join("nope/f3"), "FileOrCreate").is_err());
-        assert!(check_host_path(d, "Socket")
-            .unwrap_err()
-            .contains("is not a socket file"));
-        assert!(check_host_path(d, "Bogus")
-            .unwrap_err()
-            .contains("invalid volume type"));
-        assert!(check_host_path(Path::new("/dev/null"), "CharDevice").is_ok());
-    }
 
     #[test]
     fn sub_path_expr_rejections() {

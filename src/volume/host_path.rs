@@ -1,0 +1,211 @@
+//! hostPath volumes: the kubelet's `type` checks, then the path opened once (`O_PATH`) and everything else
+//! done through that handle: the type is checked on the opened object, its real location is checked against
+//! peapod's own directories, and it is bind-mounted through `/proc/self/fd/N` onto a per-pod staging path
+//! that the OCI runtime mounts. Swapping a symlink into the path after the check cannot redirect the mount
+//! (the check and the use share the fd), and no hostPath reaches peapod's state or run directory.
+
+use std::fs;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::HostPathVolumeSource;
+
+use crate::runtime::layout::join_component;
+use crate::sys;
+
+/// Where a pod's hostPath volumes are staged.
+pub fn staging_root(pod_dir: &Path) -> PathBuf {
+    pod_dir.join("volumes").join("kubernetes.io~host-path")
+}
+
+/// Prepares the hostPath volume `name` and returns its staging path. `protected` are peapod's state and run
+/// directories.
+pub fn prepare(
+    pod_dir: &Path,
+    name: &str,
+    hp: &HostPathVolumeSource,
+    protected: &[PathBuf],
+) -> Result<PathBuf, String> {
+    let path = Path::new(&hp.path);
+    let typ = hp.type_.as_deref().unwrap_or("");
+    create_if_asked(path, typ)?;
+    let fd = match open_path(path) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !typ.is_empty() => {
+            return Err(type_error(path, typ));
+        }
+        Err(e) => return Err(format!("open {}: {e}", path.display())),
+    };
+    let target = sys::fs::fd_path(&fd);
+    let meta = fs::metadata(&target).map_err(|e| format!("stat {}: {e}", path.display()))?;
+    check_type(path, typ, &meta.file_type())?;
+    let resolved = fs::read_link(&target).map_err(|e| format!("resolve {}: {e}", path.display()))?;
+    refuse_protected(path, &resolved, protected)?;
+    let staging = join_component(&staging_root(pod_dir), name)
+        .ok_or_else(|| format!("invalid volume name {name:?}"))?;
+    stage(&target, &staging, meta.is_dir()).map_err(|e| format!("mount {}: {e}", path.display()))?;
+    Ok(staging)
+}
+
+/// The kubelet's hostPath type check on `path` (pkg/volume/hostpath), creating for the `*OrCreate` types
+/// (and, as containerd does, a missing untyped path as a directory).
+pub fn check_host_path(path: &Path, typ: &str) -> Result<(), String> {
+    create_if_asked(path, typ)?;
+    match fs::metadata(path) {
+        Ok(m) => check_type(path, typ, &m.file_type()),
+        Err(_) if typ.is_empty() => Ok(()),
+        Err(_) => Err(type_error(path, typ)),
+    }
+}
+
+fn create_if_asked(path: &Path, typ: &str) -> Result<(), String> {
+    if fs::symlink_metadata(path).is_ok() {
+        return Ok(());
+    }
+    match typ {
+        "" | "DirectoryOrCreate" => {
+            sys::fs::create_dir_all_mode(path, 0o755).map_err(|e| format!("create {}: {e}", path.display()))
+        }
+        "FileOrCreate" => fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .and_then(|f| f.set_permissions(fs::Permissions::from_mode(0o644)))
+            .map_err(|e| format!("create {}: {e}", path.display())),
+        _ => Ok(()),
+    }
+}
+
+fn type_error(path: &Path, typ: &str) -> String {
+    let what = match typ {
+        "Directory" | "DirectoryOrCreate" => "a directory",
+        "File" | "FileOrCreate" => "a file",
+        "Socket" => "a socket file",
+        "CharDevice" => "a character device",
+        "BlockDevice" => "a block device",
+        other => return format!("{other} is an invalid volume type"),
+    };
+    format!("hostPath type check failed: {} is not {what}", path.display())
+}
+
+fn check_type(path: &Path, typ: &str, ft: &fs::FileType) -> Result<(), String> {
+    let ok = match typ {
+        "" => true,
+        "Directory" | "DirectoryOrCreate" => ft.is_dir(),
+        "File" | "FileOrCreate" => ft.is_file(),
+        "Socket" => ft.is_socket(),
+        "CharDevice" => ft.is_char_device(),
+        "BlockDevice" => ft.is_block_device(),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(type_error(path, typ))
+    }
+}
+
+/// Opens `path` as an `O_PATH` handle, following symlinks as a hostPath bind mount does.
+fn open_path(path: &Path) -> io::Result<OwnedFd> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)?;
+    Ok(f.into())
+}
+
+fn refuse_protected(path: &Path, resolved: &Path, protected: &[PathBuf]) -> Result<(), String> {
+    for dir in protected {
+        let Ok(real) = fs::canonicalize(dir) else {
+            continue;
+        };
+        if resolved.starts_with(&real) {
+            return Err(format!(
+                "hostPath {} is inside peapod's directory {}: containers may not mount peapod's own state",
+                path.display(),
+                real.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Bind-mounts the opened object (`/proc/self/fd/N`) onto `staging`, replacing an earlier mount.
+fn stage(target: &Path, staging: &Path, is_dir: bool) -> io::Result<()> {
+    if let Some(parent) = staging.parent() {
+        sys::fs::create_dir_all_mode(parent, 0o700)?;
+    }
+    sys::mount::unmount(staging)?;
+    if is_dir {
+        sys::fs::create_dir_all_mode(staging, 0o700)?;
+    } else if fs::symlink_metadata(staging).is_err() {
+        fs::File::create(staging)?;
+    }
+    sys::mount::bind(target, staging, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    #[test]
+    fn host_path_types_match_kubelet_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("file"), b"x").unwrap();
+        assert!(check_host_path(&d.join("file"), "File").is_ok());
+        assert_eq!(
+            check_host_path(&d.join("file"), "Directory").unwrap_err(),
+            format!(
+                "hostPath type check failed: {}/file is not a directory",
+                d.display()
+            )
+        );
+        assert!(check_host_path(&d.join("missing"), "Directory").is_err());
+        check_host_path(&d.join("new/dir"), "DirectoryOrCreate").unwrap();
+        assert!(d.join("new/dir").is_dir());
+        check_host_path(&d.join("f2"), "FileOrCreate").unwrap();
+        assert_eq!(fs::metadata(d.join("f2")).unwrap().mode() & 0o777, 0o644);
+        assert!(check_host_path(&d.join("nope/f3"), "FileOrCreate").is_err());
+        assert!(check_host_path(d, "Socket")
+            .unwrap_err()
+            .contains("is not a socket file"));
+        assert!(check_host_path(d, "Bogus")
+            .unwrap_err()
+            .contains("invalid volume type"));
+        assert!(check_host_path(Path::new("/dev/null"), "CharDevice").is_ok());
+        check_host_path(&d.join("untyped"), "").unwrap();
+        assert!(d.join("untyped").is_dir(), "created like containerd does");
+    }
+
+    #[test]
+    fn peapods_own_directories_are_refused_through_symlinks_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        fs::create_dir_all(state.join("pods")).unwrap();
+        std::os::unix::fs::symlink(&state, dir.path().join("innocent")).unwrap();
+        let protected = [state.clone(), dir.path().join("run-missing")];
+        for p in [
+            state.clone(),
+            state.join("pods"),
+            dir.path().join("innocent/pods"),
+        ] {
+            let hp = HostPathVolumeSource {
+                path: p.display().to_string(),
+                type_: None,
+            };
+            let err = prepare(&dir.path().join("pod"), "v", &hp, &protected).unwrap_err();
+            assert!(
+                err.contains("containers may not mount peapod's own state"),
+                "{err}"
+            );
+        }
+        assert!(!dir.path().join("pod/volumes").exists(), "nothing was staged");
+    }
+}
