@@ -106,10 +106,10 @@ renders default-1.37 "maxSurge: 0" '^ +maxSurge: 0$'
 lacks default-1.37 "the admission policy (not enabled)" 'kind: ValidatingAdmissionPolicy'
 validate default-1.37-vap-api "$NEWEST_SCHEMAS" "$NEWEST_SCHEMAS" --api-versions "$VAP_API"
 lacks default-1.37-vap-api "the per-node admission policy (served but not enabled)" 'name: peapod-per-node$'
-renders default-1.37-vap-api "the Pod Security admission policy (served, on by default)" 'name: peapod-pod-security$'
-validate default-1.37-vap-api-no-pss "$NEWEST_SCHEMAS" "$NEWEST_SCHEMAS" --api-versions "$VAP_API" \
-  --set podSecurity.admissionPolicy=false
-lacks default-1.37-vap-api-no-pss "every admission policy (served, both off)" 'kind: ValidatingAdmissionPolicy'
+lacks default-1.37-vap-api "every admission policy (served, both off by default)" 'kind: ValidatingAdmissionPolicy'
+validate default-1.37-vap-api-pss "$NEWEST_SCHEMAS" "$NEWEST_SCHEMAS" --api-versions "$VAP_API" \
+  --set podSecurity.admissionPolicy=true
+renders default-1.37-vap-api-pss "the Pod Security admission policy (served, enabled)" 'name: peapod-pod-security$'
 validate all-1.20 1.20.0 "$OLDEST_SCHEMAS" -f "$ALL_VALUES"
 lacks all-1.20 "the admission policy (enabled, not served)" 'kind: ValidatingAdmissionPolicy'
 validate all-1.30 1.30.0 1.30.0 -f "$ALL_VALUES" --api-versions "$VAP_API"
