@@ -11,6 +11,7 @@
 //! Everything is synchronous except [`ImageStore::pull`]; async callers wrap the rest in `spawn_blocking`.
 
 mod archive;
+pub mod auth;
 mod commit;
 mod config;
 mod digest;
