@@ -55,6 +55,7 @@ pub fn agent(global: &Global, args: AgentArgs) -> Result<ExitCode, CliError> {
     let pull = PullOptions {
         default_registry: args.node.default_registry.clone(),
         insecure_registries: args.node.insecure_registry.clone(),
+        ..PullOptions::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -103,6 +103,7 @@ pub fn image(global: &Global, cmd: ImageCommand) -> Result<ExitCode, CliError> {
             let options = PullOptions {
                 default_registry: a.default_registry,
                 insecure_registries: a.insecure_registry,
+                ..PullOptions::default()
             };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

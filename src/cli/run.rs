@@ -135,6 +135,7 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
     let pull = PullOptions {
         default_registry: args.node.default_registry.clone(),
         insecure_registries: args.node.insecure_registry.clone(),
+        ..PullOptions::default()
     };
     let ctx = Arc::new(Context {
         runtime: cfg,

@@ -76,6 +76,12 @@ pub struct PullOptions {
     /// Registries (`host[:port]`) spoken to over plain HTTP. Loopback registries (`localhost:<port>`,
     /// `127.0.0.1:<port>`, `[::1]:<port>`) always are.
     pub insecure_registries: Vec<String>,
+    /// Credentials tried for the image's repository (the node's `--registry-config`, joined with a Pod's
+    /// pull secrets by the caller); none matching means an anonymous pull.
+    pub keyring: auth::Keyring,
+    /// `certs.d`-style directory: `<dir>/<host:port>/*.crt` are CA certificates trusted for that registry
+    /// (besides the system's), and a loopback registry with such a directory is spoken to over HTTPS.
+    pub certs_dir: Option<PathBuf>,
 }
 
 /// How to import an archive.
