@@ -103,6 +103,9 @@ pub enum AuthError {
     },
 }
 
+/// A parser of one credentials document form.
+type ParseFn = fn(&[u8], &str) -> Result<Keyring, AuthError>;
+
 /// One entry of an `auths` map, as docker and the kubelet write it.
 #[derive(Default, Deserialize)]
 #[serde(default)]
@@ -167,7 +170,7 @@ impl Keyring {
         data: &BTreeMap<String, Vec<u8>>,
         source: &str,
     ) -> Result<Option<Self>, AuthError> {
-        let (key, parse): (_, fn(&[u8], &str) -> Result<Self, AuthError>) = match secret_type {
+        let (key, parse): (_, ParseFn) = match secret_type {
             SECRET_TYPE_DOCKER_CONFIG_JSON => (KEY_DOCKER_CONFIG_JSON, Self::from_config_json),
             SECRET_TYPE_DOCKERCFG => (KEY_DOCKERCFG, Self::from_dockercfg),
             _ => return Ok(None),

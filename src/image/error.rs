@@ -129,10 +129,6 @@ pub enum Error {
         path: PathBuf,
         source: io::Error,
     },
-    #[error(
-        "layer {digest} unpacks to more than {limit} bytes (the per-layer limit; a decompression bomb?)"
-    )]
-    LayerTooLarge { digest: String, limit: u64 },
     #[error("image store task failed")]
     Task { source: tokio::task::JoinError },
 }
@@ -160,7 +156,6 @@ impl Error {
             | Self::UnrecognizedArchive { .. }
             | Self::ArchiveEntryMissing { .. }
             | Self::InvalidArchive { .. }
-            | Self::LayerTooLarge { .. }
             | Self::RegistryFailed { .. } => ErrorKind::BadImage,
             Self::CreateStoreDir { .. }
             | Self::LockStore { .. }

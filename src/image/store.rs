@@ -30,17 +30,24 @@ const LAYER_TEMP_PREFIX: &str = "new-";
 pub(crate) const REFS_FILE: &str = "refs.json";
 pub(crate) const REFS_TEMP_PREFIX: &str = "refs.json.tmp-";
 
+/// Default bound on what one layer may unpack to (tar stream and file sizes); see [`ImageStore::with_max_layer_bytes`].
+pub const DEFAULT_MAX_LAYER_BYTES: u64 = 64 << 30;
+
 /// The image store rooted at a directory of its own.
 #[derive(Debug, Clone)]
 pub struct ImageStore {
     root: PathBuf,
+    max_layer_bytes: u64,
 }
 
 impl ImageStore {
     /// Opens (creating if needed) the store at `root` and sweeps leftovers of interrupted writes when no
     /// other process is using the store.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, Error> {
-        let store = Self { root: root.into() };
+        let store = Self {
+            root: root.into(),
+            max_layer_bytes: DEFAULT_MAX_LAYER_BYTES,
+        };
         for dir in [
             store.root.clone(),
             store.blobs_dir(),
@@ -54,6 +61,13 @@ impl ImageStore {
             None => tracing::debug!(root = %store.root.display(), "image store in use; skipping sweep"),
         }
         Ok(store)
+    }
+
+    /// Bounds what one layer may unpack to: its uncompressed tar stream and the sum of its files' sizes
+    /// (sparse files at full length). A layer past it fails to unpack, naming the limit.
+    pub fn with_max_layer_bytes(mut self, max: u64) -> Self {
+        self.max_layer_bytes = max;
+        self
     }
 
     /// The store root.
@@ -210,7 +224,7 @@ impl ImageStore {
             .create(&temp)
             .map_err(write_err(&temp))?;
         tracing::debug!(blob = %blob, diff_id = %diff_id, "unpacking layer");
-        if let Err(error) = unpack_verified(file, &temp, blob, diff_id) {
+        if let Err(error) = unpack_verified(file, &temp, blob, diff_id, self.max_layer_bytes) {
             remove_any(&temp)?;
             return Err(error);
         }
@@ -227,7 +241,13 @@ impl ImageStore {
 }
 
 /// Unpacks blob `file` into `dest`, checking the blob digest and the diffID, then syncs the filesystem.
-fn unpack_verified(file: File, dest: &Path, blob: &Digest, diff_id: &Digest) -> Result<(), Error> {
+fn unpack_verified(
+    file: File,
+    dest: &Path,
+    blob: &Digest,
+    diff_id: &Digest,
+    max_bytes: u64,
+) -> Result<(), Error> {
     let read_layer = |source| Error::ReadLayer {
         digest: blob.to_string(),
         source,
@@ -235,7 +255,7 @@ fn unpack_verified(file: File, dest: &Path, blob: &Digest, diff_id: &Digest) -> 
     let mut compressed = BufReader::with_capacity(128 * 1024, HashingReader::new(file));
     let decoder = media::decompress(&mut compressed).map_err(read_layer)?;
     let mut plain = HashingReader::new(decoder);
-    unpack::unpack_layer(&mut plain, dest).map_err(|source| Error::UnpackLayer {
+    unpack::unpack_layer(&mut plain, dest, max_bytes).map_err(|source| Error::UnpackLayer {
         digest: blob.to_string(),
         source,
     })?;
@@ -364,5 +384,7 @@ pub(crate) fn unique_name(prefix: &str) -> String {
     )
 }
 
+#[cfg(test)]
+mod layering;
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::errno::Errno;
@@ -152,6 +152,13 @@ pub(super) fn create<R: Read>(
     if kind == T::Link {
         return hardlink(layer, entry, parent, parts, shown);
     }
+    if matches!(kind, T::Regular | T::Continuous | T::GNUSparse) {
+        // The apparent size: a sparse file's holes count, or a tiny archive could claim terabytes.
+        layer.budget = layer
+            .budget
+            .checked_sub(entry.size())
+            .ok_or(UnpackError::TooLarge { limit: layer.limit })?;
+    }
     let meta = Meta::read(entry, shown)?;
     let at = At {
         layer,
@@ -195,7 +202,7 @@ impl At<'_> {
         let fd = openat(self.parent, self.name(), flags, Mode::from_bits_truncate(0o600))
             .map_err(|e| create_err(self.shown, e))?;
         let mut file = File::from(fd);
-        io::copy(entry, &mut file).map_err(|source| UnpackError::CreateEntry {
+        copy_sparse(entry, &mut file).map_err(|source| UnpackError::CreateEntry {
             path: self.shown.to_owned(),
             source,
         })?;
@@ -365,6 +372,33 @@ fn clear_path(
             .map(|()| false)
             .map_err(|e| create_err(shown, e)),
     }
+}
+
+/// Copies `reader` into `file`, seeking over all-zero chunks instead of writing them, so sparse files
+/// (and zero runs) take no disk space.
+fn copy_sparse(reader: &mut impl Read, file: &mut File) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut length, mut hole_at_end) = (0u64, false);
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = buf.get(..n).unwrap_or_default();
+        hole_at_end = chunk.iter().all(|&b| b == 0);
+        if hole_at_end {
+            file.seek(SeekFrom::Current(i64::try_from(n).map_err(io::Error::other)?))?;
+        } else {
+            file.write_all(chunk)?;
+        }
+        length += n as u64;
+    }
+    if hole_at_end {
+        file.set_len(length)?;
+    }
+    Ok(())
 }
 
 pub(super) fn set_fd_times(fd: &impl AsFd, mtime: i64) -> Result<(), Errno> {
