@@ -120,7 +120,11 @@ impl ImageStore {
         }
         let repo_digest = format!("{}@{top_digest}", target.reference.repository());
         let (store, names) = (self.clone(), vec![target.shown.clone()]);
-        let image = blocking(move || store.commit_image(&manifest_bytes, &names, Some(repo_digest))).await?;
+        let image = blocking(move || {
+            let image = store.commit_image(&manifest_bytes, &names, Some(repo_digest))?;
+            store.touch_lease(&image.id).map(|()| image)
+        })
+        .await?;
         drop(shared);
         Ok(image)
     }

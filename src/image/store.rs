@@ -8,12 +8,13 @@
 //!   layers/sha256/<diffID>/    unpacked layers, shared by every image that lists them
 //!   layers/sha256/new-*        layer being unpacked (swept at start-up)
 //!   ingest/*                   blob being written (swept at start-up)
+//!   leases/<id>                mtime: when the image was last handed out for a container (gc.rs)
 //! ```
 //!
 //! Every blob is written to `ingest/`, verified, fsynced and renamed into place; every layer is unpacked
 //! into `new-*`, checked against its blob digest and diffID, synced and renamed. A crash leaves only
 //! temporaries, which the next `open` removes while nobody else uses the store. This module must not
-//! delete committed blobs or layers: that is garbage collection's job, under the exclusive lock.
+//! delete committed blobs or layers: that is garbage collection's job (gc.rs), under the exclusive lock.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Write};
@@ -26,7 +27,7 @@ use super::error::{read_err, write_err, Error};
 use super::lock::{self, LockGuard};
 use super::{media, unpack};
 
-const LAYER_TEMP_PREFIX: &str = "new-";
+pub(crate) const LAYER_TEMP_PREFIX: &str = "new-";
 pub(crate) const REFS_FILE: &str = "refs.json";
 pub(crate) const REFS_TEMP_PREFIX: &str = "refs.json.tmp-";
 
@@ -53,6 +54,7 @@ impl ImageStore {
             store.blobs_dir(),
             store.layers_dir(),
             store.ingest_dir(),
+            store.leases_dir(),
         ] {
             create_private_dir(&dir)?;
         }
@@ -91,16 +93,20 @@ impl ImageStore {
         self.root.join("refs.lock")
     }
 
-    fn lock_path(&self) -> PathBuf {
+    pub(crate) fn lock_path(&self) -> PathBuf {
         self.root.join("lock")
     }
 
-    fn blobs_dir(&self) -> PathBuf {
+    pub(crate) fn blobs_dir(&self) -> PathBuf {
         self.root.join("blobs").join("sha256")
     }
 
-    fn layers_dir(&self) -> PathBuf {
+    pub(crate) fn layers_dir(&self) -> PathBuf {
         self.root.join("layers").join("sha256")
+    }
+
+    pub(crate) fn leases_dir(&self) -> PathBuf {
+        self.root.join("leases")
     }
 
     fn ingest_dir(&self) -> PathBuf {
@@ -358,7 +364,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(write_err(dir))
 }
 
-fn remove_any(path: &Path) -> Result<(), Error> {
+pub(crate) fn remove_any(path: &Path) -> Result<(), Error> {
     let result = match fs::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
         Ok(_) => fs::remove_file(path),

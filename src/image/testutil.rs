@@ -171,6 +171,27 @@ pub(crate) fn sample_image(content: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8
     (layer, blob, config, manifest)
 }
 
+/// Stores `layers` (uncompressed tars, bottom first) with a config and manifest, and commits the image as
+/// `name`.
+pub(crate) fn commit_layers(
+    store: &super::ImageStore,
+    name: &str,
+    layers: &[Vec<u8>],
+) -> Result<super::Image, super::Error> {
+    let diff_ids: Vec<Digest> = layers.iter().map(|l| Digest::of_bytes(l)).collect();
+    let config = config_json(&diff_ids);
+    let blobs: Vec<(Vec<u8>, &str)> = layers
+        .iter()
+        .map(|l| (l.clone(), "application/vnd.oci.image.layer.v1.tar"))
+        .collect();
+    let manifest = manifest_json(&config, &blobs);
+    for blob in layers.iter().chain([&config]) {
+        store.write_blob_bytes(blob)?;
+    }
+    let _shared = store.shared()?;
+    store.commit_image(&manifest, &[name.to_owned()], None)
+}
+
 /// Name of a blob inside an OCI layout.
 pub(crate) fn blob_name(bytes: &[u8]) -> String {
     format!("blobs/sha256/{}", Digest::of_bytes(bytes).hex())

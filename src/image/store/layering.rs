@@ -5,22 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::image::testutil::{config_json, gzip, is_root, manifest_json, Tar};
-
-const PLAIN_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
-
-/// Stores `layers` (uncompressed tars, bottom first) as an image named `name` and commits it.
-fn commit_layers(store: &ImageStore, name: &str, layers: &[Vec<u8>]) -> Result<crate::image::Image, Error> {
-    let diff_ids: Vec<Digest> = layers.iter().map(|l| Digest::of_bytes(l)).collect();
-    let config = config_json(&diff_ids);
-    let blobs: Vec<(Vec<u8>, &str)> = layers.iter().map(|l| (l.clone(), PLAIN_LAYER)).collect();
-    let manifest = manifest_json(&config, &blobs);
-    for blob in layers.iter().chain([&config]) {
-        store.write_blob_bytes(blob)?;
-    }
-    let _shared = store.shared()?;
-    store.commit_image(&manifest, &[name.to_owned()], None)
-}
+use crate::image::testutil::{commit_layers, config_json, gzip, is_root, manifest_json, Tar};
 
 /// A read-only overlay of `layers` (bottom first) at `target`, unmounted on drop.
 struct Overlay(PathBuf);
