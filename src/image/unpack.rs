@@ -24,7 +24,7 @@ mod limits;
 mod tests;
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
@@ -287,6 +287,33 @@ impl Layer {
     fn full_path(&self, parts: &[OsString]) -> PathBuf {
         parts.iter().fold(self.dest.clone(), |path, part| path.join(part))
     }
+}
+
+/// Copies `reader` into `file`, seeking over all-zero chunks instead of writing them, so sparse files
+/// (and zero runs) take no disk space.
+fn copy_sparse(reader: &mut impl Read, file: &mut std::fs::File) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut length, mut hole_at_end) = (0u64, false);
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = buf.get(..n).unwrap_or_default();
+        hole_at_end = chunk.iter().all(|&b| b == 0);
+        if hole_at_end {
+            file.seek(SeekFrom::Current(i64::try_from(n).map_err(io::Error::other)?))?;
+        } else {
+            file.write_all(chunk)?;
+        }
+        length += n as u64;
+    }
+    if hole_at_end {
+        file.set_len(length)?;
+    }
+    Ok(())
 }
 
 /// Opens the directory `name` under `dirfd` without following a symlink.

@@ -3,7 +3,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::errno::Errno;
@@ -16,7 +16,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, linkat, mkfifoat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use xattr::FileExt;
 
-use super::{clean, create_err, open_dir, Layer, UnpackError};
+use super::{clean, copy_sparse, create_err, open_dir, Layer, UnpackError};
 
 const SCHILY_XATTR: &str = "SCHILY.xattr.";
 
@@ -372,33 +372,6 @@ fn clear_path(
             .map(|()| false)
             .map_err(|e| create_err(shown, e)),
     }
-}
-
-/// Copies `reader` into `file`, seeking over all-zero chunks instead of writing them, so sparse files
-/// (and zero runs) take no disk space.
-fn copy_sparse(reader: &mut impl Read, file: &mut File) -> io::Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let (mut length, mut hole_at_end) = (0u64, false);
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        let chunk = buf.get(..n).unwrap_or_default();
-        hole_at_end = chunk.iter().all(|&b| b == 0);
-        if hole_at_end {
-            file.seek(SeekFrom::Current(i64::try_from(n).map_err(io::Error::other)?))?;
-        } else {
-            file.write_all(chunk)?;
-        }
-        length += n as u64;
-    }
-    if hole_at_end {
-        file.set_len(length)?;
-    }
-    Ok(())
 }
 
 pub(super) fn set_fd_times(fd: &impl AsFd, mtime: i64) -> Result<(), Errno> {
