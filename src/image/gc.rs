@@ -3,7 +3,7 @@
 //!
 //! Roots are every stored name and every image in use. The caller says which images are in use (the
 //! container instances on the node hold image IDs) through a function called *under the store's
-//! exclusive lock*, and the store keeps a lease per image (`leases/<id>`, its mtime touched by
+//! exclusive lock* (an error from it cancels the run), and the store keeps a lease per image (`leases/<id>`, its mtime touched by
 //! [`ImageStore::lookup_for_use`] and pulls while they hold the shared lock): an image handed to a
 //! worker less than [`LEASE`] ago counts as in use, which covers the moment between looking an image up
 //! and recording the container that uses it. Everything a root reaches (manifest, config and layer
@@ -133,12 +133,15 @@ enum Goal {
 impl ImageStore {
     /// Removes every image not in use (all of its names), then all content nothing references, like
     /// `crictl rmi --prune`. `in_use` runs under the store's exclusive lock.
-    pub fn prune(&self, in_use: impl FnOnce() -> BTreeSet<String>) -> Result<GcReport, Error> {
+    pub fn prune(&self, in_use: impl FnOnce() -> Result<BTreeSet<String>, Error>) -> Result<GcReport, Error> {
         self.collect(Goal::Prune, in_use)
     }
 
     /// Deletes content no stored name and no image in use references (after `remove`).
-    pub fn sweep_unreferenced(&self, in_use: impl FnOnce() -> BTreeSet<String>) -> Result<u64, Error> {
+    pub fn sweep_unreferenced(
+        &self,
+        in_use: impl FnOnce() -> Result<BTreeSet<String>, Error>,
+    ) -> Result<u64, Error> {
         self.collect(Goal::SweepOnly, in_use).map(|r| r.reclaimed)
     }
 
@@ -149,7 +152,7 @@ impl ImageStore {
         &self,
         policy: &GcPolicy,
         usage: FsUsage,
-        in_use: impl FnOnce() -> BTreeSet<String>,
+        in_use: impl FnOnce() -> Result<BTreeSet<String>, Error>,
     ) -> Result<(GcReport, u64), Error> {
         let Some(bytes) = bytes_to_free(usage, policy) else {
             return Ok((GcReport::default(), 0));
@@ -181,9 +184,13 @@ impl ImageStore {
         })
     }
 
-    fn collect(&self, goal: Goal, in_use: impl FnOnce() -> BTreeSet<String>) -> Result<GcReport, Error> {
+    fn collect(
+        &self,
+        goal: Goal,
+        in_use: impl FnOnce() -> Result<BTreeSet<String>, Error>,
+    ) -> Result<GcReport, Error> {
         let _exclusive = lock::lock(&self.lock_path(), lock::Mode::Exclusive)?;
-        let in_use = in_use();
+        let in_use = in_use()?;
         let images = self.stored_images()?;
         let leased = self.read_leases()?;
         let mut counts = Refcounts::default();

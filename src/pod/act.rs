@@ -9,6 +9,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::backoff::{self, go_duration};
 use super::events::Event;
+use super::images::{pulled_message, PullSecrets};
 use super::plan::{Kill, Plan};
 use super::status::Waiting;
 use super::worker::{spec_hash, Instance, Worker, RETRY};
@@ -438,16 +439,15 @@ impl Worker {
         }
         self.record(Event::normal("Pulling", format!("Pulling image {image:?}")).on(field_path.to_string()));
         let started = std::time::Instant::now();
-        match images.pull(&image).await {
+        let outcome = images.pull(&image, &PullSecrets::of(&self.pod)).await;
+        if let Some(warning) = outcome.secrets_warning {
+            self.record(Event::warning("FailedToRetrieveImagePullSecret", warning));
+        }
+        match outcome.result {
             Ok(ensured) => {
                 self.pull_failures.remove(&image);
-                let took = started.elapsed();
-                let size = ensured.pulled.map(|(bytes, _)| bytes).unwrap_or(0);
-                let message = format!(
-                    "Successfully pulled image {image:?} in {:.3}s ({:.3}s including waiting). Image size: {size} bytes.",
-                    took.as_secs_f64(),
-                    took.as_secs_f64()
-                );
+                let (size, took) = ensured.pulled.unwrap_or((0, started.elapsed()));
+                let message = pulled_message(&image, took, started.elapsed(), size);
                 self.record(Event::normal("Pulled", message).on(field_path.to_string()));
                 Some(ensured.info)
             }
