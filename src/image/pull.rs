@@ -151,7 +151,16 @@ impl ImageStore {
             .map_err(|e| classify(e, target, session, Fetch::Blob(&digest)))?;
         let (sender, writer) = spawn_blob_writer(self.clone(), digest.clone(), expected_size);
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| stream_error(&e, target, &digest))?;
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    // Let the writer finish (its partial blob fails verification and is removed) before
+                    // reporting, so no temporary outlives the pull.
+                    drop(sender);
+                    let _ = writer.await;
+                    return Err(stream_error(&e, target, &digest));
+                }
+            };
             if sender.send(chunk).await.is_err() {
                 break; // the writer stopped early; its error is reported below
             }
