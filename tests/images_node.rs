@@ -25,7 +25,15 @@ fn sleeper_pod(name: &str, image: &str, extra: &str) -> String {
 fn start(node: &mut Node, extra: &[&str]) {
     let manifests = node.manifests.to_str().unwrap().to_string();
     let parent = node.cgroup_parent.clone();
-    let mut args = vec!["run", "-f", &manifests, "--poll-interval", "0.2", "--cgroup-parent", &parent];
+    let mut args = vec![
+        "run",
+        "-f",
+        &manifests,
+        "--poll-interval",
+        "0.2",
+        "--cgroup-parent",
+        &parent,
+    ];
     args.extend_from_slice(extra);
     node.start_with(&args, &[]);
 }
@@ -70,7 +78,10 @@ fn unused_images_are_pruned_and_collected_but_never_one_in_use() {
     assert!(printed.contains("Total reclaimed space: "), "{printed}");
     assert!(!printed.contains("busybox"), "the image in use stays: {printed}");
     let names = image_names(&node);
-    assert!(names.contains("localhost/busybox") && !names.contains("localhost/other"), "{names}");
+    assert!(
+        names.contains("localhost/busybox") && !names.contains("localhost/other"),
+        "{names}"
+    );
 
     // Over the high threshold, the periodic collection (which runs at start) removes what is unused.
     import_other(&node, &work.path().join("b"));
@@ -111,11 +122,22 @@ fn a_pod_pulls_a_private_image_with_the_node_registry_config() {
     .unwrap();
     let archive = test_images().join("busybox.oci.tar");
     registry
-        .push(&format!("oci-archive:{}", archive.display()), "team/busybox:1", Some(("bob", "hunter2-node")))
+        .push(
+            &format!("oci-archive:{}", archive.display()),
+            "team/busybox:1",
+            Some(("bob", "hunter2-node")),
+        )
         .unwrap();
     let auth = base64::engine::general_purpose::STANDARD.encode("bob:hunter2-node");
     let config = node.dir.path().join("config.json");
-    std::fs::write(&config, format!("{{\"auths\": {{\"{}\": {{\"auth\": \"{auth}\"}}}}}}", registry.host)).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{{\"auths\": {{\"{}\": {{\"auth\": \"{auth}\"}}}}}}",
+            registry.host
+        ),
+    )
+    .unwrap();
     let image = format!("{}/team/busybox:1", registry.host);
     // Standalone pods have no API to read secrets from: the node's config is used, and the kubelet's
     // warning says so.
@@ -126,7 +148,10 @@ fn a_pod_pulls_a_private_image_with_the_node_registry_config() {
     start(&mut node, &["--registry-config", config.to_str().unwrap()]);
     node.wait_pod("private", "running", T, |p| st::running(p, "main"));
     let log = node.supervisor_log();
-    assert!(log.contains("Successfully pulled image") && log.contains(&image), "{log}");
+    assert!(
+        log.contains("Successfully pulled image") && log.contains(&image),
+        "{log}"
+    );
     assert!(log.contains("FailedToRetrieveImagePullSecret"), "{log}");
     assert!(
         log.contains("Unable to retrieve some image pull secrets (regcred); attempting to pull the image may not succeed."),
