@@ -59,7 +59,7 @@ fn sparse_files_stay_sparse() {
         return;
     }
     let fixture = Fixture::new();
-    let size = 1u64 << 30;
+    let size = 64u64 << 20;
     let data = [0xabu8; 512];
     let tar = Tar::default()
         .sparse("disk.img", size, &[(0, &data[..]), (size / 2, &data[..])])
