@@ -483,11 +483,11 @@ impl Worker {
                 message: message.to_string(),
             },
         );
-        if pulled.is_none() {
-            self.retry_at = Timestamp::now()
-                .checked_add(SignedDuration::from_secs(RETRY.as_secs() as i64))
-                .ok();
-        }
+        // Sync again after the kubelet's worker back-off period: inside the image's pull back-off window
+        // (from the second failure on) that sync shows ImagePullBackOff, as the kubelet's does.
+        self.retry_at = Timestamp::now()
+            .checked_add(SignedDuration::from_secs(RETRY.as_secs() as i64))
+            .ok();
     }
 
     /// Removes everything the pod left on the node once it is terminated: instances, volumes, cgroups,
