@@ -109,7 +109,7 @@ pub enum Error {
 
     /// Any pull failure, worded as containerd's CRI plugin words it (the kubelet shows it verbatim).
     #[error("failed to pull and unpack image {reference:?}")]
-    Pull { reference: String, source: Box<Error> },
+    PullImage { reference: String, source: Box<Error> },
     #[error("failed to resolve reference {reference:?}: {reference}: not found")]
     ManifestNotFound { reference: String },
     #[error(
@@ -122,9 +122,9 @@ pub enum Error {
     #[error("registry {registry}: {message}")]
     RegistryFailed { registry: String, message: String },
     #[error("failed to read image pull credentials")]
-    Credentials { source: AuthError },
+    ReadCredentials { source: AuthError },
     #[error("failed to read CA certificates for registry {registry} in {path}")]
-    RegistryCerts {
+    ReadRegistryCerts {
         registry: String,
         path: PathBuf,
         source: io::Error,
@@ -139,10 +139,10 @@ impl Error {
         match self {
             Self::InvalidReference(_) => ErrorKind::InvalidName,
             Self::ShortNameNeedsRegistry { .. } | Self::LocalOnlyImage { .. } => ErrorKind::NotPullable,
-            Self::Pull { source, .. } => source.kind(),
+            Self::PullImage { source, .. } => source.kind(),
             Self::ImageNotFound { .. } | Self::ManifestNotFound { .. } => ErrorKind::NotFound,
-            Self::AccessDenied { .. } | Self::Credentials { .. } => ErrorKind::Unauthorized,
-            Self::RegistryUnreachable { .. } | Self::RegistryCerts { .. } => ErrorKind::Unreachable,
+            Self::AccessDenied { .. } | Self::ReadCredentials { .. } => ErrorKind::Unauthorized,
+            Self::RegistryUnreachable { .. } | Self::ReadRegistryCerts { .. } => ErrorKind::Unreachable,
             Self::DigestMismatch { .. } | Self::SizeMismatch { .. } | Self::DiffIdMismatch { .. } => {
                 ErrorKind::BadDigest
             }

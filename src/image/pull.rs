@@ -58,7 +58,7 @@ impl ImageStore {
     /// keyring matches is tried in turn (anonymous when none does) while the registry refuses access.
     pub async fn pull(&self, name: &str, options: &PullOptions) -> Result<Image, Error> {
         let target = pull_target(name, options)?;
-        let wrap = |source| Error::Pull {
+        let wrap = |source| Error::PullImage {
             reference: target.shown.clone(),
             source: Box::new(source),
         };

@@ -136,7 +136,7 @@ impl StoreImages {
             match Keyring::from_secret(&data.secret_type, &data.data, &source) {
                 Ok(Some(found)) => keyring = Keyring::union(&keyring, &found),
                 Ok(None) => {}
-                Err(e) => return Err(error(&Error::Credentials { source: e })),
+                Err(e) => return Err(error(&Error::ReadCredentials { source: e })),
             }
         }
         Ok((keyring, missing))

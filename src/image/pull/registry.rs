@@ -63,7 +63,7 @@ fn registry_certs(dir: &Path, registry: &str) -> Result<Vec<Certificate>, Error>
     let host_dir = dir.join(registry);
     let certs_err = |path: PathBuf| {
         let registry = registry.to_owned();
-        move |source| Error::RegistryCerts {
+        move |source| Error::ReadRegistryCerts {
             registry,
             path,
             source,

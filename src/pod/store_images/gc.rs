@@ -99,11 +99,12 @@ fn log_report(report: &GcReport, wanted: u64) {
         tracing::info!(id = %id, names = ?names, "garbage collected image");
     }
     if wanted > 0 && report.reclaimed < wanted {
+        // The kubelet's FreeDiskSpaceFailed: "Failed to garbage collect required amount of images.
+        // Attempted to free <wanted> bytes, but only found <freed> bytes eligible to free."
         tracing::warn!(
             wanted,
             freed = report.reclaimed,
-            "Failed to garbage collect required amount of images. Attempted to free {wanted} bytes, but only found {} bytes eligible to free.",
-            report.reclaimed
+            "failed to garbage collect the required amount of images"
         );
     }
 }
