@@ -181,3 +181,52 @@ async fn unpullable_names_and_dead_registries_fail_clearly() -> Result<()> {
     assert_eq!(error.kind(), ErrorKind::Unreachable, "{error}");
     Ok(())
 }
+
+#[tokio::test]
+async fn docker_schema2_and_zstd_layers_pull() -> Result<()> {
+    if !require(&["umoci", "skopeo", REGISTRY]) {
+        return Ok(());
+    }
+    let work = tempfile::tempdir()?;
+    let layout = build_busybox_layout(work.path(), "1.0")?;
+    let registry = Registry::start()?;
+    let source = format!("oci:{}:1.0", layout.display());
+    let host = registry.host.clone();
+    let push = |flags: &[&str], name: &str| {
+        let mut all = vec!["--dest-tls-verify=false"];
+        all.extend_from_slice(flags);
+        skopeo_copy(&all, &source, &format!("docker://{host}/{name}"))
+    };
+    // zstd first: once the registry holds the gzip blob, skopeo would reuse it instead of recompressing.
+    push(
+        &[
+            "--format",
+            "oci",
+            "--dest-compress",
+            "--dest-compress-format",
+            "zstd",
+        ],
+        "zstd:1",
+    )?;
+    push(&["--format", "v2s2"], "docker:1")?;
+    let store = ImageStore::open(work.path().join("images"))?;
+    for (name, media_type) in [
+        ("docker:1", "application/vnd.docker.image.rootfs.diff.tar.gzip"),
+        ("zstd:1", "application/vnd.oci.image.layer.v1.tar+zstd"),
+    ] {
+        let image = store
+            .pull(&format!("{host}/{name}"), &PullOptions::default())
+            .await?;
+        let manifest = std::fs::read(
+            store
+                .root()
+                .join("blobs/sha256")
+                .join(image.manifest_digest.trim_start_matches("sha256:")),
+        )?;
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest)?;
+        assert_eq!(manifest["layers"][0]["mediaType"], media_type, "{name}");
+        check_busybox_layer(&image.layers[0])?;
+    }
+    drop(registry);
+    Ok(())
+}
