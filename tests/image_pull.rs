@@ -143,6 +143,12 @@ async fn pulls_from_a_loopback_registry() -> Result<()> {
         .err()
         .context("missing tag")?;
     assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+    let nope = format!("{host}/busybox:nope");
+    assert_eq!(
+        peapod::runtime::chain(&missing),
+        format!("failed to pull and unpack image \"{nope}\": failed to resolve reference \"{nope}\": {nope}: not found"),
+        "containerd's wording, which the kubelet shows"
+    );
     let missing_repo = store
         .pull(&format!("{host}/nothing/here:1"), &none)
         .await
