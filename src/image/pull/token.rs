@@ -136,6 +136,59 @@ fn parse_bearer_challenge(header: &str) -> Option<Challenge> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::PullOptions;
+
+    /// A registry that demands a bearer token from its own token endpoint, which accepts one refresh token.
+    async fn token_server() -> String {
+        use axum::http::{header, StatusCode};
+        use axum::response::IntoResponse;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let host = listener.local_addr().expect("addr").to_string();
+        let realm = format!("http://{host}/token");
+        let ping = move || async move {
+            let challenge = format!("Bearer realm=\"{realm}\",service=\"test-registry\"");
+            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)]).into_response()
+        };
+        let token = |body: String| async move {
+            let want = [
+                "grant_type=refresh_token",
+                "client_id=peapod",
+                "scope=repository%3Ateam%2Fapp%3Apull",
+                "refresh_token=the-refresh-token",
+                "service=test-registry",
+            ];
+            if want.iter().all(|w| body.split('&').any(|p| p == *w)) {
+                (
+                    StatusCode::OK,
+                    r#"{"access_token": "the-access-token", "expires_in": 300}"#,
+                )
+                    .into_response()
+            } else {
+                (StatusCode::UNAUTHORIZED, "bad refresh token").into_response()
+            }
+        };
+        let app = axum::Router::new()
+            .route("/v2/", axum::routing::get(ping))
+            .route("/token", axum::routing::post(token));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        host
+    }
+
+    #[tokio::test]
+    async fn identity_tokens_are_exchanged_for_access_tokens() {
+        let host = token_server().await;
+        let options = PullOptions::default();
+        let target = super::super::pull_target(&format!("{host}/team/app:1"), &options).expect("target");
+        let config = super::super::registry::client_config(&target.registry, &options).expect("config");
+        let access = exchange(&target, &config, "the-refresh-token")
+            .await
+            .expect("exchange");
+        assert_eq!(access, "the-access-token");
+        let refused = exchange(&target, &config, "stolen").await.expect_err("refused");
+        let message = refused.to_string();
+        assert!(message.contains("identitytoken exchange failed"), "{message}");
+        assert!(!message.contains("stolen"), "no token in messages: {message}");
+    }
 
     #[test]
     fn bearer_challenges_parse() {
