@@ -315,6 +315,7 @@ fn the_agent_runs_with_least_privilege() {
         ("create", "events.events.k8s.io"),
         ("list", "nodes"),
         ("list", "pods"),
+        ("get", "secrets"),
     ] {
         assert!(
             can(verb, resource, Some("default")),
@@ -323,7 +324,8 @@ fn the_agent_runs_with_least_privilege() {
     }
     assert!(can("update", "leases.coordination.k8s.io", Some(SYSTEM_NS)));
     for (verb, resource, ns) in [
-        ("get", "secrets", Some("default")),
+        ("list", "secrets", Some("default")),
+        ("watch", "secrets", Some("default")),
         ("delete", "podgroups.peapod.dev", Some("default")),
         ("create", "podgroups.peapod.dev", Some("default")),
         ("update", "leases.coordination.k8s.io", Some("default")),

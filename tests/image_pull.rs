@@ -1,100 +1,17 @@
-//! Pulls from Debian's docker-registry on 127.0.0.1 (random port, temp storage) after pushing the busybox
+//! Pulls from Debian's docker-registry on 127.0.0.1 (image_fixture/registry.rs) after pushing the busybox
 //! image into it with skopeo: by tag, by short name with a default registry, by digest, through a
 //! multi-platform index; and the error kinds for missing images, dead registries and unpullable names.
 
 mod image_fixture;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use peapod::image::{ErrorKind, ImageStore, PullOptions};
 use sha2::Digest as _;
 
+use image_fixture::registry::{free_port, Registry, REGISTRY};
 use image_fixture::{build_busybox_layout, check_busybox_layer, require, run, skopeo_copy};
-
-const REGISTRY: &str = "/usr/bin/docker-registry";
-
-/// A registry process; killed and its storage removed on drop, whatever the test outcome.
-struct Registry {
-    child: Child,
-    host: String,
-    dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let port = free_port()?;
-        let host = format!("127.0.0.1:{port}");
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    \
-                 rootdirectory: {}\nhttp:\n  addr: {host}\n",
-                dir.path().join("storage").display()
-            ),
-        )?;
-        let log = std::fs::File::create(dir.path().join("registry.log"))?;
-        let child = Command::new(REGISTRY)
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("start docker-registry")?;
-        let mut registry = Self { child, host, dir };
-        registry.wait_ready()?;
-        Ok(registry)
-    }
-
-    /// Polls `GET /v2/` until it answers 200, the process dies, or 30 s pass.
-    fn wait_ready(&mut self) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
-                bail!("docker-registry exited with {status}: {log}");
-            }
-            if http_status(&self.host, "/v2/").is_ok_and(|code| code == 200) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("docker-registry on {} not ready after 30s", self.host);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn http_status(host: &str, path: &str) -> Result<u16> {
-    let mut stream = TcpStream::connect(host)?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head)?;
-    let text = String::from_utf8_lossy(&head);
-    text.get(9..12)
-        .context("short status line")?
-        .parse()
-        .context("status code")
-}
 
 /// Adds tag `multi` to the layout: an OCI index with the host-platform busybox and a decoy manifest
 /// (different Cmd) for another architecture.
@@ -226,6 +143,12 @@ async fn pulls_from_a_loopback_registry() -> Result<()> {
         .err()
         .context("missing tag")?;
     assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+    let nope = format!("{host}/busybox:nope");
+    assert_eq!(
+        peapod::runtime::chain(&missing),
+        format!("failed to pull and unpack image \"{nope}\": failed to resolve reference \"{nope}\": {nope}: not found"),
+        "containerd's wording, which the kubelet shows"
+    );
     let missing_repo = store
         .pull(&format!("{host}/nothing/here:1"), &none)
         .await
@@ -262,5 +185,54 @@ async fn unpullable_names_and_dead_registries_fail_clearly() -> Result<()> {
         .err()
         .context("dead registry")?;
     assert_eq!(error.kind(), ErrorKind::Unreachable, "{error}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn docker_schema2_and_zstd_layers_pull() -> Result<()> {
+    if !require(&["umoci", "skopeo", REGISTRY]) {
+        return Ok(());
+    }
+    let work = tempfile::tempdir()?;
+    let layout = build_busybox_layout(work.path(), "1.0")?;
+    let registry = Registry::start()?;
+    let source = format!("oci:{}:1.0", layout.display());
+    let host = registry.host.clone();
+    let push = |flags: &[&str], name: &str| {
+        let mut all = vec!["--dest-tls-verify=false"];
+        all.extend_from_slice(flags);
+        skopeo_copy(&all, &source, &format!("docker://{host}/{name}"))
+    };
+    // zstd first: once the registry holds the gzip blob, skopeo would reuse it instead of recompressing.
+    push(
+        &[
+            "--format",
+            "oci",
+            "--dest-compress",
+            "--dest-compress-format",
+            "zstd",
+        ],
+        "zstd:1",
+    )?;
+    push(&["--format", "v2s2"], "docker:1")?;
+    let store = ImageStore::open(work.path().join("images"))?;
+    for (name, media_type) in [
+        ("docker:1", "application/vnd.docker.image.rootfs.diff.tar.gzip"),
+        ("zstd:1", "application/vnd.oci.image.layer.v1.tar+zstd"),
+    ] {
+        let image = store
+            .pull(&format!("{host}/{name}"), &PullOptions::default())
+            .await?;
+        let manifest = std::fs::read(
+            store
+                .root()
+                .join("blobs/sha256")
+                .join(image.manifest_digest.trim_start_matches("sha256:")),
+        )?;
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest)?;
+        assert_eq!(manifest["layers"][0]["mediaType"], media_type, "{name}");
+        check_busybox_layer(&image.layers[0])?;
+    }
+    drop(registry);
     Ok(())
 }

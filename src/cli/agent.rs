@@ -9,8 +9,6 @@ use clap::Args;
 use super::run::{prepare_node, runtime_config, shutdown_signal, NodeArgs};
 use super::{CliError, Global};
 use crate::controller::{self, AgentOptions};
-use crate::image::{ImageStore, PullOptions};
-use crate::pod::store_images::StoreImages;
 use crate::pod::worker::Context;
 
 /// Arguments of `peapod agent`.
@@ -51,11 +49,7 @@ pub fn agent(global: &Global, args: AgentArgs) -> Result<ExitCode, CliError> {
     let _lock = prepare_node(&cfg)?;
     nix::sys::prctl::set_child_subreaper(true).map_err(|e| CliError::context("become child subreaper", e))?;
     let metrics_addr = bind_address(&args.metrics_bind_address)?;
-    let store = ImageStore::open(cfg.images_dir()).map_err(|e| CliError::context("open image store", e))?;
-    let pull = PullOptions {
-        default_registry: args.node.default_registry.clone(),
-        insecure_registries: args.node.insecure_registry.clone(),
-    };
+    let (images, gc_policy) = super::image::node_images(&cfg, &args.node)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -70,9 +64,13 @@ pub fn agent(global: &Global, args: AgentArgs) -> Result<ExitCode, CliError> {
             "peapod",
             &node,
         ));
+        let images = Arc::new(images.with_pull_secrets(Arc::new(
+            controller::pull_secrets::ApiPullSecrets::new(client.clone()),
+        )));
+        super::image::spawn_image_gc(images.clone(), &cfg, gc_policy);
         let ctx = Arc::new(Context {
             runtime: cfg,
-            images: Arc::new(StoreImages::new(Arc::new(store), pull)),
+            images,
             recorder,
         });
         let opts = AgentOptions {

@@ -8,9 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{node_name, which, CliError, Global};
-use crate::image::{ImageStore, PullOptions};
 use crate::pod::events::LogRecorder;
-use crate::pod::store_images::StoreImages;
 use crate::pod::worker::Context;
 use crate::runtime::admit::AdmitConfig;
 use crate::runtime::etc::ClusterDns;
@@ -91,6 +89,9 @@ pub struct NodeArgs {
     /// a namespace's pod-security.kubernetes.io/enforce label takes precedence.
     #[arg(long, env = "PEAPOD_POD_SECURITY_LEVEL", default_value = "baseline")]
     pub pod_security_level: crate::api::pss::Level,
+    /// Registry credentials and CAs, image garbage collection.
+    #[command(flatten)]
+    pub images: super::image::NodeImageArgs,
 }
 
 /// Builds the runtime configuration shared by `run` (and later `agent`).
@@ -161,14 +162,11 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
     let _lock = prepare_node(&cfg)?;
     // Orphans of our helpers come back to us while we live, so they are reaped.
     nix::sys::prctl::set_child_subreaper(true).map_err(|e| CliError::context("become child subreaper", e))?;
-    let store = ImageStore::open(cfg.images_dir()).map_err(|e| CliError::context("open image store", e))?;
-    let pull = PullOptions {
-        default_registry: args.node.default_registry.clone(),
-        insecure_registries: args.node.insecure_registry.clone(),
-    };
+    let (images, gc_policy) = super::image::node_images(&cfg, &args.node)?;
+    let images = Arc::new(images);
     let ctx = Arc::new(Context {
         runtime: cfg,
-        images: Arc::new(StoreImages::new(Arc::new(store), pull)),
+        images: images.clone(),
         recorder: Arc::new(LogRecorder),
     });
     let opts = Options {
@@ -180,6 +178,7 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
         .build()
         .map_err(|e| CliError::context("start runtime", e))?;
     rt.block_on(async move {
+        super::image::spawn_image_gc(images, &ctx.runtime, gc_policy);
         tracing::info!(node = %ctx.runtime.node_name, node_ip = ?ctx.runtime.node_ip, "peapod run started");
         standalone::run(opts, ctx, shutdown_signal()).await;
     });

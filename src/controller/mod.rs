@@ -6,6 +6,7 @@
 pub mod events;
 pub mod health;
 pub mod lease;
+pub mod pull_secrets;
 pub mod reconcile;
 pub mod status;
 

@@ -19,7 +19,7 @@ use super::status::{apply_status, StatusUpdate};
 use super::Agent;
 use crate::api::PodGroup;
 use crate::pod::events::{Event, Recorder};
-use crate::pod::images::{Ensured, ImageError, Images};
+use crate::pod::images::{ImageError, Images, PullOutcome, PullSecrets};
 use crate::pod::worker::Context;
 use crate::pod::workers::PodWorkers;
 use crate::runtime::container::ImageInfo;
@@ -36,12 +36,15 @@ impl Images for NoImages {
     fn local_only(&self, _: &str) -> bool {
         false
     }
-    fn pull<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Ensured, ImageError>> {
+    fn pull<'a>(&'a self, _: &'a str, _: &'a PullSecrets) -> BoxFuture<'a, PullOutcome> {
         Box::pin(async {
-            Err(ImageError {
-                reason: "ErrImagePull".into(),
-                message: "no images in tests".into(),
-            })
+            PullOutcome {
+                result: Err(ImageError {
+                    reason: "ErrImagePull".into(),
+                    message: "no images in tests".into(),
+                }),
+                secrets_warning: None,
+            }
         })
     }
 }

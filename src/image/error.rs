@@ -6,6 +6,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use super::auth::AuthError;
 use super::reference::ReferenceError;
 use super::unpack::UnpackError;
 
@@ -19,7 +20,7 @@ pub enum ErrorKind {
     NotPullable,
     /// No such image locally, or the registry has no such repository, tag or manifest.
     NotFound,
-    /// The registry refused anonymous access.
+    /// The registry refused access with the credentials tried (or anonymously), or they could not be read.
     Unauthorized,
     /// The registry could not be reached (DNS, connect, TLS, timeout).
     Unreachable,
@@ -106,18 +107,28 @@ pub enum Error {
     #[error("archive {path}: {reason}")]
     InvalidArchive { path: PathBuf, reason: String },
 
-    #[error("failed to pull image {reference:?}: not found: {message}")]
-    PullNotFound { reference: String, message: String },
-    #[error("failed to pull image {reference:?}: unauthorized (anonymous pull refused): {message}")]
-    PullUnauthorized { reference: String, message: String },
-    #[error("failed to pull image {reference:?}: registry {registry} unreachable: {message}")]
-    RegistryUnreachable {
-        reference: String,
+    /// Any pull failure, worded as containerd's CRI plugin words it (the kubelet shows it verbatim).
+    #[error("failed to pull and unpack image {reference:?}")]
+    PullImage { reference: String, source: Box<Error> },
+    #[error("failed to resolve reference {reference:?}: {reference}: not found")]
+    ManifestNotFound { reference: String },
+    #[error(
+        "failed to resolve reference {reference:?}: pull access denied, repository does not exist or may \
+         require authorization: {message}"
+    )]
+    AccessDenied { reference: String, message: String },
+    #[error("failed to do request to registry {registry}: {message}")]
+    RegistryUnreachable { registry: String, message: String },
+    #[error("registry {registry}: {message}")]
+    RegistryFailed { registry: String, message: String },
+    #[error("failed to read image pull credentials")]
+    ReadCredentials { source: AuthError },
+    #[error("failed to read CA certificates for registry {registry} in {path}")]
+    ReadRegistryCerts {
         registry: String,
-        message: String,
+        path: PathBuf,
+        source: io::Error,
     },
-    #[error("failed to pull image {reference:?}: {message}")]
-    PullFailed { reference: String, message: String },
     #[error("image store task failed")]
     Task { source: tokio::task::JoinError },
 }
@@ -128,9 +139,10 @@ impl Error {
         match self {
             Self::InvalidReference(_) => ErrorKind::InvalidName,
             Self::ShortNameNeedsRegistry { .. } | Self::LocalOnlyImage { .. } => ErrorKind::NotPullable,
-            Self::ImageNotFound { .. } | Self::PullNotFound { .. } => ErrorKind::NotFound,
-            Self::PullUnauthorized { .. } => ErrorKind::Unauthorized,
-            Self::RegistryUnreachable { .. } => ErrorKind::Unreachable,
+            Self::PullImage { source, .. } => source.kind(),
+            Self::ImageNotFound { .. } | Self::ManifestNotFound { .. } => ErrorKind::NotFound,
+            Self::AccessDenied { .. } | Self::ReadCredentials { .. } => ErrorKind::Unauthorized,
+            Self::RegistryUnreachable { .. } | Self::ReadRegistryCerts { .. } => ErrorKind::Unreachable,
             Self::DigestMismatch { .. } | Self::SizeMismatch { .. } | Self::DiffIdMismatch { .. } => {
                 ErrorKind::BadDigest
             }
@@ -144,7 +156,7 @@ impl Error {
             | Self::UnrecognizedArchive { .. }
             | Self::ArchiveEntryMissing { .. }
             | Self::InvalidArchive { .. }
-            | Self::PullFailed { .. } => ErrorKind::BadImage,
+            | Self::RegistryFailed { .. } => ErrorKind::BadImage,
             Self::CreateStoreDir { .. }
             | Self::LockStore { .. }
             | Self::ReadFile { .. }

@@ -27,6 +27,19 @@ impl ImageStore {
         }
     }
 
+    /// [`lookup_with`](Self::lookup_with) for starting a container: also renews the image's lease, under
+    /// the same shared lock, so garbage collection cannot remove it before the container is recorded.
+    pub fn lookup_for_use(&self, name: &str, default_registry: Option<&str>) -> Result<Option<Image>, Error> {
+        let _shared = self.shared()?;
+        let index = self.load_refs()?;
+        let Some((stored, entry)) = resolve(&index, name, default_registry)? else {
+            return Ok(None);
+        };
+        let image = self.load_image(&stored, &entry)?;
+        self.touch_lease(&image.id)?;
+        Ok(Some(image))
+    }
+
     /// Every stored name with its image ID, size and creation time, sorted by name.
     pub fn list(&self) -> Result<Vec<ImageSummary>, Error> {
         let index = self.load_refs()?;

@@ -5,16 +5,19 @@
 //! and the ref index naming images. It reads image references, archives and registry bytes as hostile input.
 //!
 //! It must not: mount anything (the runtime builds the overlay rootfs from [`Image::layers`]), know about
-//! Pods or pull policies, hold credentials (anonymous pulls only for now), or delete blobs and layers (a
-//! later garbage collector does that under the store's exclusive lock; `remove` only drops a name).
+//! Pods or pull policies, read credentials from anywhere but what the caller hands it, or delete content
+//! outside gc.rs (which does it under the store's exclusive lock; `remove` only drops a name). Which
+//! images are in use is the caller's knowledge, passed in.
 //!
 //! Everything is synchronous except [`ImageStore::pull`]; async callers wrap the rest in `spawn_blocking`.
 
 mod archive;
+pub mod auth;
 mod commit;
 mod config;
 mod digest;
 mod error;
+mod gc;
 mod layout;
 mod lock;
 mod lookup;
@@ -32,6 +35,7 @@ use std::path::PathBuf;
 pub use config::{parse_signal, ExposedPort, Protocol};
 pub use digest::Digest;
 pub use error::{Error, ErrorKind};
+pub use gc::{bytes_to_free, FsUsage, GcPolicy, GcReport, LEASE};
 pub use reference::{Reference, ReferenceError};
 pub use store::ImageStore;
 
@@ -75,6 +79,12 @@ pub struct PullOptions {
     /// Registries (`host[:port]`) spoken to over plain HTTP. Loopback registries (`localhost:<port>`,
     /// `127.0.0.1:<port>`, `[::1]:<port>`) always are.
     pub insecure_registries: Vec<String>,
+    /// Credentials tried for the image's repository (the node's `--registry-config`, joined with a Pod's
+    /// pull secrets by the caller); none matching means an anonymous pull.
+    pub keyring: auth::Keyring,
+    /// `certs.d`-style directory: `<dir>/<host:port>/*.crt` are CA certificates trusted for that registry
+    /// (besides the system's), and a loopback registry with such a directory is spoken to over HTTPS.
+    pub certs_dir: Option<PathBuf>,
 }
 
 /// How to import an archive.

@@ -1,25 +1,36 @@
-//! Pulling images from OCI registries with oci-client: anonymous, HTTPS except for loopback and
-//! explicitly insecure registries, manifest lists resolved to linux/<host arch>, blobs streamed into the
-//! store and verified, layers unpacked on the blocking pool.
+//! Pulling images from OCI registries with oci-client: HTTPS (trusting the system roots plus the CA
+//! certificates of `<certs-dir>/<host:port>/*.crt`) except for loopback registries without such a
+//! directory and explicitly insecure ones; credentials from the keyring, tried most specific first;
+//! manifest lists resolved to linux/<host arch>; blobs streamed into the store and verified; layers
+//! unpacked on the blocking pool.
 //!
-//! Failures are sorted into not found / unauthorized / unreachable / bad digest so the runtime can write
-//! the kubelet's `ErrImagePull` messages. This module must not follow foreign layer URLs (descriptors are
-//! rebuilt without `urls`), pull `localhost/...` names, or pick a registry for short names by itself.
+//! Failures are worded as containerd words them (`failed to pull and unpack image "R": failed to resolve
+//! reference "R": R: not found`) and sorted into not found / unauthorized / unreachable / bad digest so the
+//! runtime can give the kubelet's reasons. This module must not follow foreign layer URLs (descriptors are
+//! rebuilt without `urls`), pull `localhost/...` names, pick a registry for short names by itself, or log
+//! a secret.
 
-use futures::StreamExt;
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::manifest::OciDescriptor;
-use oci_client::secrets::RegistryAuth;
-use oci_client::Client;
+mod registry;
+#[cfg(test)]
+mod tests;
+mod token;
+
 use std::io::Write;
 use std::time::Duration;
 
+use futures::StreamExt;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::manifest::OciDescriptor;
+use oci_client::secrets::RegistryAuth;
+use oci_client::Client;
+
+use super::auth::Credential;
 use super::digest::Digest;
 use super::error::{write_err, Error};
 use super::media::{self, Descriptor, Document, Manifest};
 use super::reference::Reference;
 use super::{Image, ImageStore, PullOptions};
+use registry::{classify, stream_error, Fetch};
 
 /// Give up on a registry that does not accept the connection within this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,33 +45,86 @@ struct Target {
     shown: String,
 }
 
+/// One attempt's connection: the client and the authentication it sends.
+struct Session {
+    client: Client,
+    auth: RegistryAuth,
+    /// Where the credential came from (`None`: anonymous), for messages.
+    source: Option<String>,
+}
+
 impl ImageStore {
-    /// Pulls `name` into the store and returns it under its fully qualified name.
+    /// Pulls `name` into the store and returns it under its fully qualified name. Every credential the
+    /// keyring matches is tried in turn (anonymous when none does) while the registry refuses access.
     pub async fn pull(&self, name: &str, options: &PullOptions) -> Result<Image, Error> {
         let target = pull_target(name, options)?;
-        let client = Client::try_from(ClientConfig {
-            protocol: protocol_for(&target.registry, options),
-            platform_resolver: None,
-            connect_timeout: Some(CONNECT_TIMEOUT),
-            read_timeout: Some(READ_TIMEOUT),
-            ..ClientConfig::default()
-        })
-        .map_err(|e| Error::PullFailed {
+        let wrap = |source| Error::PullImage {
             reference: target.shown.clone(),
-            message: e.to_string(),
-        })?;
+            source: Box::new(source),
+        };
+        let config = registry::client_config(&target.registry, options).map_err(wrap)?;
+        let credentials = options.keyring.lookup(&target.reference.repository());
+        let attempts: Vec<Option<Credential>> = if credentials.is_empty() {
+            vec![None]
+        } else {
+            credentials.into_iter().map(Some).collect()
+        };
+        let mut first_error = None;
+        for credential in attempts {
+            let result = self.pull_with(&target, &config, credential.as_ref()).await;
+            let error = match result {
+                Ok(image) => return Ok(image),
+                Err(error) => error,
+            };
+            let source = credential.as_ref().map_or("anonymous", |c| c.source.as_str());
+            tracing::debug!(image = %target.shown, credentials = source, error = %crate::runtime::chain(&error), "pull attempt failed");
+            // Another credential can only help when this one was refused (registries answer 404 for
+            // private repositories too); a dead registry or bad content will not change.
+            let retry = matches!(
+                error.kind(),
+                super::ErrorKind::Unauthorized | super::ErrorKind::NotFound
+            );
+            first_error.get_or_insert(error);
+            if !retry {
+                break;
+            }
+        }
+        let error = first_error.unwrap_or_else(|| Error::RegistryFailed {
+            registry: target.registry.clone(),
+            message: "no pull attempt was made".into(),
+        });
+        Err(wrap(error))
+    }
+
+    /// One pull with one credential.
+    async fn pull_with(
+        &self,
+        target: &Target,
+        config: &registry::Config,
+        credential: Option<&Credential>,
+    ) -> Result<Image, Error> {
+        let session = registry::session(target, config, credential).await?;
         let store = self.clone();
         let shared = blocking(move || store.shared()).await?;
-        tracing::info!(image = %target.shown, registry = %target.registry, "pulling image");
-        let (manifest_bytes, manifest, top_digest) = fetch_image_manifest(&client, &target).await?;
+        tracing::info!(
+            image = %target.shown,
+            registry = %target.registry,
+            credentials = session.source.as_deref().unwrap_or("anonymous"),
+            "pulling image"
+        );
+        let (manifest_bytes, manifest, top_digest) = fetch_image_manifest(&session, target).await?;
         for descriptor in std::iter::once(&manifest.config).chain(&manifest.layers) {
             if !self.has_blob(&descriptor.digest()?) {
-                self.fetch_blob(&client, &target, descriptor).await?;
+                self.fetch_blob(&session, target, descriptor).await?;
             }
         }
         let repo_digest = format!("{}@{top_digest}", target.reference.repository());
         let (store, names) = (self.clone(), vec![target.shown.clone()]);
-        let image = blocking(move || store.commit_image(&manifest_bytes, &names, Some(repo_digest))).await?;
+        let image = blocking(move || {
+            let image = store.commit_image(&manifest_bytes, &names, Some(repo_digest))?;
+            store.touch_lease(&image.id).map(|()| image)
+        })
+        .await?;
         drop(shared);
         Ok(image)
     }
@@ -68,7 +132,7 @@ impl ImageStore {
     /// Streams one blob into the store through a blocking writer, verifying size and digest.
     async fn fetch_blob(
         &self,
-        client: &Client,
+        session: &Session,
         target: &Target,
         descriptor: &Descriptor,
     ) -> Result<(), Error> {
@@ -80,16 +144,23 @@ impl ImageStore {
             size: i64::try_from(expected_size).unwrap_or(i64::MAX),
             ..OciDescriptor::default()
         };
-        let mut stream = client
+        let mut stream = session
+            .client
             .pull_blob_stream(&target.oci, &request)
             .await
-            .map_err(|e| classify(e, target))?;
+            .map_err(|e| classify(e, target, session, Fetch::Blob(&digest)))?;
         let (sender, writer) = spawn_blob_writer(self.clone(), digest.clone(), expected_size);
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::PullFailed {
-                reference: target.shown.clone(),
-                message: format!("reading blob {digest}: {e}"),
-            })?;
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    // Let the writer finish (its partial blob fails verification and is removed) before
+                    // reporting, so no temporary outlives the pull.
+                    drop(sender);
+                    let _ = writer.await;
+                    return Err(stream_error(&e, target, &digest));
+                }
+            };
             if sender.send(chunk).await.is_err() {
                 break; // the writer stopped early; its error is reported below
             }
@@ -171,13 +242,14 @@ fn pull_target(name: &str, options: &PullOptions) -> Result<Target, Error> {
     })
 }
 
-/// Plain HTTP only for loopback registries and those the operator listed as insecure.
-fn protocol_for(registry: &str, options: &PullOptions) -> ClientProtocol {
+/// Plain HTTP only for loopback registries without CA certificates of their own, and for those the
+/// operator listed as insecure.
+fn protocol_for(registry: &str, options: &PullOptions, has_certs: bool) -> ClientProtocol {
     let host = registry
         .rsplit_once(':')
         .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()));
     let loopback = matches!(host.map(|(h, _)| h), Some("localhost" | "127.0.0.1" | "[::1]"));
-    if loopback || options.insecure_registries.iter().any(|r| r == registry) {
+    if (loopback && !has_certs) || options.insecure_registries.iter().any(|r| r == registry) {
         ClientProtocol::HttpsExcept(vec![registry.to_owned()])
     } else {
         ClientProtocol::Https
@@ -187,16 +259,16 @@ fn protocol_for(registry: &str, options: &PullOptions) -> ClientProtocol {
 /// Fetches the image manifest for the host platform (through an index if the registry serves one) and
 /// the digest of what the tag points to.
 async fn fetch_image_manifest(
-    client: &Client,
+    session: &Session,
     target: &Target,
 ) -> Result<(Vec<u8>, Manifest, Digest), Error> {
-    let (top, top_digest) = fetch_manifest(client, target, &target.oci).await?;
+    let (top, top_digest) = fetch_manifest(session, target, &target.oci).await?;
     let bytes = match media::parse_document(&top, "", &target.shown)? {
         Document::Manifest(_) => top,
         Document::Index(index) => {
             let chosen = media::choose_platform(&index, &target.shown)?;
             let reference = target.oci.clone_with_digest(chosen.digest.clone());
-            let (bytes, digest) = fetch_manifest(client, target, &reference).await?;
+            let (bytes, digest) = fetch_manifest(session, target, &reference).await?;
             check_descriptor(chosen, &digest, bytes.len() as u64, &target.shown)?;
             bytes
         }
@@ -220,14 +292,15 @@ async fn fetch_image_manifest(
 
 /// Fetches a manifest or index, bounds its size and computes its digest ourselves.
 async fn fetch_manifest(
-    client: &Client,
+    session: &Session,
     target: &Target,
     reference: &oci_client::Reference,
 ) -> Result<(Vec<u8>, Digest), Error> {
-    let (bytes, _) = client
-        .pull_manifest_raw(reference, &RegistryAuth::Anonymous, media::ACCEPTED_MANIFESTS)
+    let (bytes, _) = session
+        .client
+        .pull_manifest_raw(reference, &session.auth, media::ACCEPTED_MANIFESTS)
         .await
-        .map_err(|e| classify(e, target))?;
+        .map_err(|e| classify(e, target, session, Fetch::Manifest))?;
     if bytes.len() as u64 > media::MAX_METADATA_BYTES {
         return Err(Error::TooLarge {
             what: format!("manifest of {}", target.shown),
@@ -264,68 +337,6 @@ fn check_descriptor(descriptor: &Descriptor, digest: &Digest, size: u64, what: &
     Ok(())
 }
 
-/// Sorts an oci-client error into the kinds the kubelet distinguishes.
-fn classify(error: OciDistributionError, target: &Target) -> Error {
-    let reference = target.shown.clone();
-    let message = error.to_string();
-    match &error {
-        OciDistributionError::ImageManifestNotFoundError(_) => Error::PullNotFound { reference, message },
-        OciDistributionError::RegistryError { envelope, .. } => {
-            let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-            if codes
-                .iter()
-                .any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied))
-            {
-                Error::PullUnauthorized { reference, message }
-            } else if codes.iter().any(|c| {
-                matches!(
-                    c,
-                    OciErrorCode::ManifestUnknown
-                        | OciErrorCode::NameUnknown
-                        | OciErrorCode::BlobUnknown
-                        | OciErrorCode::NotFound
-                )
-            }) {
-                Error::PullNotFound { reference, message }
-            } else {
-                Error::PullFailed { reference, message }
-            }
-        }
-        OciDistributionError::ServerError { code: 404, .. } => Error::PullNotFound { reference, message },
-        OciDistributionError::ServerError { code: 401 | 403, .. }
-        | OciDistributionError::UnauthorizedError { .. }
-        | OciDistributionError::AuthenticationFailure(_) => Error::PullUnauthorized { reference, message },
-        OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
-            let message = error_chain(e);
-            Error::RegistryUnreachable {
-                reference,
-                registry: target.registry.clone(),
-                message,
-            }
-        }
-        OciDistributionError::DigestError(oci_client::errors::DigestError::VerificationError {
-            expected,
-            actual,
-        }) => Error::DigestMismatch {
-            what: reference,
-            expected: expected.clone(),
-            actual: actual.clone(),
-        },
-        _ => Error::PullFailed { reference, message },
-    }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
-
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
@@ -334,5 +345,14 @@ async fn blocking<T: Send + 'static>(
         .map_err(|source| Error::Task { source })?
 }
 
-#[cfg(test)]
-mod tests;
+/// `ClientConfig` is not `Clone`; each attempt builds its own from these parts.
+fn oci_config(protocol: ClientProtocol, certs: &[oci_client::client::Certificate]) -> ClientConfig {
+    ClientConfig {
+        protocol,
+        platform_resolver: None,
+        connect_timeout: Some(CONNECT_TIMEOUT),
+        read_timeout: Some(READ_TIMEOUT),
+        extra_root_certificates: certs.to_vec(),
+        ..ClientConfig::default()
+    }
+}

@@ -8,12 +8,13 @@
 //!   layers/sha256/<diffID>/    unpacked layers, shared by every image that lists them
 //!   layers/sha256/new-*        layer being unpacked (swept at start-up)
 //!   ingest/*                   blob being written (swept at start-up)
+//!   leases/<id>                mtime: when the image was last handed out for a container (gc.rs)
 //! ```
 //!
 //! Every blob is written to `ingest/`, verified, fsynced and renamed into place; every layer is unpacked
 //! into `new-*`, checked against its blob digest and diffID, synced and renamed. A crash leaves only
 //! temporaries, which the next `open` removes while nobody else uses the store. This module must not
-//! delete committed blobs or layers: that is garbage collection's job, under the exclusive lock.
+//! delete committed blobs or layers: that is garbage collection's job (gc.rs), under the exclusive lock.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Write};
@@ -26,26 +27,34 @@ use super::error::{read_err, write_err, Error};
 use super::lock::{self, LockGuard};
 use super::{media, unpack};
 
-const LAYER_TEMP_PREFIX: &str = "new-";
+pub(crate) const LAYER_TEMP_PREFIX: &str = "new-";
 pub(crate) const REFS_FILE: &str = "refs.json";
 pub(crate) const REFS_TEMP_PREFIX: &str = "refs.json.tmp-";
+
+/// Default bound on what one layer may unpack to (tar stream and file sizes); see [`ImageStore::with_max_layer_bytes`].
+pub const DEFAULT_MAX_LAYER_BYTES: u64 = 64 << 30;
 
 /// The image store rooted at a directory of its own.
 #[derive(Debug, Clone)]
 pub struct ImageStore {
     root: PathBuf,
+    max_layer_bytes: u64,
 }
 
 impl ImageStore {
     /// Opens (creating if needed) the store at `root` and sweeps leftovers of interrupted writes when no
     /// other process is using the store.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, Error> {
-        let store = Self { root: root.into() };
+        let store = Self {
+            root: root.into(),
+            max_layer_bytes: DEFAULT_MAX_LAYER_BYTES,
+        };
         for dir in [
             store.root.clone(),
             store.blobs_dir(),
             store.layers_dir(),
             store.ingest_dir(),
+            store.leases_dir(),
         ] {
             create_private_dir(&dir)?;
         }
@@ -54,6 +63,13 @@ impl ImageStore {
             None => tracing::debug!(root = %store.root.display(), "image store in use; skipping sweep"),
         }
         Ok(store)
+    }
+
+    /// Bounds what one layer may unpack to: its uncompressed tar stream and the sum of its files' sizes
+    /// (sparse files at full length). A layer past it fails to unpack, naming the limit.
+    pub fn with_max_layer_bytes(mut self, max: u64) -> Self {
+        self.max_layer_bytes = max;
+        self
     }
 
     /// The store root.
@@ -77,16 +93,20 @@ impl ImageStore {
         self.root.join("refs.lock")
     }
 
-    fn lock_path(&self) -> PathBuf {
+    pub(crate) fn lock_path(&self) -> PathBuf {
         self.root.join("lock")
     }
 
-    fn blobs_dir(&self) -> PathBuf {
+    pub(crate) fn blobs_dir(&self) -> PathBuf {
         self.root.join("blobs").join("sha256")
     }
 
-    fn layers_dir(&self) -> PathBuf {
+    pub(crate) fn layers_dir(&self) -> PathBuf {
         self.root.join("layers").join("sha256")
+    }
+
+    pub(crate) fn leases_dir(&self) -> PathBuf {
+        self.root.join("leases")
     }
 
     fn ingest_dir(&self) -> PathBuf {
@@ -210,7 +230,7 @@ impl ImageStore {
             .create(&temp)
             .map_err(write_err(&temp))?;
         tracing::debug!(blob = %blob, diff_id = %diff_id, "unpacking layer");
-        if let Err(error) = unpack_verified(file, &temp, blob, diff_id) {
+        if let Err(error) = unpack_verified(file, &temp, blob, diff_id, self.max_layer_bytes) {
             remove_any(&temp)?;
             return Err(error);
         }
@@ -227,7 +247,13 @@ impl ImageStore {
 }
 
 /// Unpacks blob `file` into `dest`, checking the blob digest and the diffID, then syncs the filesystem.
-fn unpack_verified(file: File, dest: &Path, blob: &Digest, diff_id: &Digest) -> Result<(), Error> {
+fn unpack_verified(
+    file: File,
+    dest: &Path,
+    blob: &Digest,
+    diff_id: &Digest,
+    max_bytes: u64,
+) -> Result<(), Error> {
     let read_layer = |source| Error::ReadLayer {
         digest: blob.to_string(),
         source,
@@ -235,7 +261,7 @@ fn unpack_verified(file: File, dest: &Path, blob: &Digest, diff_id: &Digest) -> 
     let mut compressed = BufReader::with_capacity(128 * 1024, HashingReader::new(file));
     let decoder = media::decompress(&mut compressed).map_err(read_layer)?;
     let mut plain = HashingReader::new(decoder);
-    unpack::unpack_layer(&mut plain, dest).map_err(|source| Error::UnpackLayer {
+    unpack::unpack_layer(&mut plain, dest, max_bytes).map_err(|source| Error::UnpackLayer {
         digest: blob.to_string(),
         source,
     })?;
@@ -338,7 +364,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(write_err(dir))
 }
 
-fn remove_any(path: &Path) -> Result<(), Error> {
+pub(crate) fn remove_any(path: &Path) -> Result<(), Error> {
     let result = match fs::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
         Ok(_) => fs::remove_file(path),
@@ -364,5 +390,7 @@ pub(crate) fn unique_name(prefix: &str) -> String {
     )
 }
 
+#[cfg(test)]
+mod layering;
 #[cfg(test)]
 mod tests;

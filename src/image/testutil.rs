@@ -99,6 +99,23 @@ impl Tar {
         self
     }
 
+    /// A GNU sparse file of `real_size` bytes holding `blocks` (offset, data of a 512-byte multiple except
+    /// the last) and zeros elsewhere; at most four blocks.
+    pub(crate) fn sparse(mut self, name: &str, real_size: u64, blocks: &[(u64, &[u8])]) -> Self {
+        let data: Vec<u8> = blocks.iter().flat_map(|(_, d)| d.iter().copied()).collect();
+        let mut header = Self::header(EntryType::GNUSparse, name, None, 0o644, data.len() as u64);
+        let gnu = header.as_gnu_mut().expect("gnu header");
+        let terminator = (real_size, &b""[..]);
+        for (slot, (offset, bytes)) in gnu.sparse.iter_mut().zip(blocks.iter().chain([&terminator])) {
+            slot.set_offset(*offset);
+            slot.set_length(bytes.len() as u64);
+        }
+        gnu.set_real_size(real_size);
+        header.set_cksum();
+        self.builder.append(&header, &data[..]).expect("append sparse");
+        self
+    }
+
     pub(crate) fn finish(self) -> Vec<u8> {
         self.builder.into_inner().expect("finish in-memory tar")
     }
@@ -152,6 +169,27 @@ pub(crate) fn sample_image(content: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8
         &[(blob.clone(), "application/vnd.oci.image.layer.v1.tar+gzip")],
     );
     (layer, blob, config, manifest)
+}
+
+/// Stores `layers` (uncompressed tars, bottom first) with a config and manifest, and commits the image as
+/// `name`.
+pub(crate) fn commit_layers(
+    store: &super::ImageStore,
+    name: &str,
+    layers: &[Vec<u8>],
+) -> Result<super::Image, super::Error> {
+    let diff_ids: Vec<Digest> = layers.iter().map(|l| Digest::of_bytes(l)).collect();
+    let config = config_json(&diff_ids);
+    let blobs: Vec<(Vec<u8>, &str)> = layers
+        .iter()
+        .map(|l| (l.clone(), "application/vnd.oci.image.layer.v1.tar"))
+        .collect();
+    let manifest = manifest_json(&config, &blobs);
+    for blob in layers.iter().chain([&config]) {
+        store.write_blob_bytes(blob)?;
+    }
+    let _shared = store.shared()?;
+    store.commit_image(&manifest, &[name.to_owned()], None)
 }
 
 /// Name of a blob inside an OCI layout.

@@ -19,10 +19,12 @@
 mod breakouts;
 mod entry;
 #[cfg(test)]
+mod limits;
+#[cfg(test)]
 mod tests;
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
@@ -59,6 +61,8 @@ pub enum UnpackError {
     },
     #[error("failed to create {path:?}")]
     CreateEntry { path: String, source: io::Error },
+    #[error("layer unpacks to more than {limit} bytes, the per-layer limit (a decompression bomb?)")]
+    TooLarge { limit: u64 },
     #[error("failed to set {what} of {path:?}")]
     SetMetadata {
         path: String,
@@ -74,7 +78,10 @@ const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
 /// Unpacks the tar stream `reader` into the existing empty directory `dest`, then reads `reader` to its
 /// end so a hashing reader underneath sees every byte.
-pub fn unpack_layer<R: Read>(reader: &mut R, dest: &Path) -> Result<(), UnpackError> {
+///
+/// `max_bytes` bounds both the tar stream and the sum of the files' sizes (a sparse file counts at its
+/// full length), so a small compressed layer cannot fill the disk or keep a thread busy forever.
+pub fn unpack_layer<R: Read>(reader: &mut R, dest: &Path, max_bytes: u64) -> Result<(), UnpackError> {
     let root = open_dir(AT_FDCWD, dest.as_os_str()).map_err(|e| UnpackError::OpenRoot {
         path: dest.to_owned(),
         source: e.into(),
@@ -83,16 +90,60 @@ pub fn unpack_layer<R: Read>(reader: &mut R, dest: &Path) -> Result<(), UnpackEr
         root,
         dest: dest.to_owned(),
         dir_times: Vec::new(),
+        budget: max_bytes,
+        limit: max_bytes,
     };
-    let mut archive = tar::Archive::new(reader);
-    let read_err = |source| UnpackError::ReadArchive { source };
+    let mut bounded = Bounded {
+        inner: reader,
+        remaining: max_bytes,
+    };
+    let mut archive = tar::Archive::new(&mut bounded);
+    let read_err = |source: io::Error| match source.get_ref().is_some_and(|e| e.is::<LimitReached>()) {
+        true => UnpackError::TooLarge { limit: max_bytes },
+        false => UnpackError::ReadArchive { source },
+    };
     for entry in archive.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
-        layer.apply(&mut entry)?;
+        layer.apply(&mut entry).map_err(|e| match e {
+            UnpackError::CreateEntry { source, .. }
+                if source.get_ref().is_some_and(|e| e.is::<LimitReached>()) =>
+            {
+                UnpackError::TooLarge { limit: max_bytes }
+            }
+            other => other,
+        })?;
     }
     layer.restore_dir_times();
     io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(read_err)?;
     Ok(())
+}
+
+/// The marker error a [`Bounded`] reader fails with once its budget is spent.
+#[derive(Debug, thiserror::Error)]
+#[error("unpack limit reached")]
+struct LimitReached;
+
+/// Reads at most `remaining` bytes of `inner`; fails with [`LimitReached`] if there is more.
+struct Bounded<R> {
+    inner: R,
+    remaining: u64,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            return match self.inner.read(&mut [0u8; 1])? {
+                0 => Ok(0),
+                _ => Err(io::Error::other(LimitReached)),
+            };
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = self.inner.read(buf.get_mut(..want).unwrap_or_default())?;
+        self.remaining -= n as u64;
+        Ok(n)
+    }
 }
 
 /// The layer directory being filled.
@@ -101,6 +152,10 @@ struct Layer {
     dest: PathBuf,
     /// Directories whose mtime is set last, after their contents stop changing it.
     dir_times: Vec<(Vec<OsString>, i64)>,
+    /// File bytes this layer may still create.
+    budget: u64,
+    /// The whole budget, for the error message.
+    limit: u64,
 }
 
 impl Layer {
@@ -232,6 +287,33 @@ impl Layer {
     fn full_path(&self, parts: &[OsString]) -> PathBuf {
         parts.iter().fold(self.dest.clone(), |path, part| path.join(part))
     }
+}
+
+/// Copies `reader` into `file`, seeking over all-zero chunks instead of writing them, so sparse files
+/// (and zero runs) take no disk space.
+fn copy_sparse(reader: &mut impl Read, file: &mut std::fs::File) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut length, mut hole_at_end) = (0u64, false);
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = buf.get(..n).unwrap_or_default();
+        hole_at_end = chunk.iter().all(|&b| b == 0);
+        if hole_at_end {
+            file.seek(SeekFrom::Current(i64::try_from(n).map_err(io::Error::other)?))?;
+        } else {
+            file.write_all(chunk)?;
+        }
+        length += n as u64;
+    }
+    if hole_at_end {
+        file.set_len(length)?;
+    }
+    Ok(())
 }
 
 /// Opens the directory `name` under `dirfd` without following a symlink.

@@ -9,6 +9,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::backoff::{self, go_duration};
 use super::events::Event;
+use super::images::{pulled_message, PullSecrets};
 use super::plan::{Kill, Plan};
 use super::status::Waiting;
 use super::worker::{spec_hash, Instance, Worker, RETRY};
@@ -439,16 +440,15 @@ impl Worker {
         }
         self.record(Event::normal("Pulling", format!("Pulling image {image:?}")).on(field_path.to_string()));
         let started = std::time::Instant::now();
-        match images.pull(&image).await {
+        let outcome = images.pull(&image, &PullSecrets::of(&self.pod)).await;
+        if let Some(warning) = outcome.secrets_warning {
+            self.record(Event::warning("FailedToRetrieveImagePullSecret", warning));
+        }
+        match outcome.result {
             Ok(ensured) => {
                 self.pull_failures.remove(&image);
-                let took = started.elapsed();
-                let size = ensured.pulled.map(|(bytes, _)| bytes).unwrap_or(0);
-                let message = format!(
-                    "Successfully pulled image {image:?} in {:.3}s ({:.3}s including waiting). Image size: {size} bytes.",
-                    took.as_secs_f64(),
-                    took.as_secs_f64()
-                );
+                let (size, took) = ensured.pulled.unwrap_or((0, started.elapsed()));
+                let message = pulled_message(&image, took, started.elapsed(), size);
                 self.record(Event::normal("Pulled", message).on(field_path.to_string()));
                 Some(ensured.info)
             }
@@ -484,11 +484,11 @@ impl Worker {
                 message: message.to_string(),
             },
         );
-        if pulled.is_none() {
-            self.retry_at = Timestamp::now()
-                .checked_add(SignedDuration::from_secs(RETRY.as_secs() as i64))
-                .ok();
-        }
+        // Sync again after the kubelet's worker back-off period: inside the image's pull back-off window
+        // (from the second failure on) that sync shows ImagePullBackOff, as the kubelet's does.
+        self.retry_at = Timestamp::now()
+            .checked_add(SignedDuration::from_secs(RETRY.as_secs() as i64))
+            .ok();
     }
 
     /// Removes everything the pod left on the node once it is terminated: instances, volumes, cgroups,

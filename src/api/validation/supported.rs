@@ -23,7 +23,7 @@
 //! | hostUsers                      | accepted when true or unset (no user namespaces)     |
 //! | hostname, subdomain            | accepted                                             |
 //! | hostnameOverride               | rejected                                             |
-//! | imagePullSecrets               | rejected                                             |
+//! | imagePullSecrets               | accepted (read at pull time; README: Images)         |
 //! | nodeName, nodeSelector         | accepted                                             |
 //! | os                             | accepted when `linux`                                |
 //! | overhead                       | rejected                                             |
@@ -110,7 +110,7 @@ pub fn pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
         host_users,
         hostname: _,
         hostname_override,
-        image_pull_secrets,
+        image_pull_secrets: _,
         init_containers: _,
         node_name: _,
         node_selector: _,
@@ -154,7 +154,6 @@ pub fn pod_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
     let userns = "user namespaces are not implemented";
     forbid_because(errs, path, "hostUsers", *host_users == Some(false), userns);
     forbid(errs, path, "hostnameOverride", hostname_override.is_some());
-    forbid(errs, path, "imagePullSecrets", listed(image_pull_secrets));
     only(
         errs,
         &path.child("os"),

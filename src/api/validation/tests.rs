@@ -112,7 +112,6 @@ fn rejects_what_peapod_does_not_implement() {
         "spec.affinity.podAffinity: Forbidden: not supported by peapod".to_string(),
         "spec.automountServiceAccountToken: Forbidden: not supported by peapod: no service account token is mounted; set it to false or leave it unset".into(),
         "spec.hostUsers: Forbidden: not supported by peapod: user namespaces are not implemented".into(),
-        "spec.imagePullSecrets: Forbidden: not supported by peapod".into(),
         r#"spec.os.name: Unsupported value: "windows": supported values: "linux""#.into(),
         "spec.runtimeClassName: Forbidden: not supported by peapod".into(),
         r#"spec.schedulerName: Unsupported value: "custom": supported values: "default-scheduler""#.into(),

@@ -60,6 +60,30 @@ fn plain_http_only_for_loopback_and_listed_registries() {
         } else {
             ClientProtocol::Https
         };
-        assert_eq!(protocol_for(registry, &opts), want, "{registry}");
+        assert_eq!(protocol_for(registry, &opts, false), want, "{registry}");
     }
+    assert_eq!(
+        protocol_for("127.0.0.1:5000", &opts, true),
+        ClientProtocol::Https,
+        "a loopback registry with its own CA speaks TLS"
+    );
+}
+
+#[test]
+fn registry_certs_come_from_the_host_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = dir.path().join("127.0.0.1:5000");
+    std::fs::create_dir(&host).expect("mkdir");
+    std::fs::write(host.join("ca.crt"), "pem").expect("write");
+    std::fs::write(host.join("client.key"), "not a CA").expect("write");
+    let opts = PullOptions {
+        certs_dir: Some(dir.path().to_owned()),
+        ..PullOptions::default()
+    };
+    let with = registry::client_config("127.0.0.1:5000", &opts).expect("config");
+    assert_eq!((with.scheme(), with.certs().len()), ("https", 1));
+    let without = registry::client_config("127.0.0.1:5001", &opts).expect("config");
+    assert_eq!((without.scheme(), without.certs().len()), ("http", 0));
+    let odd = registry::client_config("..", &opts).expect("config");
+    assert!(odd.certs().is_empty());
 }

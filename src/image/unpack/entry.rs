@@ -16,7 +16,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, linkat, mkfifoat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use xattr::FileExt;
 
-use super::{clean, create_err, open_dir, Layer, UnpackError};
+use super::{clean, copy_sparse, create_err, open_dir, Layer, UnpackError};
 
 const SCHILY_XATTR: &str = "SCHILY.xattr.";
 
@@ -152,6 +152,13 @@ pub(super) fn create<R: Read>(
     if kind == T::Link {
         return hardlink(layer, entry, parent, parts, shown);
     }
+    if matches!(kind, T::Regular | T::Continuous | T::GNUSparse) {
+        // The apparent size: a sparse file's holes count, or a tiny archive could claim terabytes.
+        layer.budget = layer
+            .budget
+            .checked_sub(entry.size())
+            .ok_or(UnpackError::TooLarge { limit: layer.limit })?;
+    }
     let meta = Meta::read(entry, shown)?;
     let at = At {
         layer,
@@ -195,7 +202,7 @@ impl At<'_> {
         let fd = openat(self.parent, self.name(), flags, Mode::from_bits_truncate(0o600))
             .map_err(|e| create_err(self.shown, e))?;
         let mut file = File::from(fd);
-        io::copy(entry, &mut file).map_err(|source| UnpackError::CreateEntry {
+        copy_sparse(entry, &mut file).map_err(|source| UnpackError::CreateEntry {
             path: self.shown.to_owned(),
             source,
         })?;

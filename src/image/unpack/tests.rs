@@ -38,7 +38,7 @@ impl Fixture {
     }
 
     pub(super) fn unpack(&self, tar: Vec<u8>) -> Result<(), UnpackError> {
-        unpack_layer(&mut &tar[..], &self.layer)
+        unpack_layer(&mut &tar[..], &self.layer, u64::MAX)
     }
 
     /// The sentinel and the directory around the layer are exactly as created.
