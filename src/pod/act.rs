@@ -149,7 +149,11 @@ impl Worker {
             .map(container::stop_signal)
             .unwrap_or(nix::sys::signal::Signal::SIGTERM);
         if let Some(shim) = shim {
-            container::stop(&self.ctx.runtime, &k.id, &shim, signal, self.grace()).await;
+            let grace = match k.grace {
+                Some(secs) => Duration::from_secs(secs.max(MIN_GRACE) as u64),
+                None => self.grace(),
+            };
+            container::stop(&self.ctx.runtime, &k.id, &shim, signal, grace).await;
         }
         self.collect_exit(&k.id).await;
     }

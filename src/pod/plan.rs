@@ -21,6 +21,8 @@ pub struct Kill {
     pub id: String,
     /// Message for the event.
     pub message: String,
+    /// Grace period override in seconds (a probe's `terminationGracePeriodSeconds`).
+    pub grace: Option<i64>,
 }
 
 /// The actions of one sync.
@@ -180,6 +182,7 @@ pub fn compute(pod: &PodGroup, input: &PlanInput<'_>) -> Plan {
                         name: c.name.clone(),
                         id: s.id.clone(),
                         message: format!("Container {} definition changed, will be restarted", c.name),
+                        grace: None,
                     });
                     plan.start.push(c.name.clone());
                 } else {

@@ -74,6 +74,7 @@ fn view(ready: bool, mut cs: Vec<ContainerView>) -> PodView {
             ready,
         }),
         containers: cs,
+        probes: Default::default(),
     }
 }
 

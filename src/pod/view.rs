@@ -1,6 +1,8 @@
 //! What the pod worker knows about a pod's containers at one moment: the runtime's facts reduced to the
 //! shape the kubelet reasons about (`kubecontainer.Status`). Plan and status are pure functions of it.
 
+use std::collections::{HashMap, HashSet};
+
 use k8s_openapi::jiff::Timestamp;
 
 /// Runtime state of one container instance.
@@ -60,6 +62,19 @@ pub struct SandboxView {
     pub ready: bool,
 }
 
+/// What the probes say about running instances, keyed by instance id (the kubelet's probe results
+/// managers). The worker fills it; plan and status only read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbeView {
+    /// Running instances that have started: no startup probe, or it has succeeded.
+    pub started: HashSet<String>,
+    /// Running instances that are ready: started, and no readiness probe or its last result a success.
+    pub ready: HashSet<String>,
+    /// Instances to kill because a liveness or startup probe failed, with the `Killing` message
+    /// (`Container web failed liveness probe, will be restarted`).
+    pub failed: HashMap<String, String>,
+}
+
 /// Everything observed about one pod.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PodView {
@@ -67,6 +82,8 @@ pub struct PodView {
     pub sandbox: Option<SandboxView>,
     /// Every known instance, newest first.
     pub containers: Vec<ContainerView>,
+    /// Probe results of the running instances.
+    pub probes: ProbeView,
 }
 
 impl PodView {

@@ -369,7 +369,11 @@ impl Worker {
         let mut containers: Vec<ContainerView> =
             self.instances.values().flatten().map(instance_view).collect();
         containers.sort_by(|a, b| b.attempt.cmp(&a.attempt).then(b.created_at.cmp(&a.created_at)));
-        PodView { sandbox, containers }
+        PodView {
+            sandbox,
+            containers,
+            probes: Default::default(),
+        }
     }
 
     /// Hash of each container's spec.
