@@ -13,6 +13,7 @@ pub mod etc;
 pub mod layout;
 pub mod log;
 pub mod pause;
+pub mod probe;
 pub mod process;
 pub mod record;
 pub mod resources;

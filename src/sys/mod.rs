@@ -8,4 +8,5 @@
 pub mod fs;
 pub mod mount;
 pub mod net;
+pub mod netns;
 pub mod process;
