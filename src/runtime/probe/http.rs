@@ -3,7 +3,7 @@
 //! canonicalised, redirects followed (at most 10 requests; probes only to the same host), the body read up
 //! to 10 KiB. Errors read as Go's `url.Error`: `Get "http://10.1.2.3:8080/": dial tcp ...`.
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
@@ -158,7 +158,7 @@ pub(super) async fn get(
     loop {
         requests += 1;
         let headers = hop_headers(req, &url, referer.as_deref());
-        let phase = Cell::new(Phase::Dial);
+        let phase = PhaseCell::default();
         let sent = send(dialer, &url, host_override.as_deref(), &headers, &phase);
         let resp = match deadline {
             Some(d) => match tokio::time::timeout_at(d, sent).await {
@@ -211,6 +211,20 @@ pub(super) async fn get(
             continue;
         }
         return read_body(resp, deadline).await;
+    }
+}
+
+/// How far a request got when its deadline passed (shared with the request future, which must be `Send`).
+#[derive(Debug, Default)]
+struct PhaseCell(AtomicBool);
+
+impl PhaseCell {
+    fn get(&self) -> Phase {
+        if self.0.load(Ordering::Relaxed) {
+            Phase::Headers
+        } else {
+            Phase::Dial
+        }
     }
 }
 
@@ -272,12 +286,12 @@ async fn send(
     url: &Url,
     host_override: Option<&str>,
     headers: &[(String, String)],
-    phase: &Cell<Phase>,
+    phase: &PhaseCell,
 ) -> Result<(hyper::Response<Incoming>, ConnTask), String> {
     let host = url.host_str().unwrap_or("");
     let port = url.port_or_known_default().unwrap_or(80);
     let tcp = dialer.dial(host, port).await?;
-    phase.set(Phase::Headers);
+    phase.0.store(true, Ordering::Relaxed);
     let io: Box<dyn Io> = match url.scheme() {
         "https" => Box::new(super::tls::connect(tcp, host).await?),
         "http" => Box::new(tcp),
