@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use futures::future::join_all;
 use k8s_openapi::api::core::v1::Container;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
@@ -16,9 +15,6 @@ use super::worker::{spec_hash, Instance, Worker, RETRY};
 use crate::runtime::container::{self, ContainerRequest, ImageInfo, StartError};
 use crate::runtime::sandbox::{self, SandboxRequest};
 use crate::volume;
-
-/// The kubelet's minimum grace period when it kills containers.
-const MIN_GRACE: i64 = 2;
 
 impl Worker {
     /// Executes `plan` in the kubelet's order: kill the pod, kill containers, create the sandbox, start the
@@ -53,7 +49,7 @@ impl Worker {
         self.ctx.recorder.record(&self.pod, event);
     }
 
-    fn field_path(&self, name: &str) -> String {
+    pub(super) fn field_path(&self, name: &str) -> String {
         let is_init = self
             .pod
             .spec
@@ -79,16 +75,17 @@ impl Worker {
         )
     }
 
-    /// The grace period for stopping the pod: the termination request's, else the spec's.
+    /// The grace period for stopping the pod: the termination request's, else the spec's (the 2-second
+    /// floor applies to the stop signal, after the preStop hook).
     fn grace(&self) -> Duration {
         let spec = self.pod.spec.pod.termination_grace_period_seconds.unwrap_or(30);
-        let secs = self.terminating.flatten().unwrap_or(spec).max(MIN_GRACE);
+        let secs = self.terminating.flatten().unwrap_or(spec).max(0);
         Duration::from_secs(secs as u64)
     }
 
-    /// Stops every live container in parallel, then the sandbox.
+    /// Stops every live container in parallel (sidecars after the others, in reverse order), then the
+    /// sandbox.
     async fn kill_pod(&mut self) {
-        let grace = self.grace();
         let live: Vec<Instance> = self
             .instances
             .values()
@@ -96,30 +93,18 @@ impl Worker {
             .filter(|i| i.exited.is_none() && i.shim.is_some())
             .cloned()
             .collect();
+        let names: Vec<String> = live.iter().map(|i| i.record.name.clone()).collect();
+        let mut jobs = Vec::new();
         for i in &live {
             let event = Event::normal("Killing", format!("Stopping container {}", i.record.name));
             self.record(event.on(self.field_path(&i.record.name)));
+            jobs.extend(self.stop_job(i, self.stop_after(&i.record.name, &names)));
         }
-        let cfg = self.ctx.runtime.clone();
-        let stops = live.iter().map(|i| {
-            let signal = self
-                .images
-                .get(&i.record.name)
-                .map(container::stop_signal)
-                .unwrap_or(nix::sys::signal::Signal::SIGTERM);
-            let cfg = cfg.clone();
-            let id = i.record.id.clone();
-            let shim = i.shim;
-            async move {
-                if let Some(shim) = shim {
-                    container::stop(&cfg, &id, &shim, signal, grace).await;
-                }
-                id
-            }
-        });
-        for id in join_all(stops).await {
+        let stopper = self.stopper(self.grace());
+        for id in stopper.stop_all(jobs).await {
             self.collect_exit(&id).await;
         }
+        let cfg = self.ctx.runtime.clone();
         if let Some(sb) = self.sandbox.take() {
             if let Err(e) = sandbox::stop(&cfg, &sb).await {
                 tracing::warn!(pod = %self.pod.key(), error = %crate::runtime::chain(&e), "failed to stop sandbox");
@@ -134,26 +119,21 @@ impl Worker {
         self.sandbox_ready = false;
     }
 
-    /// Stops one container (spec changed).
-    async fn kill_one(&mut self, k: &Kill) {
+    /// Stops one container (spec changed, probe failed, postStart hook failed), preStop hook included.
+    pub(super) async fn kill_one(&mut self, k: &Kill) {
         self.record(Event::normal("Killing", k.message.clone()).on(self.field_path(&k.name)));
-        let shim = self
+        let job = self
             .instances
             .values()
             .flatten()
             .find(|i| i.record.id == k.id)
-            .and_then(|i| i.shim);
-        let signal = self
-            .images
-            .get(&k.name)
-            .map(container::stop_signal)
-            .unwrap_or(nix::sys::signal::Signal::SIGTERM);
-        if let Some(shim) = shim {
+            .and_then(|i| self.stop_job(i, Vec::new()));
+        if let Some(job) = job {
             let grace = match k.grace {
-                Some(secs) => Duration::from_secs(secs.max(MIN_GRACE) as u64),
+                Some(secs) => Duration::from_secs(secs.max(0) as u64),
                 None => self.grace(),
             };
-            container::stop(&self.ctx.runtime, &k.id, &shim, signal, grace).await;
+            self.stopper(grace).stop(job, None).await;
         }
         self.collect_exit(&k.id).await;
     }
@@ -181,6 +161,7 @@ impl Worker {
             }
         }
         inst.shim = None;
+        self.probes.stop(id);
         let _ = std::fs::remove_file(cfg.shim_record(id));
         if let Some(slot) = self
             .instances
@@ -351,12 +332,40 @@ impl Worker {
                     shim: Some(started.shim),
                 };
                 self.watch_instance(&inst);
-                self.instances.entry(c.name.clone()).or_default().push(inst);
+                self.instances
+                    .entry(c.name.clone())
+                    .or_default()
+                    .push(inst.clone());
+                match self.post_start(c, &inst).await {
+                    Ok(()) => self.start_probes(c, &inst, (false, false)),
+                    Err(message) => self.post_start_failed(c, &inst, message).await,
+                }
             }
             Err(e) => {
                 self.start_failed(c, &e, attempt).await;
             }
         }
+    }
+
+    /// The kubelet's answer to a failed postStart hook: an event without the handler's output (it may
+    /// hold secrets), the container killed, and `PostStartHookError` with the output as its waiting reason.
+    async fn post_start_failed(&mut self, c: &Container, inst: &Instance, message: String) {
+        let field_path = self.field_path(&c.name);
+        self.record(Event::warning("FailedPostStartHook", "PostStartHook failed").on(field_path));
+        let kill = Kill {
+            name: c.name.clone(),
+            id: inst.record.id.clone(),
+            message: "FailedPostStartHook".into(),
+            grace: None,
+        };
+        self.kill_one(&kill).await;
+        self.reasons.insert(
+            c.name.clone(),
+            Waiting {
+                reason: "PostStartHookError".into(),
+                message,
+            },
+        );
     }
 
     async fn start_failed(&mut self, c: &Container, e: &StartError, attempt: u32) {

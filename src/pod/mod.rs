@@ -12,6 +12,8 @@ pub mod view;
 pub mod act;
 pub mod events;
 pub mod images;
+mod lifecycle;
+pub mod probes;
 pub mod qos;
 pub mod store_images;
 #[cfg(test)]

@@ -13,6 +13,7 @@ use super::backoff::Backoff;
 use super::events::Recorder;
 use super::images::Images;
 use super::plan::{self, PlanInput};
+use super::probes::{Kind, ProbeResult, Probes};
 use super::status::{self, StatusInput, Waiting};
 use super::view::{ContainerView, PodView, RunState, SandboxView};
 use crate::api::{PodGroup, PodGroupStatus};
@@ -55,6 +56,15 @@ pub enum Msg {
     },
     /// The sandbox's pause process exited.
     SandboxExited,
+    /// A probe's result changed.
+    Probe {
+        /// OCI runtime id of the instance.
+        id: String,
+        /// Which probe.
+        kind: Kind,
+        /// The new result.
+        result: ProbeResult,
+    },
 }
 
 /// A status report from a worker.
@@ -85,7 +95,10 @@ pub struct Worker {
     pub(super) uid: String,
     pub(super) pod: PodGroup,
     pub(super) tx: mpsc::UnboundedSender<Msg>,
-    rx: mpsc::UnboundedReceiver<Msg>,
+    pub(super) rx: mpsc::UnboundedReceiver<Msg>,
+    /// Messages that arrived while a postStart hook ran.
+    pub(super) deferred: Vec<Msg>,
+    pub(super) probes: Probes,
     updates: mpsc::UnboundedSender<Update>,
     pub(super) sandbox: Option<SandboxRecord>,
     pub(super) sandbox_pointer: Option<SandboxPointer>,
@@ -125,6 +138,8 @@ impl Worker {
             pod,
             tx: tx.clone(),
             rx,
+            deferred: Vec::new(),
+            probes: Probes::default(),
             updates,
             sandbox: None,
             sandbox_pointer: None,
@@ -158,6 +173,15 @@ impl Worker {
                 self.report(true);
                 return;
             }
+            if !self.deferred.is_empty() {
+                for m in std::mem::take(&mut self.deferred) {
+                    self.handle(m).await;
+                }
+                continue;
+            }
+            if self.terminating.is_some() {
+                self.probes.stop_liveness();
+            }
             let wait = self.next_wakeup();
             tokio::select! {
                 msg = self.rx.recv() => match msg {
@@ -167,6 +191,9 @@ impl Worker {
                 _ = tokio::time::sleep(wait) => {}
             }
             while let Ok(m) = self.rx.try_recv() {
+                self.handle(m).await;
+            }
+            for m in std::mem::take(&mut self.deferred) {
                 self.handle(m).await;
             }
         }
@@ -183,9 +210,13 @@ impl Worker {
                 if self.terminating.is_none() {
                     self.terminating = Some(grace);
                 }
+                self.probes.stop_liveness();
             }
             Msg::Exited { id } => self.on_exit(&id).await,
             Msg::SandboxExited => self.sandbox_ready = false,
+            Msg::Probe { id, kind, result } => {
+                self.probes.apply(&id, kind, result);
+            }
         }
     }
 
@@ -240,6 +271,35 @@ impl Worker {
         if self.sandbox.is_some() || !self.instances.is_empty() {
             tracing::info!(pod = %self.pod.key(), sandbox_ready = self.sandbox_ready, "recovered pod state");
         }
+        let running: Vec<(k8s_openapi::api::core::v1::Container, Instance)> = self
+            .all_containers()
+            .filter_map(|c| {
+                let inst = self.instances.get(&c.name)?.last()?;
+                (inst.exited.is_none() && inst.started.is_some() && inst.shim.is_some())
+                    .then(|| (c.clone(), inst.clone()))
+            })
+            .collect();
+        for (c, inst) in running {
+            let known = self.reported_probe_state(&inst.record.id);
+            self.start_probes(&c, &inst, known);
+        }
+    }
+
+    /// What the last reported status said of instance `id`: (started, ready).
+    fn reported_probe_state(&self, id: &str) -> (bool, bool) {
+        let container_id = format!("peapod://{id}");
+        let Some(status) = self.previous.as_ref() else {
+            return (false, false);
+        };
+        status
+            .pod
+            .container_statuses
+            .iter()
+            .flatten()
+            .chain(status.pod.init_container_statuses.iter().flatten())
+            .find(|s| s.container_id.as_deref() == Some(container_id.as_str()))
+            .map(|s| (s.started == Some(true), s.ready))
+            .unwrap_or((false, false))
     }
 
     /// Kills what may be left of an instance whose shim is gone and records it as `ContainerStatusUnknown`.
@@ -303,6 +363,7 @@ impl Worker {
         }
         inst.exited = container::read_exit(&cfg, &self.uid, &inst.record.name, inst.record.attempt);
         inst.shim = None;
+        self.probes.stop(id);
         if inst.exited.is_none() {
             self.abandon(
                 &mut inst,
@@ -369,10 +430,15 @@ impl Worker {
         let mut containers: Vec<ContainerView> =
             self.instances.values().flatten().map(instance_view).collect();
         containers.sort_by(|a, b| b.attempt.cmp(&a.attempt).then(b.created_at.cmp(&a.created_at)));
+        let running = containers
+            .iter()
+            .filter(|c| c.state == RunState::Running)
+            .map(|c| c.id.as_str());
+        let probes = self.probes.view(running);
         PodView {
             sandbox,
             containers,
-            probes: Default::default(),
+            probes,
         }
     }
 

@@ -1,0 +1,253 @@
+//! Container lifecycle around start and stop, as the kubelet's `startContainer` and `killContainer`
+//! (pkg/kubelet/kuberuntime/kuberuntime_container.go) do it: the postStart hook after the start (its failure
+//! kills the container: `FailedPostStartHook`, `PostStartHookError`), probes once the container runs, and
+//! stopping with the preStop hook first, the grace period it leaves (never under 2 seconds), and native
+//! sidecars stopped after the regular containers in reverse order (`terminationOrdering`).
+//!
+//! The worker decides what to stop; this module only carries it out and reports what happened as Events.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Container;
+use nix::sys::signal::Signal;
+use tokio::sync::watch;
+
+use super::events::{Event, Recorder};
+use super::probes::ProbeSubject;
+use super::worker::{Instance, Worker};
+use crate::runtime::container;
+use crate::runtime::layout::RuntimeConfig;
+use crate::runtime::probe::{self, Target};
+use crate::runtime::record::ProcessId;
+
+/// The kubelet's minimum grace period when it stops a container (`minimumGracePeriodInSeconds`).
+pub const MIN_GRACE: Duration = Duration::from_secs(2);
+
+/// One container instance to stop.
+#[derive(Debug, Clone)]
+pub(super) struct StopJob {
+    /// The instance's spec, when the pod still has it (its preStop hook).
+    pub container: Option<Container>,
+    /// Container name.
+    pub name: String,
+    /// OCI runtime id.
+    pub id: String,
+    /// The instance's shim.
+    pub shim: ProcessId,
+    /// The image's STOPSIGNAL.
+    pub signal: Signal,
+    /// Where hooks connect, and the event object.
+    pub subject: ProbeSubject,
+    /// Containers that must have stopped before this one gets its stop signal (sidecars).
+    pub after: Vec<String>,
+}
+
+/// What stopping needs besides the jobs.
+#[derive(Clone)]
+pub(super) struct Stopper {
+    pub cfg: RuntimeConfig,
+    pub recorder: Arc<dyn Recorder>,
+    /// The grace period as requested (the delete's or the spec's), before the 2-second floor.
+    pub grace: Duration,
+}
+
+impl Stopper {
+    /// Stops every job in parallel, sidecars waiting for their turn; returns when all have exited.
+    pub async fn stop_all(&self, jobs: Vec<StopJob>) -> Vec<String> {
+        let names: BTreeSet<String> = jobs.iter().map(|j| j.name.clone()).collect();
+        let (left_tx, left_rx) = watch::channel(names);
+        let left_tx = Arc::new(left_tx);
+        let stops = jobs.into_iter().map(|job| {
+            let left_tx = left_tx.clone();
+            let left_rx = left_rx.clone();
+            async move {
+                let name = job.name.clone();
+                let id = job.id.clone();
+                self.stop(job, Some(left_rx)).await;
+                left_tx.send_modify(|left| {
+                    left.remove(&name);
+                });
+                id
+            }
+        });
+        futures::future::join_all(stops).await
+    }
+
+    /// The kubelet's `killContainer` after its `Killing` event: preStop within the grace period, the wait
+    /// for this container's turn, then the stop signal and SIGKILL once what is left (at least 2 seconds)
+    /// has passed.
+    pub async fn stop(&self, job: StopJob, turn: Option<watch::Receiver<BTreeSet<String>>>) {
+        let begin = Instant::now();
+        let pre_stop = job
+            .container
+            .as_ref()
+            .and_then(|c| c.lifecycle.as_ref())
+            .and_then(|l| l.pre_stop.as_ref());
+        if let (Some(handler), false) = (pre_stop, self.grace.is_zero()) {
+            let spec = job.container.clone().unwrap_or_default();
+            let target = target(&self.cfg, &job.subject, &spec);
+            match tokio::time::timeout(self.grace, probe::hook(&target, handler, Some(self.grace))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(message)) => {
+                    tracing::warn!(pod = %job.subject.pod.key(), container = %job.name, %message, "preStop hook failed");
+                    // The kubelet keeps the handler's output out of the event: it may hold secrets.
+                    let event = Event::warning("FailedPreStopHook", "PreStopHook failed");
+                    self.recorder
+                        .record(&job.subject.pod, event.on(job.subject.field_path.clone()));
+                }
+                Err(_) => {
+                    tracing::info!(pod = %job.subject.pod.key(), container = %job.name, "preStop hook not completed in grace period");
+                }
+            }
+        }
+        if let (Some(mut turn), false) = (turn, job.after.is_empty()) {
+            let left = self.grace.saturating_sub(begin.elapsed());
+            let wait = turn.wait_for(|running| job.after.iter().all(|n| !running.contains(n)));
+            let _ = tokio::time::timeout(left, wait).await;
+        }
+        let grace = self.grace.saturating_sub(begin.elapsed()).max(MIN_GRACE);
+        container::stop(&self.cfg, &job.id, &job.shim, job.signal, grace).await;
+    }
+}
+
+/// A probe or hook target for an instance.
+pub(super) fn target<'a>(cfg: &'a RuntimeConfig, s: &'a ProbeSubject, c: &'a Container) -> Target<'a> {
+    Target {
+        cfg,
+        container_id: &s.id,
+        container: c,
+        pod: &s.pod_name,
+        netns: s.netns.as_deref(),
+        pod_ip: s.pod_ip.as_deref(),
+    }
+}
+
+impl Worker {
+    /// Whether `name` is a native sidecar (an init container with `restartPolicy: Always`).
+    pub(super) fn is_sidecar(&self, name: &str) -> bool {
+        self.pod
+            .spec
+            .pod
+            .init_containers
+            .iter()
+            .flatten()
+            .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
+    }
+
+    /// The spec of container `name` (init or regular).
+    pub(super) fn container_spec(&self, name: &str) -> Option<Container> {
+        self.all_containers().find(|c| c.name == name).cloned()
+    }
+
+    /// Where an instance's probes and hooks connect, and the object their events are about.
+    pub(super) fn subject(&self, c: &Container, inst: &Instance) -> ProbeSubject {
+        let netns: Option<PathBuf> = self.sandbox.as_ref().and_then(|s| s.net.clone());
+        ProbeSubject {
+            pod: Arc::new(self.pod.clone()),
+            container: c.clone(),
+            sidecar: self.is_sidecar(&c.name),
+            field_path: self.field_path(&c.name),
+            id: inst.record.id.clone(),
+            started_at: inst
+                .started
+                .as_ref()
+                .map(|s| s.started_at)
+                .unwrap_or(inst.record.created_at),
+            netns,
+            pod_ip: self.sandbox.as_ref().and_then(|s| s.pod_ips.first().cloned()),
+            pod_name: self.format_pod(),
+        }
+    }
+
+    /// Starts the probes of a running instance. `known`: what the last status said of it.
+    pub(super) fn start_probes(&mut self, c: &Container, inst: &Instance, known: (bool, bool)) {
+        let subject = self.subject(c, inst);
+        let ctx = self.ctx.clone();
+        let tx = self.tx.clone();
+        self.probes.start(&ctx, &tx, subject, known);
+    }
+
+    /// Runs the postStart hook of a just-started instance. Messages that arrive meanwhile wait; a
+    /// termination request cancels the hook. Err carries the handler's message.
+    pub(super) async fn post_start(&mut self, c: &Container, inst: &Instance) -> Result<(), String> {
+        let Some(handler) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else {
+            return Ok(());
+        };
+        let subject = self.subject(c, inst);
+        let cfg = self.ctx.runtime.clone();
+        let target = target(&cfg, &subject, c);
+        let hook = probe::hook(&target, handler, None);
+        tokio::pin!(hook);
+        loop {
+            tokio::select! {
+                result = &mut hook => return result,
+                msg = self.rx.recv() => match msg {
+                    Some(super::worker::Msg::Terminate { grace }) => {
+                        self.terminating.get_or_insert(grace);
+                        return Err("the pod is terminating".into());
+                    }
+                    Some(other) => self.deferred.push(other),
+                    None => return Err("the pod worker is stopping".into()),
+                },
+            }
+        }
+    }
+
+    /// A stop job for a live instance.
+    pub(super) fn stop_job(&self, inst: &Instance, after: Vec<String>) -> Option<StopJob> {
+        let shim = inst.shim?;
+        let spec = self.container_spec(&inst.record.name);
+        let signal = self
+            .images
+            .get(&inst.record.name)
+            .map(container::stop_signal)
+            .unwrap_or(Signal::SIGTERM);
+        let subject = self.subject(&spec.clone().unwrap_or_default(), inst);
+        Some(StopJob {
+            container: spec,
+            name: inst.record.name.clone(),
+            id: inst.record.id.clone(),
+            shim,
+            signal,
+            subject,
+            after,
+        })
+    }
+
+    /// Which containers must be gone before `name` is signalled: none for regular containers; for a
+    /// sidecar, every regular container and the sidecars after it (the kubelet's `terminationOrdering`).
+    pub(super) fn stop_after(&self, name: &str, live: &[String]) -> Vec<String> {
+        let init = self.pod.spec.pod.init_containers.as_deref().unwrap_or_default();
+        let Some(pos) = init
+            .iter()
+            .position(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
+        else {
+            return Vec::new();
+        };
+        live.iter()
+            .filter(|n| match init.iter().position(|c| &c.name == *n) {
+                Some(i) => i > pos && self.is_sidecar(n),
+                None => true,
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The stopper for this pod with `grace`.
+    pub(super) fn stopper(&self, grace: Duration) -> Stopper {
+        Stopper {
+            cfg: self.ctx.runtime.clone(),
+            recorder: self.ctx.recorder.clone(),
+            grace,
+        }
+    }
+}
+
+impl std::fmt::Debug for Stopper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stopper").field("grace", &self.grace).finish()
+    }
+}
