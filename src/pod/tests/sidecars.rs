@@ -324,3 +324,50 @@ fn started_and_ready_follow_the_probes() {
     assert_eq!((a.started, a.ready), (Some(true), true));
     assert_eq!(cond(&st, "Ready").status, "True");
 }
+
+#[test]
+fn sidecar_edge_cases() {
+    let p = sidecars(pod("Always", &["s1", "s2", "i"], &["a"]), &["s1", "s2"]);
+    // A new sandbox starts from the first init container, a sidecar here.
+    let mut lost = view(false, vec![c("s1", 0, RunState::Running, 0)]);
+    lost.containers[0].state = RunState::Exited;
+    let plan = plan_of(&p, &lost);
+    assert_eq!(
+        (plan.create_sandbox, plan.start_init.as_deref()),
+        (Some(1), Some("s1"))
+    );
+    // A sidecar being created is waited for.
+    assert!(plan_of(&p, &view(true, vec![c("s1", 0, RunState::Created, 0)])).is_empty());
+    // Exited sidecars are restarted in spec order while a regular init container runs.
+    let v = view(
+        true,
+        vec![
+            c("s1", 0, RunState::Exited, 1),
+            c("s2", 0, RunState::Exited, 0),
+            c("i", 0, RunState::Running, 0),
+        ],
+    );
+    let plan = plan_of(&p, &v);
+    assert_eq!(plan.restart_sidecars, vec!["s1", "s2"]);
+    assert!(plan.start_init.is_none() && plan.start.is_empty());
+    // Once the app runs, regular init containers are not looked at again.
+    let v = view(
+        true,
+        vec![
+            c("s1", 0, RunState::Running, 0),
+            c("s2", 0, RunState::Running, 0),
+            c("a", 0, RunState::Running, 0),
+        ],
+    );
+    assert!(plan_of(&p, &v).is_empty());
+    // Stopping kills everything, sidecars included, and restarts nothing.
+    let plan = plan::compute(
+        &p,
+        &PlanInput {
+            view: &v,
+            hashes: &hashes(&p),
+            stopping: true,
+        },
+    );
+    assert!(plan.kill_pod && plan.restart_sidecars.is_empty() && plan.start_init.is_none());
+}
