@@ -11,6 +11,7 @@ mod capabilities;
 mod container;
 mod env;
 mod pod;
+mod probes;
 mod rules;
 mod scheduling;
 mod security;

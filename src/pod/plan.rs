@@ -1,9 +1,13 @@
 //! What to do next for a pod: a pure function of the spec and what runs, ported from the kubelet's
-//! `computePodActions` (pkg/kubelet/kuberuntime/kuberuntime_manager.go). The worker executes the plan.
+//! `computePodActions` and `computeInitContainerActions` (pkg/kubelet/kuberuntime). The worker executes
+//! the plan.
 //!
 //! Init progress is read from the current sandbox only, so a recreated sandbox runs every init container
-//! again (the kubelet's rule, without its stale-status bugs). Crash-loop backoff is applied when a start is
-//! attempted, as the kubelet's `doBackOff` does, not here.
+//! again (the kubelet's rule, without its stale-status bugs). Native sidecars (init containers with
+//! `restartPolicy: Always`) count as done once started (`view.probes.started`) and are kept running for
+//! the life of the pod whatever its restart policy. Crash-loop backoff is applied when a start is
+//! attempted, as the kubelet's `doBackOff` does, not here. Probe results are read from `view.probes`;
+//! this module never probes.
 
 use std::collections::HashMap;
 
@@ -11,6 +15,8 @@ use k8s_openapi::api::core::v1::Container;
 
 use super::view::{ContainerView, PodView, RunState};
 use crate::api::PodGroup;
+
+mod init;
 
 /// A container to kill, and why (the `Killing` event message).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +31,8 @@ pub struct Kill {
     pub grace: Option<i64>,
 }
 
-/// The actions of one sync.
+/// The actions of one sync, executed in this order: kill the pod, kill containers, create the sandbox,
+/// restart sidecars, start the next init container, start regular containers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     /// Stop every container and the sandbox.
@@ -34,7 +41,10 @@ pub struct Plan {
     pub create_sandbox: Option<u32>,
     /// Containers to kill without killing the pod.
     pub kill: Vec<Kill>,
-    /// The init container to start next.
+    /// Sidecars to start again, in spec order: exited ones, and those killed above for a failed probe
+    /// or a changed spec. Started before `start_init`.
+    pub restart_sidecars: Vec<String>,
+    /// The init container (regular or sidecar) to start next.
     pub start_init: Option<String>,
     /// Regular containers to start.
     pub start: Vec<String>,
@@ -58,8 +68,20 @@ pub struct PlanInput<'a> {
     pub stopping: bool,
 }
 
+impl PlanInput<'_> {
+    /// Whether the running instance `s` was made from another spec than the current one.
+    fn changed(&self, s: &ContainerView) -> bool {
+        self.hashes.get(&s.name).is_some_and(|h| *h != s.spec_hash)
+    }
+}
+
 fn restart_policy(pod: &PodGroup) -> &str {
     pod.spec.pod.restart_policy.as_deref().unwrap_or("Always")
+}
+
+/// Whether `c` is a native sidecar (`podutil.IsRestartableInitContainer`).
+pub fn is_sidecar(c: &Container) -> bool {
+    c.restart_policy.as_deref() == Some("Always")
 }
 
 /// The kubelet's `ShouldContainerBeRestarted` (a Created instance is a start in progress here: not restarted).
@@ -73,44 +95,69 @@ pub fn should_restart(latest: Option<&ContainerView>, policy: &str) -> bool {
     }
 }
 
-fn init_failed(s: &ContainerView) -> bool {
-    s.state == RunState::Exited && (s.exit_code != 0 || s.reason == "OOMKilled")
+/// The probe whose failure the worker reported in `view.probes.failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailedProbe {
+    Liveness,
+    Startup,
 }
 
-/// The kubelet's `findNextInitContainerToRun`, over the current sandbox: the last failed init container's
-/// status, the init container to run next, and whether initialization is done.
-pub fn next_init<'a>(
-    init: &'a [Container],
-    app: &[Container],
-    view: &'a PodView,
-) -> (Option<&'a ContainerView>, Option<&'a Container>, bool) {
-    if init.is_empty() {
-        return (None, None, true);
-    }
-    if app.iter().any(|c| {
-        view.latest_in_sandbox(&c.name)
-            .is_some_and(|s| s.state == RunState::Running)
-    }) {
-        return (None, None, true);
-    }
-    for c in init.iter().rev() {
-        if let Some(s) = view.latest_in_sandbox(&c.name).filter(|s| init_failed(s)) {
-            return (Some(s), Some(c), false);
+impl FailedProbe {
+    /// Reads the kind from the worker's `Killing` message (`... failed liveness probe ...`).
+    fn of(message: &str) -> Option<Self> {
+        if message.contains("failed startup probe") {
+            Some(Self::Startup)
+        } else if message.contains("failed liveness probe") {
+            Some(Self::Liveness)
+        } else {
+            None
         }
     }
-    for (i, c) in init.iter().enumerate().rev() {
-        let Some(s) = view.latest_in_sandbox(&c.name) else {
-            continue;
-        };
-        if s.state != RunState::Exited {
-            return (None, None, false);
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Liveness => "liveness",
+            Self::Startup => "startup",
         }
-        return match init.get(i + 1) {
-            None => (None, None, true),
-            Some(next) => (None, Some(next), false),
-        };
     }
-    (None, init.first(), false)
+
+    /// The probe's own `terminationGracePeriodSeconds`, which overrides the pod's for this kill.
+    fn grace(self, c: &Container) -> Option<i64> {
+        let probe = match self {
+            Self::Liveness => c.liveness_probe.as_ref(),
+            Self::Startup => c.startup_probe.as_ref(),
+        };
+        probe.and_then(|p| p.termination_grace_period_seconds)
+    }
+}
+
+/// The kill of instance `s` of `c` for the probe failure the worker reported as `reported`, with the
+/// kubelet's message: `Container web failed liveness probe[, will be restarted]` for regular containers,
+/// `Init container proxy failed startup probe` for sidecars. An unrecognised report is used as is.
+fn probe_kill(c: &Container, s: &ContainerView, reported: &str, sidecar: bool, restart: bool) -> Kill {
+    let kind = FailedProbe::of(reported);
+    let message = match (kind, sidecar) {
+        (None, _) => reported.to_string(),
+        (Some(k), true) => format!("Init container {} failed {} probe", c.name, k.name()),
+        (Some(k), false) if restart => {
+            format!(
+                "Container {} failed {} probe, will be restarted",
+                c.name,
+                k.name()
+            )
+        }
+        (Some(k), false) => format!("Container {} failed {} probe", c.name, k.name()),
+    };
+    Kill {
+        name: c.name.clone(),
+        id: s.id.clone(),
+        message,
+        grace: kind.and_then(|k| k.grace(c)),
+    }
+}
+
+fn pod_alive(view: &PodView) -> bool {
+    view.live().next().is_some() || view.sandbox.as_ref().is_some_and(|s| s.ready)
 }
 
 /// Computes the next actions for `pod`.
@@ -121,7 +168,7 @@ pub fn compute(pod: &PodGroup, input: &PlanInput<'_>) -> Plan {
     let init = spec.init_containers.as_deref().unwrap_or_default();
     let mut plan = Plan::default();
     if input.stopping {
-        plan.kill_pod = view.live().next().is_some() || view.sandbox.as_ref().is_some_and(|s| s.ready);
+        plan.kill_pod = pod_alive(view);
         return plan;
     }
 
@@ -159,45 +206,45 @@ pub fn compute(pod: &PodGroup, input: &PlanInput<'_>) -> Plan {
         return plan;
     }
 
-    let (last_failed, next, done) = next_init(init, &spec.containers, view);
-    if !done {
-        if let Some(next) = next {
-            if last_failed.is_some() && policy == "Never" {
-                plan.kill_pod = true;
-            } else {
-                plan.start_init = Some(next.name.clone());
-            }
-        }
+    let initialized = init::actions(pod, input, &mut plan);
+    if plan.kill_pod || !initialized {
         return plan;
     }
 
     let mut keep = 0;
     for c in &spec.containers {
         let latest = view.latest(&c.name);
-        match latest {
-            Some(s) if s.state != RunState::Exited => {
-                let current = input.hashes.get(&c.name);
-                if current.is_some_and(|h| *h != s.spec_hash) {
-                    plan.kill.push(Kill {
-                        name: c.name.clone(),
-                        id: s.id.clone(),
-                        message: format!("Container {} definition changed, will be restarted", c.name),
-                        grace: None,
-                    });
-                    plan.start.push(c.name.clone());
-                } else {
-                    keep += 1;
-                }
+        let Some(s) = latest.filter(|s| s.state != RunState::Exited) else {
+            if should_restart(latest, policy) {
+                plan.start.push(c.name.clone());
             }
-            _ => {
-                if should_restart(latest, policy) {
-                    plan.start.push(c.name.clone());
-                }
+            continue;
+        };
+        if input.changed(s) {
+            // Restarted whatever the restart policy: the spec changed.
+            plan.kill.push(Kill {
+                name: c.name.clone(),
+                id: s.id.clone(),
+                message: format!("Container {} definition changed, will be restarted", c.name),
+                grace: None,
+            });
+            plan.start.push(c.name.clone());
+        } else if let Some(reported) = view.probes.failed.get(&s.id) {
+            let restart = policy != "Never";
+            plan.kill.push(probe_kill(c, s, reported, false, restart));
+            if restart {
+                plan.start.push(c.name.clone());
             }
+        } else {
+            keep += 1;
         }
     }
     if keep == 0 && plan.start.is_empty() {
-        plan.kill_pod = view.live().next().is_some() || view.sandbox.as_ref().is_some_and(|s| s.ready);
+        // Every regular container is done for good: stop the pod, sidecars included, and restart
+        // nothing (sidecars must not keep the pod alive). The pod kill replaces single kills.
+        plan.kill_pod = pod_alive(view);
+        plan.kill.clear();
+        plan.restart_sidecars.clear();
     }
     plan
 }

@@ -1,7 +1,8 @@
 //! Pod status as a pure function of the spec and what was observed, computed the way the kubelet computes
 //! it: container statuses (`convertToAPIContainerStatuses`), phase (`getPhase`) and the five conditions
 //! (pkg/kubelet/status/generate.go), with terminal phases sticky and condition transition times kept while
-//! a condition's status does not change.
+//! a condition's status does not change. `started` and `ready` of regular containers and sidecars come
+//! from the probe results in the view (the prober manager's `UpdatePodStatus`).
 
 use std::collections::HashMap;
 
@@ -230,12 +231,18 @@ fn statuses(
                 }
             }
             let running = status.state.as_ref().is_some_and(|s| s.running.is_some());
-            status.started = Some(running);
-            status.ready = if is_init && !sidecar {
-                succeeded_init
+            if is_init && !sidecar {
+                status.started = Some(running);
+                status.ready = succeeded_init;
             } else {
-                running && !input.terminating
-            };
+                // The prober manager's `UpdatePodStatus`: started once the startup probe (if any)
+                // succeeded, ready once started and the readiness probe (if any) succeeded.
+                let probes = &input.view.probes;
+                let id = newest.map(|n| n.id.as_str()).unwrap_or_default();
+                let started = running && probes.started.contains(id);
+                status.started = Some(started);
+                status.ready = started && probes.ready.contains(id) && !input.terminating;
+            }
             status
         })
         .collect()

@@ -296,3 +296,32 @@ fn is_idempotent() {
     apply_defaults(&mut pg);
     assert_eq!(serde_json::to_value(&pg).ok(), serde_json::to_value(&once).ok());
 }
+
+#[test]
+fn hooks_and_sidecar_probes() {
+    let spec: PodSpec = serde_json::from_value(json!({
+        "initContainers": [{"name": "proxy", "image": "b:1", "restartPolicy": "Always",
+            "readinessProbe": {"httpGet": {"port": 15021, "scheme": "HTTPS"}, "failureThreshold": 0},
+            "startupProbe": {"tcpSocket": {"port": 15021}, "successThreshold": 0}}],
+        "containers": [{"name": "web", "image": "b:1", "lifecycle": {
+            "postStart": {"httpGet": {"port": 80, "path": ""}},
+            "preStop": {"httpGet": {"port": 80, "path": "/quit"}}}}]
+    }))
+    .unwrap_or_default();
+    let pg = defaulted(spec);
+    let proxy = &pg.spec.pod.init_containers.as_ref().unwrap()[0];
+    assert_eq!(
+        serde_json::to_value(&proxy.readiness_probe).unwrap_or_default(),
+        json!({"httpGet": {"path": "/", "port": 15021, "scheme": "HTTPS"}, "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3})
+    );
+    assert_eq!(
+        serde_json::to_value(&proxy.startup_probe).unwrap_or_default(),
+        json!({"tcpSocket": {"port": 15021}, "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3})
+    );
+    let lifecycle = serde_json::to_value(&pg.spec.pod.containers[0].lifecycle).unwrap_or_default();
+    assert_eq!(
+        lifecycle,
+        json!({"postStart": {"httpGet": {"path": "/", "port": 80, "scheme": "HTTP"}},
+               "preStop": {"httpGet": {"path": "/quit", "port": 80, "scheme": "HTTP"}}})
+    );
+}

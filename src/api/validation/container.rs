@@ -1,6 +1,7 @@
-//! Container rules (init and regular), ported from `validateContainers`, `validateInitContainers` and
-//! `validateContainerCommon` in k8s pkg/apis/core/validation/validation.go: names, image, ports,
-//! volume mounts, pull and termination-message policies, resources, security context.
+//! Container rules (init, sidecar and regular), ported from `validateContainers`,
+//! `validateInitContainers` and `validateContainerCommon` in k8s pkg/apis/core/validation/validation.go:
+//! names, image, ports, volume mounts, pull and termination-message policies, resources, security
+//! context, container restart policy, and where hooks and probes may be set (their rules: `probes`).
 //!
 //! Presence of unimplemented fields is decided in `supported`; this module checks the values of the
 //! fields peapod accepts.
@@ -12,6 +13,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
+use super::probes;
 use super::{capabilities, env, rules, supported};
 use crate::api::field::{BadValue, FieldError, FieldPath};
 use crate::api::quantity::{parse_quantity, QUANTITY_FORMAT_ERROR};
@@ -26,6 +28,7 @@ pub fn validate_containers(
     errs: &mut Vec<FieldError>,
 ) {
     let host_network = spec.host_network == Some(true);
+    let grace = spec.termination_grace_period_seconds;
     let containers_path = path.child("containers");
     if spec.containers.is_empty() {
         errs.push(FieldError::required(&containers_path, ""));
@@ -36,6 +39,13 @@ pub fn validate_containers(
         common(c, volumes, &p, false, host_network, errs);
         if !names.insert(c.name.as_str()) {
             errs.push(FieldError::duplicate(&p.child("name"), &c.name));
+        }
+        probes::validate_hooks_and_probes(c, grace, &p, errs);
+        if c.restart_policy.is_some() {
+            errs.push(FieldError::forbidden(
+                &p.child("restartPolicy"),
+                "may not be set for non-init containers",
+            ));
         }
         if host_network {
             host_network_ports(c, &p, errs);
@@ -48,12 +58,28 @@ pub fn validate_containers(
     for (i, c) in init_containers.iter().enumerate() {
         let p = init_path.index(i);
         common(c, volumes, &p, true, host_network, errs);
+        let sidecar = match c.restart_policy.as_deref() {
+            None => false,
+            Some("Always") => true,
+            Some(other) => {
+                errs.push(FieldError::not_supported(
+                    &p.child("restartPolicy"),
+                    other,
+                    &["Always"],
+                ));
+                false
+            }
+        };
         if names.contains(c.name.as_str()) {
             errs.push(FieldError::duplicate(&p.child("name"), &c.name));
         } else if !c.name.is_empty() {
             names.insert(c.name.as_str());
         }
         errs.extend(host_port_conflicts(std::slice::from_ref(c), &init_path));
+        if sidecar {
+            probes::validate_hooks_and_probes(c, grace, &p, errs);
+            continue;
+        }
         let forbidden = [
             ("lifecycle", c.lifecycle.is_some()),
             ("livenessProbe", c.liveness_probe.is_some()),

@@ -13,7 +13,7 @@
 //! | activeDeadlineSeconds          | accepted                                             |
 //! | affinity                       | nodeAffinity accepted; podAffinity, podAntiAffinity rejected |
 //! | automountServiceAccountToken   | accepted when false or unset (no token is mounted)   |
-//! | containers, initContainers     | accepted (see `container`)                           |
+//! | containers, initContainers     | accepted (see `containers`)                          |
 //! | dnsConfig, dnsPolicy           | accepted                                             |
 //! | enableServiceLinks             | accepted                                             |
 //! | ephemeralContainers            | rejected                                             |
@@ -47,16 +47,14 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, EnvVarSource, PodSecurityContext, PodSpec, ResourceRequirements,
-    SecurityContext, VolumeMount,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::api::core::v1::{Affinity, PodSecurityContext, PodSpec};
 
 use crate::api::field::{FieldError, FieldPath, NOT_SUPPORTED_BY_PEAPOD};
 
+mod containers;
 mod volumes;
 
+pub use self::containers::container;
 pub use self::volumes::{volume, volume_sources};
 
 /// The resources a container may request or be limited by.
@@ -226,186 +224,4 @@ fn pod_security_context(sc: &PodSecurityContext, path: &FieldPath, errs: &mut Ve
         supplemental_groups_policy.is_some(),
     );
     forbid(errs, path, "windowsOptions", windows_options.is_some());
-}
-
-/// Container, init or regular. For init containers the lifecycle and probe fields are left to the
-/// init-container rule, which rejects them with the Kubernetes message.
-pub fn container(
-    c: &Container,
-    path: &FieldPath,
-    is_init: bool,
-    host_network: bool,
-    errs: &mut Vec<FieldError>,
-) {
-    let Container {
-        args: _,
-        command: _,
-        env,
-        env_from,
-        image: _,
-        image_pull_policy: _,
-        lifecycle,
-        liveness_probe,
-        name: _,
-        ports,
-        readiness_probe,
-        resize_policy,
-        resources,
-        restart_policy,
-        restart_policy_rules,
-        security_context,
-        startup_probe,
-        stdin,
-        stdin_once,
-        termination_message_path: _,
-        termination_message_policy: _,
-        tty,
-        volume_devices,
-        volume_mounts,
-        working_dir: _,
-    } = c;
-    for (i, var) in env.iter().flatten().enumerate() {
-        if let Some(source) = &var.value_from {
-            env_var_source(source, &path.child("env").index(i).child("valueFrom"), errs);
-        }
-    }
-    forbid(errs, path, "envFrom", listed(env_from));
-    if !is_init {
-        forbid(errs, path, "lifecycle", lifecycle.is_some());
-        forbid(errs, path, "livenessProbe", liveness_probe.is_some());
-        forbid(errs, path, "readinessProbe", readiness_probe.is_some());
-        forbid(errs, path, "startupProbe", startup_probe.is_some());
-    }
-    for (i, port) in ports.iter().flatten().enumerate() {
-        container_port(port, &path.child("ports").index(i), host_network, errs);
-    }
-    forbid(errs, path, "resizePolicy", listed(resize_policy));
-    if let Some(resources) = resources {
-        resource_requirements(resources, &path.child("resources"), errs);
-    }
-    forbid(errs, path, "restartPolicy", restart_policy.is_some());
-    forbid(errs, path, "restartPolicyRules", listed(restart_policy_rules));
-    if let Some(sc) = security_context {
-        container_security_context(sc, &path.child("securityContext"), errs);
-    }
-    forbid(errs, path, "stdin", *stdin == Some(true));
-    forbid(errs, path, "stdinOnce", *stdin_once == Some(true));
-    forbid(errs, path, "tty", *tty == Some(true));
-    forbid(errs, path, "volumeDevices", listed(volume_devices));
-    for (i, mount) in volume_mounts.iter().flatten().enumerate() {
-        volume_mount(mount, &path.child("volumeMounts").index(i), errs);
-    }
-}
-
-fn container_port(port: &ContainerPort, path: &FieldPath, host_network: bool, errs: &mut Vec<FieldError>) {
-    let ContainerPort {
-        container_port: _,
-        host_ip,
-        host_port,
-        name: _,
-        protocol: _,
-    } = port;
-    forbid(
-        errs,
-        path,
-        "hostIP",
-        host_ip.as_ref().is_some_and(|ip| !ip.is_empty()),
-    );
-    let mapped = host_port.is_some_and(|p| p != 0) && !host_network;
-    forbid_because(
-        errs,
-        path,
-        "hostPort",
-        mapped,
-        "port mapping is not implemented; hostPort needs hostNetwork: true",
-    );
-}
-
-fn env_var_source(source: &EnvVarSource, path: &FieldPath, errs: &mut Vec<FieldError>) {
-    let EnvVarSource {
-        config_map_key_ref,
-        field_ref: _,
-        file_key_ref,
-        resource_field_ref: _,
-        secret_key_ref,
-    } = source;
-    forbid(errs, path, "configMapKeyRef", config_map_key_ref.is_some());
-    forbid(errs, path, "fileKeyRef", file_key_ref.is_some());
-    forbid(errs, path, "secretKeyRef", secret_key_ref.is_some());
-}
-
-fn resource_requirements(resources: &ResourceRequirements, path: &FieldPath, errs: &mut Vec<FieldError>) {
-    let ResourceRequirements {
-        claims,
-        limits,
-        requests,
-    } = resources;
-    forbid(errs, path, "claims", listed(claims));
-    let unsupported = |list: &Option<BTreeMap<String, Quantity>>, name: &str| {
-        let names = list.iter().flat_map(|m| m.keys());
-        let paths: Vec<FieldPath> = names
-            .filter(|k| !SUPPORTED_RESOURCES.contains(&k.as_str()))
-            .map(|k| path.child(name).key(k))
-            .collect();
-        paths
-    };
-    for p in unsupported(limits, "limits")
-        .into_iter()
-        .chain(unsupported(requests, "requests"))
-    {
-        errs.push(FieldError::unimplemented(&p));
-    }
-    // The kubelet enforces ephemeral-storage limits by eviction, which peapod does not do; requests only
-    // matter to scheduling and are accepted.
-    if limits
-        .as_ref()
-        .is_some_and(|l| l.contains_key("ephemeral-storage"))
-    {
-        errs.push(FieldError::forbidden(
-            &path.child("limits").key("ephemeral-storage"),
-            &format!("{NOT_SUPPORTED_BY_PEAPOD}: ephemeral-storage limits are not enforced"),
-        ));
-    }
-}
-
-fn container_security_context(sc: &SecurityContext, path: &FieldPath, errs: &mut Vec<FieldError>) {
-    let SecurityContext {
-        allow_privilege_escalation: _,
-        app_armor_profile,
-        capabilities: _,
-        privileged: _,
-        proc_mount: _,
-        read_only_root_filesystem: _,
-        run_as_group: _,
-        run_as_non_root: _,
-        run_as_user: _,
-        se_linux_options,
-        seccomp_profile: _,
-        windows_options,
-    } = sc;
-    forbid(errs, path, "appArmorProfile", app_armor_profile.is_some());
-    forbid(errs, path, "seLinuxOptions", se_linux_options.is_some());
-    forbid(errs, path, "windowsOptions", windows_options.is_some());
-}
-
-fn volume_mount(mount: &VolumeMount, path: &FieldPath, errs: &mut Vec<FieldError>) {
-    let VolumeMount {
-        bind_mount_options,
-        mount_path: _,
-        mount_propagation,
-        name: _,
-        read_only: _,
-        recursive_read_only,
-        sub_path: _,
-        sub_path_expr: _,
-    } = mount;
-    forbid(errs, path, "bindMountOptions", listed(bind_mount_options));
-    only(errs, path, "mountPropagation", mount_propagation.as_ref(), "None");
-    only(
-        errs,
-        path,
-        "recursiveReadOnly",
-        recursive_read_only.as_ref(),
-        "Disabled",
-    );
 }

@@ -4,6 +4,8 @@ use super::*;
 use crate::api::defaults::apply_defaults;
 use crate::api::PodGroup;
 
+mod probes;
+
 /// A defaulted PodGroup named `web` in `default` with the given spec.
 fn pod(spec: Value) -> PodGroup {
     let doc = json!({"apiVersion": "peapod.dev/v1alpha1", "kind": "PodGroup", "metadata": {"name": "web"}, "spec": spec});
@@ -49,7 +51,19 @@ fn accepts_everything_peapod_implements() {
                              {"name": "host", "mountPath": "/data", "subPathExpr": "$(NODE)"}],
             "terminationMessagePath": "/dev/msg", "terminationMessagePolicy": "FallbackToLogsOnError",
             "securityContext": security,
-            "stdin": false, "tty": false
+            "stdin": false, "tty": false,
+            "lifecycle": {"postStart": {"httpGet": {"port": "http", "httpHeaders": [{"name": "X-Hook", "value": "1"}]}},
+                          "preStop": {"sleep": {"seconds": 0}}},
+            "livenessProbe": {"httpGet": {"port": 8080, "path": "/healthz", "scheme": "HTTPS"}, "initialDelaySeconds": 3,
+                              "terminationGracePeriodSeconds": 2},
+            "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 1, "successThreshold": 2},
+            "startupProbe": {"grpc": {"port": 9000, "service": "health"}, "failureThreshold": 30}
+    }));
+    let sidecar = c(json!({
+        "name": "proxy", "restartPolicy": "Always",
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "1"]}}},
+        "startupProbe": {"exec": {"command": ["true"]}},
+        "readinessProbe": {"httpGet": {"port": 15021}}
     }));
     let spec = json!({
         "activeDeadlineSeconds": 600,
@@ -74,8 +88,8 @@ fn accepts_everything_peapod_implements() {
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "web", "effect": "NoSchedule"}, {"operator": "Exists"}],
         "volumes": [{"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
                     {"name": "host", "hostPath": {"path": "/srv/data", "type": "DirectoryOrCreate"}}],
-        "initContainers": [c(json!({"name": "init", "command": ["sh", "-c", "true"]}))],
-        "containers": [main, c(json!({"name": "sidecar"}))]
+        "initContainers": [c(json!({"name": "init", "command": ["sh", "-c", "true"]})), sidecar],
+        "containers": [main, c(json!({"name": "helper"}))]
     });
     assert_eq!(check(spec), Vec::<String>::new());
 }
@@ -86,8 +100,10 @@ fn rejects_what_peapod_does_not_implement() {
         "containers": [c(json!({
             "envFrom": [{"configMapRef": {"name": "x"}}],
             "env": [{"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
-            "livenessProbe": {"exec": {"command": ["true"]}},
-            "lifecycle": {"preStop": {"exec": {"command": ["true"]}}},
+            "livenessProbe": {"grpc": {"port": 9000, "mode": "TLS"}},
+            "readinessProbe": {"httpGet": {"port": 80, "protocol": "HTTP2"}},
+            "lifecycle": {"preStop": {"exec": {"command": ["true"]}}, "stopSignal": "SIGUSR1"},
+            "restartPolicyRules": [{"action": "Restart", "exitCodes": {"operator": "In", "values": [42]}}],
             "resources": {"limits": {"hugepages-2Mi": "2Mi", "memory": "1Gi", "ephemeral-storage": "1Gi"}, "claims": [{"name": "gpu"}]},
             "restartPolicy": "Always",
             "securityContext": {"seLinuxOptions": {"type": "spc_t"}, "procMount": "Unmasked"},
@@ -123,14 +139,16 @@ fn rejects_what_peapod_does_not_implement() {
         format!("{s}.resources.limits[ephemeral-storage]: Forbidden: not supported by peapod: ephemeral-storage limits are not enforced"),
         format!("{s}.env[0].valueFrom.secretKeyRef: Forbidden: not supported by peapod"),
         format!("{s}.envFrom: Forbidden: not supported by peapod"),
-        format!("{s}.lifecycle: Forbidden: not supported by peapod"),
-        format!("{s}.livenessProbe: Forbidden: not supported by peapod"),
+        format!("{s}.lifecycle.stopSignal: Forbidden: not supported by peapod"),
+        format!("{s}.livenessProbe.grpc.mode: Forbidden: not supported by peapod"),
+        format!("{s}.readinessProbe.httpGet.protocol: Forbidden: not supported by peapod"),
         format!("{s}.ports[0].hostPort: Forbidden: not supported by peapod: port mapping is not implemented; hostPort needs hostNetwork: true"),
         format!("{s}.resources.claims: Forbidden: not supported by peapod"),
         format!("{s}.resources.limits[hugepages-2Mi]: Forbidden: not supported by peapod"),
         // Defaulting copied the limit into requests, as the API server does.
         format!("{s}.resources.requests[hugepages-2Mi]: Forbidden: not supported by peapod"),
-        format!("{s}.restartPolicy: Forbidden: not supported by peapod"),
+        format!("{s}.restartPolicy: Forbidden: may not be set for non-init containers"),
+        format!("{s}.restartPolicyRules: Forbidden: not supported by peapod"),
         format!(r#"{s}.securityContext.procMount: Invalid value: "Unmasked": `hostUsers` must be false to use `Unmasked`"#),
         format!("{s}.securityContext.seLinuxOptions: Forbidden: not supported by peapod"),
         format!("{s}.stdin: Forbidden: not supported by peapod"),
