@@ -14,6 +14,7 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Child;
 use tokio::task::JoinHandle;
 
 use super::{go_quote, Outcome, Target, MAX_OUTPUT};
@@ -70,9 +71,9 @@ pub(super) async fn run(target: &Target<'_>, command: &[String], limit: Option<D
     if let Err(e) = std::fs::create_dir_all(&dir) {
         return runtime_error(format!("create {}: {e}", dir.display()));
     }
-    let guard = ExecGuard {
+    let mut guard = ExecGuard {
         pid_file: pid_file(&dir, target.container_id),
-        armed: true,
+        child: None,
     };
     let mut cmd = tokio::process::Command::new(&cfg.oci_runtime);
     cmd.arg("--root")
@@ -84,28 +85,29 @@ pub(super) async fn run(target: &Target<'_>, command: &[String], limit: Option<D
         .args(command)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => return runtime_error(format!("start {}: {e}", cfg.oci_runtime.display())),
     };
     let (stdout, mut out_task) = reader(child.stdout.take());
     let (stderr, mut err_task) = reader(child.stderr.take());
+    let child = guard.child.insert(child);
     let waited = match limit {
         Some(limit) => tokio::time::timeout(limit, child.wait()).await.ok(),
         None => Some(child.wait().await),
     };
-    let mut guard = guard;
     let exit = match waited {
         None => {
-            guard.kill_process();
-            let _ = child.start_kill();
-            let _ = child.wait().await;
+            if let Some(child) = guard.child.take() {
+                guard.kill_process();
+                reap_runc(child).await;
+            }
             Exit::TimedOut
         }
         Some(Err(e)) => Exit::Runtime(format!("wait for {}: {e}", cfg.oci_runtime.display())),
         Some(Ok(status)) => {
+            guard.child = None;
             // The pipes close when the command exits, unless it left a background child holding them.
             let drain = async {
                 let _ = (&mut out_task).await;
@@ -115,7 +117,6 @@ pub(super) async fn run(target: &Target<'_>, command: &[String], limit: Option<D
             classify(status, guard.pid_written(), &stderr)
         }
     };
-    guard.armed = false;
     out_task.abort();
     err_task.abort();
     let take =
@@ -124,6 +125,18 @@ pub(super) async fn run(target: &Target<'_>, command: &[String], limit: Option<D
         stdout: take(&stdout),
         stderr: take(&stderr),
         exit,
+    }
+}
+
+/// Waits for a runc whose process was killed: runc reaps it and exits. Only a runc that does not follow is
+/// killed, so the process is never orphaned (a subreaper would have to reap it, else it pins the cgroup).
+async fn reap_runc(mut child: Child) {
+    if tokio::time::timeout(Duration::from_secs(2), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
     }
 }
 
@@ -202,10 +215,11 @@ fn reader(pipe: Option<impl AsyncRead + Unpin + Send + 'static>) -> (Arc<Mutex<V
     (buf, task)
 }
 
-/// Kills the exec'd process (by the pid runc wrote) unless disarmed, and removes the pid file.
+/// While `child` (the runc client) is set, dropping the guard kills the exec'd process (by the pid runc
+/// wrote) and reaps runc in the background. The pid file is always removed.
 struct ExecGuard {
     pid_file: PathBuf,
-    armed: bool,
+    child: Option<Child>,
 }
 
 impl ExecGuard {
@@ -231,8 +245,11 @@ impl ExecGuard {
 
 impl Drop for ExecGuard {
     fn drop(&mut self) {
-        if self.armed {
+        if let Some(child) = self.child.take() {
             self.kill_process();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(reap_runc(child));
+            }
         }
         let _ = std::fs::remove_file(&self.pid_file);
     }

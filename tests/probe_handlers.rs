@@ -1,0 +1,410 @@
+//! Root tests of the probe and lifecycle-hook handlers (`peapod::runtime::probe`): network actions against
+//! small servers inside a throw-away network namespace (HTTP with redirects, errors and a slow endpoint,
+//! TCP, a gRPC health server over HTTP/2), and exec actions in a real container started by the node
+//! harness, with the kubelet's outcomes and wording.
+
+mod common;
+
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Bytes, Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Probe};
+use peapod::runtime::layout::RuntimeConfig;
+use peapod::runtime::probe::{hook, probe, Outcome, Target};
+use tokio::net::TcpListener;
+
+use common::{st, wait_for, Node, BUSYBOX};
+
+const POD: &str = "web_default(1234)";
+
+/// A network namespace made with `ip netns add` (loopback up), deleted on drop even when a test fails.
+struct NetNs {
+    name: String,
+}
+
+impl NetNs {
+    fn new() -> NetNs {
+        let name = format!("peapod-probe-{}-{}", std::process::id(), rand_suffix());
+        let ok = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().expect("run ip");
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ok(&["netns", "add", &name]);
+        let ns = NetNs { name };
+        ok(&["netns", "exec", &ns.name, "ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+/// A listener on loopback inside `netns`.
+fn listen(netns: &Path) -> (TcpListener, u16) {
+    let std = peapod::sys::netns::listen_in(netns, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = std.local_addr().unwrap().port();
+    (TcpListener::from_std(std).unwrap(), port)
+}
+
+/// HTTP/1 test server: /ok, /fail (500), /slow (3 s), /local (302 to /ok), /other (302 to 127.0.0.2),
+/// /loop (302 to itself), /headers (200 only with the kubelet's headers and the Host override).
+fn serve_http(listener: TcpListener) {
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = service_fn(http_route);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+}
+
+async fn http_route(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let port = req
+        .headers()
+        .get("x-port")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("1")
+        .to_string();
+    let reply = |status: u16, location: Option<String>, body: &str| {
+        let mut b = Response::builder().status(status);
+        if let Some(l) = location {
+            b = b.header("location", l);
+        }
+        Ok(b.body(Full::new(Bytes::from(body.to_string()))).unwrap())
+    };
+    match req.uri().path() {
+        "/ok" => reply(200, None, "ok"),
+        "/fail" => reply(500, None, "boom"),
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            reply(200, None, "late")
+        }
+        "/local" => reply(302, Some("/ok".into()), ""),
+        "/other" => reply(302, Some(format!("http://127.0.0.2:{port}/ok")), "elsewhere"),
+        "/loop" => reply(302, Some("/loop".into()), ""),
+        "/headers" => {
+            let h = req.headers();
+            let good = h.get("host").is_some_and(|v| v == "example.test")
+                && h.get("user-agent").is_some_and(|v| v == "kube-probe/1.33")
+                && h.get("accept").is_some_and(|v| v == "*/*")
+                && h.get("x-custom").is_some_and(|v| v == "yes");
+            reply(if good { 200 } else { 400 }, None, "")
+        }
+        _ => reply(404, None, ""),
+    }
+}
+
+type GrpcBody = StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
+
+/// gRPC health server over HTTP/2: service "" SERVING, "down" NOT_SERVING, "unimpl" Unimplemented.
+fn serve_grpc(listener: TcpListener) {
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service_fn(grpc_route))
+                    .await;
+            });
+        }
+    });
+}
+
+async fn grpc_route(req: Request<Incoming>) -> Result<Response<GrpcBody>, Infallible> {
+    let ok_path = req.uri().path() == "/grpc.health.v1.Health/Check";
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let service = body
+        .get(7..)
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .unwrap_or_default();
+    let mut trailers = hyper::HeaderMap::new();
+    let mut frames = Vec::new();
+    let (code, message) = match (ok_path, service.as_str()) {
+        (true, "unimpl") | (false, _) => ("12", "unknown service grpc.health.v1.Health"),
+        (true, s) => {
+            let status = if s.is_empty() { 1u8 } else { 2 };
+            frames.push(Ok(Frame::data(Bytes::from(vec![0, 0, 0, 0, 2, 0x08, status]))));
+            ("0", "")
+        }
+    };
+    trailers.insert("grpc-status", code.parse().unwrap());
+    if !message.is_empty() {
+        trailers.insert("grpc-message", message.replace(' ', "%20").parse().unwrap());
+    }
+    frames.push(Ok(Frame::trailers(trailers)));
+    let resp = Response::builder()
+        .header("content-type", "application/grpc")
+        .body(StreamBody::new(futures::stream::iter(frames)))
+        .unwrap();
+    Ok(resp)
+}
+
+fn spec(yaml: &str) -> Probe {
+    serde_saphyr::from_str(yaml).unwrap()
+}
+
+fn handler(yaml: &str) -> LifecycleHandler {
+    serde_saphyr::from_str(yaml).unwrap()
+}
+
+fn container(http_port: u16) -> Container {
+    serde_saphyr::from_str(&format!(
+        "name: c\nports:\n- name: web\n  containerPort: {http_port}\n"
+    ))
+    .unwrap()
+}
+
+fn cfg(dir: &Path) -> RuntimeConfig {
+    RuntimeConfig::new(
+        dir.join("state"),
+        dir.join("run"),
+        PathBuf::from("runc"),
+        common::peapod_bin(),
+    )
+}
+
+/// A port with nothing listening inside `netns`.
+fn closed_port(netns: &Path) -> u16 {
+    let (l, port) = listen(netns);
+    drop(l);
+    port
+}
+
+#[test]
+fn network_probes_and_hooks_run_inside_the_pod_network_namespace() {
+    let ns = NetNs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let netns = ns.path();
+        let (http, hp) = listen(&netns);
+        serve_http(http);
+        let (grpc, gp) = listen(&netns);
+        serve_grpc(grpc);
+        let closed = closed_port(&netns);
+        let host_only = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host_port = host_only.local_addr().unwrap().port();
+        let cfg = cfg(dir.path());
+        let c = container(hp);
+        let t = Target {
+            cfg: &cfg,
+            container_id: "none",
+            container: &c,
+            pod: POD,
+            netns: Some(&netns),
+            pod_ip: Some("127.0.0.1"),
+        };
+        let get = |path: &str, port: String| spec(&format!("httpGet: {{path: {path}, port: {port}, httpHeaders: [{{name: X-Port, value: '{hp}'}}]}}"));
+
+        assert_eq!(probe(&t, &get("/ok", "web".into())).await, Outcome::Success, "named port");
+        assert_eq!(
+            probe(&t, &get("/fail", hp.to_string())).await,
+            Outcome::Failure("HTTP probe failed with statuscode: 500".into())
+        );
+        assert_eq!(probe(&t, &get("/local", hp.to_string())).await, Outcome::Success);
+        assert_eq!(
+            probe(&t, &get("/other", hp.to_string())).await,
+            Outcome::Warning("Probe terminated redirects, Response body: elsewhere".into())
+        );
+        assert_eq!(
+            probe(&t, &get("/loop", hp.to_string())).await,
+            Outcome::Failure("Get \"/loop\": stopped after 10 redirects".into())
+        );
+        assert_eq!(
+            probe(&t, &get("/slow", hp.to_string())).await,
+            Outcome::Failure(format!("Get \"http://127.0.0.1:{hp}/slow\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"))
+        );
+        assert_eq!(
+            probe(&t, &get("/ok", "admin".into())).await,
+            Outcome::Unknown("port \"admin\" not found".into())
+        );
+        let headers = spec(&format!(
+            "httpGet: {{path: /headers, port: {hp}, httpHeaders: [{{name: host, value: example.test}}, {{name: x-custom, value: 'yes'}}]}}"
+        ));
+        assert_eq!(probe(&t, &headers).await, Outcome::Success, "kubelet headers and Host override");
+        assert_eq!(
+            probe(&t, &get("/ok", closed.to_string())).await,
+            Outcome::Failure(format!("Get \"http://127.0.0.1:{closed}/ok\": dial tcp 127.0.0.1:{closed}: connect: connection refused"))
+        );
+
+        let tcp = |port: u16| spec(&format!("tcpSocket: {{port: {port}}}"));
+        assert_eq!(probe(&t, &tcp(hp)).await, Outcome::Success);
+        assert_eq!(
+            probe(&t, &tcp(closed)).await,
+            Outcome::Failure(format!("dial tcp 127.0.0.1:{closed}: connect: connection refused"))
+        );
+        assert_eq!(
+            probe(&t, &tcp(host_port)).await,
+            Outcome::Failure(format!("dial tcp 127.0.0.1:{host_port}: connect: connection refused")),
+            "a server on the host's loopback is not reachable from the pod network namespace"
+        );
+        let host_net = Target { netns: None, ..t };
+        assert_eq!(probe(&host_net, &tcp(host_port)).await, Outcome::Success, "host network dials from the host");
+
+        let grpc = |service: &str, port: u16| spec(&format!("grpc: {{port: {port}, service: '{service}'}}"));
+        assert_eq!(probe(&t, &grpc("", gp)).await, Outcome::Success);
+        assert_eq!(
+            probe(&t, &grpc("down", gp)).await,
+            Outcome::Failure("service unhealthy (responded with \"NOT_SERVING\")".into())
+        );
+        assert_eq!(
+            probe(&t, &grpc("unimpl", gp)).await,
+            Outcome::Failure("error: this server does not implement the grpc health protocol (grpc.health.v1.Health): unknown service grpc.health.v1.Health".into())
+        );
+        assert_eq!(
+            probe(&t, &grpc("", closed)).await,
+            Outcome::Failure(format!("timeout: failed to connect service \"127.0.0.1:{closed}\" within 1s: context deadline exceeded"))
+        );
+
+        // Hooks: an HTTP answer of any status is success, as in the kubelet; no answer is an error.
+        let http_hook = |path: &str, port: u16| handler(&format!("httpGet: {{path: {path}, port: {port}}}"));
+        assert_eq!(hook(&t, &http_hook("/fail", hp), None).await, Ok(()));
+        assert_eq!(
+            hook(&t, &http_hook("/x", closed), None).await,
+            Err(format!("HTTP lifecycle hook (/x) for Container \"c\" in Pod \"{POD}\" failed - error: Get \"http://127.0.0.1:{closed}/x\": dial tcp 127.0.0.1:{closed}: connect: connection refused"))
+        );
+        assert!(hook(&t, &http_hook("/slow", hp), Some(Duration::from_millis(300))).await.is_err());
+        assert_eq!(hook(&t, &handler("sleep: {seconds: 0}"), None).await, Ok(()));
+        assert_eq!(
+            hook(&t, &handler("sleep: {seconds: 30}"), Some(Duration::from_millis(200))).await,
+            Err(format!("Sleep lifecycle hook (30) for Container \"c\" in Pod \"{POD}\" failed - error: container terminated before sleep hook finished"))
+        );
+        assert_eq!(
+            hook(&t, &handler("tcpSocket: {port: 8080}"), None).await,
+            Err("Cannot run handler: invalid handler: &LifecycleHandler{Exec:nil,HTTPGet:nil,TCPSocket:&TCPSocketAction{Port:{0 8080 },Host:,},Sleep:nil,}".into())
+        );
+        drop(host_only);
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    drop(ns);
+}
+
+/// Live processes (not zombies) whose command line is exactly `argv`.
+fn live_processes(argv: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .collect()
+}
+
+#[test]
+fn exec_probes_and_hooks_run_in_the_container() {
+    let mut node = Node::new();
+    node.apply(
+        "exec.yaml",
+        &format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: ex\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    env: [{{name: WORD, value: hello}}]\n"),
+    );
+    node.start();
+    let p = node.wait_pod("ex", "running", Duration::from_secs(60), |p| st::running(p, "c"));
+    let id = st::container(&p, "c").container_id.clone().unwrap();
+    let id = id.strip_prefix("peapod://").unwrap().to_string();
+    let cfg = RuntimeConfig::new(
+        node.state.clone(),
+        node.run.clone(),
+        PathBuf::from("runc"),
+        common::peapod_bin(),
+    );
+    let c: Container = serde_saphyr::from_str("name: c\nenv: [{name: WORD, value: hello}]\n").unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let t = Target {
+        cfg: &cfg,
+        container_id: &id,
+        container: &c,
+        pod: POD,
+        netns: None,
+        pod_ip: None,
+    };
+    let exec =
+        |cmd: &str, timeout: u32| spec(&format!("exec: {{command: {cmd}}}\ntimeoutSeconds: {timeout}"));
+    rt.block_on(async {
+        assert_eq!(probe(&t, &exec("[sh, -c, 'test $(WORD) = hello']", 5)).await, Outcome::Success);
+        assert_eq!(
+            probe(&t, &exec("[sh, -c, 'echo out; echo err >&2; exit 3']", 5)).await,
+            Outcome::Failure("out\nerr\n".into()),
+            "stdout then stderr"
+        );
+        assert_eq!(
+            probe(&t, &exec("[sleep, '37']", 1)).await,
+            Outcome::Failure("command \"sleep 37\" timed out".into())
+        );
+        let missing = probe(&t, &exec("[no-such-binary]", 5)).await;
+        assert!(matches!(missing, Outcome::Unknown(_)), "{missing:?}");
+        let gone = Target { container_id: "no-such-container", ..t };
+        let gone = probe(&gone, &exec("[true]", 5)).await;
+        assert!(matches!(&gone, Outcome::Unknown(m) if m.contains("does not exist")), "{gone:?}");
+
+        let exec_hook = |cmd: &str| handler(&format!("exec: {{command: {cmd}}}"));
+        assert_eq!(hook(&t, &exec_hook("[sh, -c, 'exit 0']"), None).await, Ok(()));
+        assert_eq!(
+            hook(&t, &exec_hook("[sh, -c, 'echo hi; exit 1']"), None).await,
+            Err(format!("Exec lifecycle hook ([sh -c echo hi; exit 1]) for Container \"c\" in Pod \"{POD}\" failed - error: command 'sh -c echo hi; exit 1' exited with 1: , message: \"hi\\n\""))
+        );
+        let limited = hook(&t, &exec_hook("[sleep, '38']"), Some(Duration::from_secs(1))).await;
+        assert!(limited.as_ref().is_err_and(|e| e.contains("context deadline exceeded")), "{limited:?}");
+        let dropped = tokio::time::timeout(Duration::from_millis(500), hook(&t, &exec_hook("[sleep, '39']"), None)).await;
+        assert!(dropped.is_err(), "a cancelled hook call kills its process");
+    });
+    wait_for(
+        "timed-out exec processes to be gone",
+        Duration::from_secs(10),
+        || {
+            (live_processes(&["sleep", "37"]).is_empty()
+                && live_processes(&["sleep", "38"]).is_empty()
+                && live_processes(&["sleep", "39"]).is_empty())
+            .then_some(())
+        },
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(node.run.join("exec"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(leftovers.is_empty(), "pid files left: {leftovers:?}");
+    node.delete("exec.yaml");
+    wait_for("pod ex gone", Duration::from_secs(60), || {
+        node.get("ex").is_none().then_some(())
+    });
+    assert!(node.stop(Duration::from_secs(60)).success());
+    node.assert_clean();
+}
