@@ -171,6 +171,57 @@ async fn grpc_route(req: Request<Incoming>) -> Result<Response<GrpcBody>, Infall
     Ok(resp)
 }
 
+/// HTTPS server (self-signed certificate made with openssl) serving the same routes.
+fn serve_https(listener: TcpListener, dir: &Path) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (key, cert) = (dir.join("tls.key"), dir.join("tls.crt"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args(["-days", "1", "-subj", "/CN=probe.test", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let certs = vec![CertificateDer::from_pem_file(&cert).unwrap()];
+    let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service_fn(http_route))
+                    .await;
+            });
+        }
+    });
+}
+
 fn spec(yaml: &str) -> Probe {
     serde_saphyr::from_str(yaml).unwrap()
 }
@@ -215,6 +266,8 @@ fn network_probes_and_hooks_run_inside_the_pod_network_namespace() {
         let netns = ns.path();
         let (http, hp) = listen(&netns);
         serve_http(http);
+        let (tls, sp) = listen(&netns);
+        serve_https(tls, dir.path());
         let (grpc, gp) = listen(&netns);
         serve_grpc(grpc);
         let closed = closed_port(&netns);
@@ -263,6 +316,15 @@ fn network_probes_and_hooks_run_inside_the_pod_network_namespace() {
             Outcome::Failure(format!("Get \"http://127.0.0.1:{closed}/ok\": dial tcp 127.0.0.1:{closed}: connect: connection refused"))
         );
 
+        let https = spec(&format!("httpGet: {{path: /ok, port: {hp}, scheme: HTTPS}}"));
+        assert_eq!(
+            probe(&t, &https).await,
+            Outcome::Failure(format!("Get \"https://127.0.0.1:{hp}/ok\": http: server gave HTTP response to HTTPS client"))
+        );
+        let tls_ok = spec(&format!("httpGet: {{path: /ok, port: {sp}, scheme: HTTPS}}"));
+        assert_eq!(probe(&t, &tls_ok).await, Outcome::Success, "HTTPS with an unverified certificate");
+        let tls_fail = spec(&format!("httpGet: {{path: /fail, port: {sp}, scheme: HTTPS}}"));
+        assert_eq!(probe(&t, &tls_fail).await, Outcome::Failure("HTTP probe failed with statuscode: 500".into()));
         let tcp = |port: u16| spec(&format!("tcpSocket: {{port: {port}}}"));
         assert_eq!(probe(&t, &tcp(hp)).await, Outcome::Success);
         assert_eq!(
@@ -295,6 +357,8 @@ fn network_probes_and_hooks_run_inside_the_pod_network_namespace() {
         // Hooks: an HTTP answer of any status is success, as in the kubelet; no answer is an error.
         let http_hook = |path: &str, port: u16| handler(&format!("httpGet: {{path: {path}, port: {port}}}"));
         assert_eq!(hook(&t, &http_hook("/fail", hp), None).await, Ok(()));
+        let https_hook = handler(&format!("httpGet: {{path: /ok, port: {hp}, scheme: HTTPS}}"));
+        assert_eq!(hook(&t, &https_hook, None).await, Ok(()), "HTTPS hook answered in HTTP falls back to HTTP");
         assert_eq!(
             hook(&t, &http_hook("/x", closed), None).await,
             Err(format!("HTTP lifecycle hook (/x) for Container \"c\" in Pod \"{POD}\" failed - error: Get \"http://127.0.0.1:{closed}/x\": dial tcp 127.0.0.1:{closed}: connect: connection refused"))
