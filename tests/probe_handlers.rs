@@ -161,7 +161,10 @@ fn network_probes_and_hooks_run_inside_the_pod_network_namespace() {
             hook(&t, &http_hook("/x", closed), None).await,
             Err(format!("HTTP lifecycle hook (/x) for Container \"c\" in Pod \"{POD}\" failed - error: Get \"http://127.0.0.1:{closed}/x\": dial tcp 127.0.0.1:{closed}: connect: connection refused"))
         );
-        assert!(hook(&t, &http_hook("/slow", hp), Some(Duration::from_millis(300))).await.is_err());
+        assert_eq!(
+            hook(&t, &http_hook("/slow", hp), Some(Duration::from_millis(300))).await,
+            Err(format!("HTTP lifecycle hook (/slow) for Container \"c\" in Pod \"{POD}\" failed - error: Get \"http://127.0.0.1:{hp}/slow\": context deadline exceeded"))
+        );
         assert_eq!(hook(&t, &handler("sleep: {seconds: 0}"), None).await, Ok(()));
         assert_eq!(
             hook(&t, &handler("sleep: {seconds: 30}"), Some(Duration::from_millis(200))).await,

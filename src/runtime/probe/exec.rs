@@ -99,6 +99,17 @@ pub(super) async fn run(target: &Target<'_>, command: &[String], limit: Option<D
     };
     let exit = match waited {
         None => {
+            // A runc still setting up has not written the pid yet: give it a moment to.
+            for _ in 0..20 {
+                let running = guard
+                    .child
+                    .as_mut()
+                    .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+                if guard.pid_written() || !running {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             if let Some(child) = guard.child.take() {
                 guard.kill_process();
                 reap_runc(child).await;

@@ -98,7 +98,11 @@ async fn http_hook(
                 _ => Ok(()),
             }
         }
-        Response::Error(e) => Err(e),
+        // The hook client has no timeout of its own: past `limit` its context is what ran out.
+        Response::Error(e) => Err(e
+            .strip_suffix(" (Client.Timeout exceeded while awaiting headers)")
+            .map(str::to_string)
+            .unwrap_or(e)),
     }
 }
 
