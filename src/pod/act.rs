@@ -37,6 +37,9 @@ impl Worker {
                 return;
             }
         }
+        for name in &plan.restart_sidecars {
+            self.start_named(name, true).await;
+        }
         if let Some(name) = &plan.start_init {
             self.start_named(name, true).await;
         }

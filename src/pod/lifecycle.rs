@@ -89,16 +89,19 @@ impl Stopper {
         if let (Some(handler), false) = (pre_stop, self.grace.is_zero()) {
             let spec = job.container.clone().unwrap_or_default();
             let target = target(&self.cfg, &job.subject, &spec);
-            match tokio::time::timeout(self.grace, probe::hook(&target, handler, Some(self.grace))).await {
+            // The handler stops itself at the limit (an exec is killed and reaped); the outer bound only
+            // guards against a handler that does not.
+            let hook = probe::hook(&target, handler, Some(self.grace));
+            match tokio::time::timeout(self.grace + MIN_GRACE, hook).await {
                 Ok(Ok(())) => {}
-                Ok(Err(message)) => {
+                Ok(Err(message)) if begin.elapsed() < self.grace => {
                     tracing::warn!(pod = %job.subject.pod.key(), container = %job.name, %message, "preStop hook failed");
                     // The kubelet keeps the handler's output out of the event: it may hold secrets.
                     let event = Event::warning("FailedPreStopHook", "PreStopHook failed");
                     self.recorder
                         .record(&job.subject.pod, event.on(job.subject.field_path.clone()));
                 }
-                Err(_) => {
+                Ok(Err(_)) | Err(_) => {
                     tracing::info!(pod = %job.subject.pod.key(), container = %job.name, "preStop hook not completed in grace period");
                 }
             }

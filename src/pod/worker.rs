@@ -116,6 +116,8 @@ pub struct Worker {
     pub(super) failure: Option<(String, String)>,
     pub(super) terminal: bool,
     pub(super) retry_at: Option<Timestamp>,
+    /// Sync again without waiting.
+    resync_now: bool,
 }
 
 impl Worker {
@@ -157,6 +159,7 @@ impl Worker {
             failure: None,
             terminal: false,
             retry_at: None,
+            resync_now: false,
         };
         (worker, tx)
     }
@@ -181,6 +184,9 @@ impl Worker {
             }
             if self.terminating.is_some() {
                 self.probes.stop_liveness();
+            }
+            if std::mem::take(&mut self.resync_now) {
+                continue;
             }
             let wait = self.next_wakeup();
             tokio::select! {
@@ -469,9 +475,23 @@ impl Worker {
         let done = !plan.is_empty()
             && plan.create_sandbox.is_none()
             && plan.start_init.is_none()
+            && plan.restart_sidecars.is_empty()
             && plan.start.is_empty()
             && plan.kill.is_empty();
+        // A sidecar that started (without a startup probe) lets the next init container start: no exit
+        // or probe message will come to trigger that sync, so it follows at once.
+        let sidecar = plan.start_init.clone().filter(|name| self.is_sidecar(name));
+        let instances_of = |w: &Self, name: &str| w.instances.get(name).map_or(0, Vec::len);
+        let before = sidecar.as_deref().map(|n| instances_of(self, n));
         self.act(plan).await;
+        if let (Some(name), Some(before)) = (sidecar.as_deref(), before) {
+            let running = self
+                .instances
+                .get(name)
+                .and_then(|l| l.last())
+                .is_some_and(|i| i.exited.is_none() && i.started.is_some());
+            self.resync_now = instances_of(self, name) > before && running;
+        }
         let view = self.view();
         if (stopping || done) && view.live().next().is_none() && !self.sandbox_ready {
             self.terminal = true;
