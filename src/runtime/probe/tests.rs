@@ -118,3 +118,22 @@ fn runc_errors_are_reduced_to_their_message() {
     );
     assert_eq!(exec::runtime_message("plain failure\n", status), "plain failure");
 }
+
+#[test]
+fn probe_and_hook_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let cfg = RuntimeConfig::new("/s".into(), "/r".into(), "runc".into(), "peapod".into());
+    let c = container();
+    let t = Target {
+        cfg: &cfg,
+        container_id: "id",
+        container: &c,
+        pod: "p_ns(u)",
+        netns: None,
+        pod_ip: None,
+    };
+    let p = Probe::default();
+    assert_send(&probe(&t, &p));
+    let h = LifecycleHandler::default();
+    assert_send(&hook(&t, &h, None));
+}
