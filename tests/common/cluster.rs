@@ -279,6 +279,32 @@ impl OneNode {
         assert!(self.node.stop(t).success());
         self.node.assert_clean();
     }
+
+    /// Checks that the API server took every status the agent wrote (a refused write is logged and retried).
+    pub fn assert_status_writes_ok(&self) {
+        let log = self.node.supervisor_log();
+        assert!(
+            !log.contains("failed to write status"),
+            "the API server refused a status write:\n{log}"
+        );
+    }
+}
+
+/// The status of container `name` (app or init) in a PodGroup as the API returned it.
+pub fn raw_container<'a>(pg: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    ["containerStatuses", "initContainerStatuses"]
+        .iter()
+        .filter_map(|k| pg["status"][k].as_array())
+        .flatten()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no status for container {name} in {}", pg["status"]))
+}
+
+/// Whether one of these core/v1 Events has this reason, and this `fieldPath` (`spec.containers{c}`) if given.
+pub fn has_event(events: &[serde_json::Value], reason: &str, field_path: Option<&str>) -> bool {
+    events
+        .iter()
+        .any(|e| e["reason"] == reason && field_path.is_none_or(|f| e["involvedObject"]["fieldPath"] == f))
 }
 
 impl ControlPlane {
@@ -296,6 +322,14 @@ impl ControlPlane {
         let out = self.kubectl_ok(&["get", resource, "-n", ns, "-o", "json"]);
         let list: serde_json::Value = serde_json::from_str(&out).expect("kubectl get -o json prints JSON");
         list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The core/v1 Events about PodGroup `name` (what `kubectl get events` and `kubectl describe` show).
+    pub fn events_about(&self, ns: &str, name: &str) -> Vec<serde_json::Value> {
+        self.items("events", ns)
+            .into_iter()
+            .filter(|e| e["involvedObject"]["kind"] == "PodGroup" && e["involvedObject"]["name"] == name)
+            .collect()
     }
 
     /// Watches one PodGroup (`kubectl get --watch --output-watch-events`), runs `act` once the watch has seen
