@@ -242,3 +242,162 @@ fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A control plane with one fake node, `node-a`, and its agent: for tests of what one node reports.
+pub struct OneNode {
+    pub cp: ControlPlane,
+    pub node: Node,
+}
+
+/// The fake node of [`OneNode`].
+pub const NODE_A: &str = "node-a";
+
+impl OneNode {
+    /// Starts the control plane, creates `node-a` and starts its agent, waiting for its first heartbeat.
+    pub fn up() -> OneNode {
+        let cp = ControlPlane::up();
+        cp.node(NODE_A, &[], "2", "4Gi");
+        let kubeconfig = cp.agent_kubeconfig();
+        let mut node = Node::new();
+        start_agent(&mut node, &kubeconfig, NODE_A);
+        wait_for("the agent heartbeating", Duration::from_secs(90), || {
+            let leases = cp.kubectl_ok(&["get", "leases", "-n", SYSTEM_NS, "-o", "name"]);
+            leases.contains(&format!("peapod-node-{NODE_A}")).then_some(())
+        });
+        OneNode { cp, node }
+    }
+
+    /// Deletes every PodGroup, waits for them to go, stops the agent and checks the node is clean.
+    pub fn finish(mut self) {
+        let t = Duration::from_secs(90);
+        self.cp
+            .kubectl_ok(&["delete", "podgroups", "--all", "-A", "--wait=false"]);
+        wait_for("every PodGroup deleted", t, || {
+            let left = self.cp.kubectl_ok(&["get", "podgroups", "-A", "-o", "name"]);
+            left.trim().is_empty().then_some(())
+        });
+        assert!(self.node.stop(t).success());
+        self.node.assert_clean();
+    }
+
+    /// Checks that the API server took every status the agent wrote (a refused write is logged and retried).
+    pub fn assert_status_writes_ok(&self) {
+        let log = self.node.supervisor_log();
+        assert!(
+            !log.contains("failed to write status"),
+            "the API server refused a status write:\n{log}"
+        );
+    }
+}
+
+/// The status of container `name` (app or init) in a PodGroup as the API returned it.
+pub fn raw_container<'a>(pg: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    ["containerStatuses", "initContainerStatuses"]
+        .iter()
+        .filter_map(|k| pg["status"][k].as_array())
+        .flatten()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no status for container {name} in {}", pg["status"]))
+}
+
+/// Whether one of these core/v1 Events has this reason, and this `fieldPath` (`spec.containers{c}`) if given.
+pub fn has_event(events: &[serde_json::Value], reason: &str, field_path: Option<&str>) -> bool {
+    events
+        .iter()
+        .any(|e| e["reason"] == reason && field_path.is_none_or(|f| e["involvedObject"]["fieldPath"] == f))
+}
+
+impl ControlPlane {
+    /// A PodGroup exactly as the API returns it (`kubectl get -o json`), if it exists.
+    pub fn get_json(&self, ns: &str, name: &str) -> Option<serde_json::Value> {
+        let o = self.kubectl(&["get", "podgroup", name, "-n", ns, "-o", "json"]);
+        if !o.status.success() {
+            return None;
+        }
+        Some(serde_json::from_slice(&o.stdout).expect("kubectl get -o json prints JSON"))
+    }
+
+    /// The items of `kubectl get RESOURCE -n NS -o json` (`events`, `events.v1.events.k8s.io`, ...).
+    pub fn items(&self, resource: &str, ns: &str) -> Vec<serde_json::Value> {
+        let out = self.kubectl_ok(&["get", resource, "-n", ns, "-o", "json"]);
+        let list: serde_json::Value = serde_json::from_str(&out).expect("kubectl get -o json prints JSON");
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The core/v1 Events about PodGroup `name` (what `kubectl get events` and `kubectl describe` show).
+    pub fn events_about(&self, ns: &str, name: &str) -> Vec<serde_json::Value> {
+        self.items("events", ns)
+            .into_iter()
+            .filter(|e| e["involvedObject"]["kind"] == "PodGroup" && e["involvedObject"]["name"] == name)
+            .collect()
+    }
+
+    /// Watches one PodGroup (`kubectl get --watch --output-watch-events`), runs `act` once the watch has seen
+    /// the object, and returns every `(event type, object)` seen up to and including its DELETED event.
+    pub fn watch_until_deleted(
+        &self,
+        ns: &str,
+        name: &str,
+        timeout: Duration,
+        act: impl FnOnce(),
+    ) -> Vec<(String, serde_json::Value)> {
+        use std::io::BufReader;
+        use std::process::Stdio;
+        use std::sync::mpsc;
+
+        let mut child = Command::new("kubectl")
+            .env("KUBECONFIG", &self.kubeconfig)
+            .args([
+                "get",
+                "podgroup",
+                name,
+                "-n",
+                ns,
+                "--watch",
+                "--output-watch-events",
+                "-o",
+                "json",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = mpsc::channel::<serde_json::Value>();
+        let reader = std::thread::spawn(move || {
+            for v in serde_json::Deserializer::from_reader(stdout).into_iter::<serde_json::Value>() {
+                let Ok(v) = v else { break };
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + timeout;
+        let mut seen = Vec::new();
+        let mut act = Some(act);
+        let outcome = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(v) => {
+                    let kind = v["type"].as_str().unwrap_or_default().to_string();
+                    seen.push((kind.clone(), v["object"].clone()));
+                    if let Some(act) = act.take() {
+                        act();
+                    }
+                    if kind == "DELETED" {
+                        break Ok(());
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = reader.join();
+        if let Err(e) = outcome {
+            let kinds: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
+            panic!("watch of podgroup {ns}/{name}: no DELETED event ({e}); saw {kinds:?}");
+        }
+        seen
+    }
+}
