@@ -1,7 +1,7 @@
 //! Root integration tests of native sidecars (init containers with `restartPolicy: Always`) with real
 //! runc, ported from the kubelet's e2e scenarios (test/e2e_node/container_lifecycle_test.go "restartable
 //! init containers", test/e2e/common/node): start order, restarts whatever the pod's restart policy,
-//! completion of a pod whose regular containers are done, termination order, and the status kubectl
+//! completion of a pod whose regular containers are done, reverse termination order, and the status kubectl
 //! shows (phase, READY, RESTARTS).
 //!
 //! Processes are observed across containers through `shareProcessNamespace`: each container runs a
@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::{st, Node, BUSYBOX};
 use peapod::api::PodGroup;
 
-const T: Duration = Duration::from_secs(90);
+const T: Duration = Duration::from_secs(120);
 
 fn pod(name: &str, policy: &str, grace: u32, init: &str, containers: &str) -> String {
     format!(
@@ -144,7 +144,6 @@ fn never_pod_with_a_sidecar_succeeds_when_the_app_exits() {
 /// gets SIGTERM only once the regular containers and the sidecars after it have exited; it says what it
 /// saw in its termination message.
 #[test]
-#[ignore = "needs sidecar termination order"]
 fn sidecars_stop_in_reverse_order_after_the_app() {
     let mut node = Node::new();
     let sidecar = |name: &str, after: &str| {
