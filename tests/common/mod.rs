@@ -243,6 +243,45 @@ impl Node {
         .clone()
     }
 
+    /// Watches the pod's status file closely (every 10 ms) and returns every distinct version seen, oldest
+    /// first, until `done` holds for the current one (`None`: the pod is gone) or `timeout` passes (panics).
+    /// Conformance invariants are checked over this history, as upstream checks them over watch events.
+    pub fn observe(
+        &self,
+        name: &str,
+        timeout: Duration,
+        done: impl Fn(Option<&PodGroup>) -> bool,
+    ) -> Vec<PodGroup> {
+        let mut seen: Vec<PodGroup> = Vec::new();
+        let mut last = String::new();
+        wait_for(&format!("pod {name}: observed end"), timeout, || {
+            let now = self.get(name);
+            if let Some(p) = &now {
+                let json = serde_json::to_string(p).unwrap_or_default();
+                if json != last {
+                    last = json;
+                    seen.push(p.clone());
+                }
+            }
+            done(now.as_ref()).then_some(())
+        });
+        seen
+    }
+
+    /// Logged Events (`reason`, `message`) about pod `name` from the supervisor log, in order.
+    pub fn events(&self, name: &str) -> Vec<(String, String)> {
+        let pod = format!("pod=default/{name} ");
+        strip_ansi(&self.supervisor_log())
+            .lines()
+            .filter(|l| l.contains(" event") && l.contains(&pod))
+            .filter_map(|l| {
+                let reason = l.split(" reason=").nth(1)?.split(" message=").next()?;
+                let message = l.split(" message=").nth(1)?;
+                Some((reason.to_string(), message.to_string()))
+            })
+            .collect()
+    }
+
     /// `peapod exec` in a container; returns stdout (panics on failure).
     pub fn exec(&self, pod: &str, container: &str, cmd: &[&str]) -> String {
         let mut args = vec!["exec", pod, "-c", container, "--"];
@@ -400,6 +439,25 @@ impl Drop for Node {
     }
 }
 
+/// `text` without terminal colour sequences (the supervisor's log has them).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte.
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Reaps every exited child of this (subreaper) test process.
 pub fn reap_orphans() {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -486,6 +544,23 @@ pub mod st {
             .as_ref()
             .and_then(|s| s.waiting.as_ref())
             .and_then(|w| w.reason.clone())
+    }
+
+    pub fn waiting(p: &PodGroup, name: &str) -> Option<k8s_openapi::api::core::v1::ContainerStateWaiting> {
+        try_container(p, name)?
+            .state
+            .as_ref()
+            .and_then(|s| s.waiting.clone())
+    }
+
+    pub fn last_terminated(
+        p: &PodGroup,
+        name: &str,
+    ) -> Option<k8s_openapi::api::core::v1::ContainerStateTerminated> {
+        try_container(p, name)?
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.clone())
     }
 
     pub fn restarts(p: &PodGroup, name: &str) -> i32 {
