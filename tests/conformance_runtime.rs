@@ -192,6 +192,18 @@ fn should_not_be_able_to_pull_image_from_invalid_registry() {
     });
     assert_eq!(st::phase(&p), "Pending");
     assert_eq!(st::restarts(&p, "image-pull-test"), 0);
+    // Not asserted upstream: the kubelet's Events for it (pkg/kubelet/images/image_manager.go).
+    let events = node.events("image-pull-test");
+    let has = |reason: &str, prefix: &str| events.iter().any(|(r, m)| r == reason && m.starts_with(prefix));
+    assert!(
+        has("Failed", &format!("Failed to pull image \"{image}\": ")),
+        "{events:?}"
+    );
+    assert!(has("Failed", "Error: ErrImagePull"), "{events:?}");
+    assert!(
+        has("BackOff", &format!("Back-off pulling image \"{image}\"")),
+        "{events:?}"
+    );
     node.delete("pull.yaml");
     wait_for("pod gone", T, || {
         node.get("image-pull-test").is_none().then_some(())

@@ -317,10 +317,10 @@ impl Node {
         let pod = format!("pod=default/{name} ");
         strip_ansi(&self.supervisor_log())
             .lines()
-            .filter(|l| l.contains(" event") && l.contains(&pod))
+            .filter(|l| l.contains(" event pod=") && l.contains(&pod))
             .filter_map(|l| {
-                let reason = l.split(" reason=").nth(1)?.split(" message=").next()?;
-                let message = l.split(" message=").nth(1)?;
+                // `... Warning event pod=default/x object="..." reason=Failed <message>`
+                let (reason, message) = l.split_once(" reason=")?.1.split_once(' ')?;
                 Some((reason.to_string(), message.to_string()))
             })
             .collect()
