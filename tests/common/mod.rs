@@ -16,9 +16,13 @@ use std::time::{Duration, Instant};
 
 use peapod::api::PodGroup;
 
-/// The `peapod` binary under test.
+/// The `peapod` binary under test: `PEAPOD_TEST_BIN` if set (a copy taken right after the build, when the
+/// target directory is shared with other checkouts that may rebuild it meanwhile), else cargo's.
 pub fn peapod_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_peapod"))
+    match std::env::var_os("PEAPOD_TEST_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_peapod")),
+    }
 }
 
 fn repo_root() -> PathBuf {
