@@ -16,9 +16,13 @@ use std::time::{Duration, Instant};
 
 use peapod::api::PodGroup;
 
-/// The `peapod` binary under test.
+/// The `peapod` binary under test: `PEAPOD_TEST_BIN` if set (a copy taken right after the build, when the
+/// target directory is shared with other checkouts that may rebuild it meanwhile), else cargo's.
 pub fn peapod_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_peapod"))
+    match std::env::var_os("PEAPOD_TEST_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_peapod")),
+    }
 }
 
 fn repo_root() -> PathBuf {
@@ -243,6 +247,89 @@ impl Node {
         .clone()
     }
 
+    /// Watches the pod's status file closely (every millisecond) and returns every distinct version seen, oldest
+    /// first, until `done` holds for the current one (`None`: the pod is gone) or `timeout` passes (panics).
+    /// Conformance invariants are checked over this history, as upstream checks them over watch events.
+    pub fn observe(
+        &self,
+        name: &str,
+        timeout: Duration,
+        done: impl Fn(Option<&PodGroup>) -> bool,
+    ) -> Vec<PodGroup> {
+        let mut seen: Vec<PodGroup> = Vec::new();
+        let mut last = String::new();
+        let deadline = Instant::now() + timeout;
+        let mut files = std::collections::HashMap::new();
+        loop {
+            let now = self.peek(name, &mut files);
+            if let Some(p) = &now {
+                let json = serde_json::to_string(p).unwrap_or_default();
+                if json != last {
+                    last = json;
+                    seen.push(p.clone());
+                }
+            }
+            if done(now.as_ref()) {
+                return seen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} observing pod {name}; last seen: {:#?}",
+                seen.last()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// `get`, cheap enough to run every millisecond: a status file is parsed only when its bytes changed.
+    fn peek(
+        &self,
+        name: &str,
+        files: &mut std::collections::HashMap<PathBuf, (Vec<u8>, Option<PodGroup>)>,
+    ) -> Option<PodGroup> {
+        let dir = self.state.join("standalone");
+        let mut found: Vec<PodGroup> = Vec::new();
+        let mut present = std::collections::HashSet::new();
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let Ok(bytes) = fs::read(&path) else { continue };
+            present.insert(path.clone());
+            let cached = files.entry(path).or_insert_with(|| (Vec::new(), None));
+            if cached.0 != bytes {
+                cached.1 = serde_json::from_slice(&bytes).ok();
+                cached.0 = bytes;
+            }
+            if let Some(p) = &cached.1 {
+                if p.metadata.name.as_deref() == Some(name)
+                    && p.metadata.namespace.as_deref().unwrap_or("default") == "default"
+                {
+                    found.push(p.clone());
+                }
+            }
+        }
+        files.retain(|p, _| present.contains(p));
+        // The live incarnation first, as `StatusStore::find` orders them.
+        found.sort_by_key(|p| p.metadata.deletion_timestamp.is_some());
+        found.into_iter().next()
+    }
+
+    /// Logged Events (`reason`, `message`) about pod `name` from the supervisor log, in order.
+    pub fn events(&self, name: &str) -> Vec<(String, String)> {
+        let pod = format!("pod=default/{name} ");
+        strip_ansi(&self.supervisor_log())
+            .lines()
+            .filter(|l| l.contains(" event pod=") && l.contains(&pod))
+            .filter_map(|l| {
+                // `... Warning event pod=default/x object="..." reason=Failed <message>`
+                let (reason, message) = l.split_once(" reason=")?.1.split_once(' ')?;
+                Some((reason.to_string(), message.to_string()))
+            })
+            .collect()
+    }
+
     /// `peapod exec` in a container; returns stdout (panics on failure).
     pub fn exec(&self, pod: &str, container: &str, cmd: &[&str]) -> String {
         let mut args = vec!["exec", pod, "-c", container, "--"];
@@ -400,6 +487,25 @@ impl Drop for Node {
     }
 }
 
+/// `text` without terminal colour sequences (the supervisor's log has them).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte.
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Reaps every exited child of this (subreaper) test process.
 pub fn reap_orphans() {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -486,6 +592,23 @@ pub mod st {
             .as_ref()
             .and_then(|s| s.waiting.as_ref())
             .and_then(|w| w.reason.clone())
+    }
+
+    pub fn waiting(p: &PodGroup, name: &str) -> Option<k8s_openapi::api::core::v1::ContainerStateWaiting> {
+        try_container(p, name)?
+            .state
+            .as_ref()
+            .and_then(|s| s.waiting.clone())
+    }
+
+    pub fn last_terminated(
+        p: &PodGroup,
+        name: &str,
+    ) -> Option<k8s_openapi::api::core::v1::ContainerStateTerminated> {
+        try_container(p, name)?
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.clone())
     }
 
     pub fn restarts(p: &PodGroup, name: &str) -> i32 {
