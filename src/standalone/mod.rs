@@ -165,6 +165,7 @@ pub async fn run(opts: Options, ctx: Arc<Context>, shutdown: impl Future<Output 
     let mut desired: BTreeMap<String, PodGroup> = BTreeMap::new();
     let mut reported: BTreeSet<String> = BTreeSet::new();
     let mut terminating: BTreeSet<String> = BTreeSet::new();
+    let mut refused: BTreeMap<String, String> = BTreeMap::new();
 
     crate::runtime::sandbox::collect_network_garbage(&ctx.runtime).await;
     // Pods this node ran before and still has state for are adopted (if still wanted) or stopped.
@@ -206,7 +207,7 @@ pub async fn run(opts: Options, ctx: Arc<Context>, shutdown: impl Future<Output 
                     }
                 }
                 desired = found.pods;
-                reconcile(&mut workers, &desired, &mut terminating, &store, &ctx);
+                reconcile(&mut workers, &desired, &mut terminating, &mut refused, &store, &ctx);
             }
             Some(update) = rx.recv() => {
                 handle_update(&mut workers, &desired, &store, &ctx, update);
@@ -251,11 +252,15 @@ fn reconcile(
     workers: &mut PodWorkers,
     desired: &BTreeMap<String, PodGroup>,
     terminating: &mut BTreeSet<String>,
+    refused: &mut BTreeMap<String, String>,
     store: &StatusStore,
     ctx: &Arc<Context>,
 ) {
     for (uid, pod) in desired {
         if workers.contains(uid) {
+            if !terminating.contains(uid) {
+                update_in_place(workers, store, ctx, pod, refused);
+            }
             continue;
         }
         let mut pod = pod.clone();
@@ -284,6 +289,49 @@ fn reconcile(
         }
     }
     terminating.retain(|u| workers.contains(u));
+    refused.retain(|u, _| workers.contains(u));
+}
+
+/// An edited manifest that keeps its `metadata.uid` (a static pod's identity) updates the running pod, as
+/// the kubelet's `checkAndUpdatePod` does, within the Pod update rules; a refused edit is an
+/// `InvalidUpdate` event and the pod runs on unchanged. (Without a uid in the manifest, an edit is a new
+/// pod: the uid is derived from the manifest.)
+fn update_in_place(
+    workers: &mut PodWorkers,
+    store: &StatusStore,
+    ctx: &Arc<Context>,
+    pod: &PodGroup,
+    refused: &mut BTreeMap<String, String>,
+) {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let Some(stored) = store.get(&uid) else {
+        return;
+    };
+    let same = stored.spec == pod.spec
+        && stored.metadata.labels == pod.metadata.labels
+        && stored.metadata.annotations == pod.metadata.annotations;
+    if same {
+        return;
+    }
+    if let Err(errs) = crate::api::validation::validate_update(&stored, pod) {
+        // Once per edit: the stored pod keeps the old spec, so remember what was refused.
+        let message = errs.to_string();
+        if refused.get(&uid) != Some(&message) {
+            refused.insert(uid.clone(), message);
+            tracing::warn!(pod = %pod.key(), error = %errs, "manifest edit refused");
+            ctx.recorder.record(
+                pod,
+                crate::pod::events::Event::warning("InvalidUpdate", errs.to_string()),
+            );
+        }
+        return;
+    }
+    let mut pod = pod.clone();
+    pod.metadata.creation_timestamp = stored.metadata.creation_timestamp.clone();
+    pod.status = stored.status.clone();
+    tracing::info!(pod = %pod.key(), uid = %uid, "updating pod");
+    let _ = store.write(&pod);
+    workers.sync(pod);
 }
 
 fn mark_deleting(store: &StatusStore, uid: &str, grace: Option<i64>) {
