@@ -60,7 +60,6 @@ fn fixed_uid_pod(name: &str, uid: &str, spec: &str) -> String {
 /// a running pod whose spec gets `activeDeadlineSeconds: 5` is terminated: Failed, reason
 /// DeadlineExceeded, with the kubelet's message (pkg/kubelet/active_deadline.go).
 #[test]
-#[ignore = "standalone applies no edit to a running pod with a fixed metadata.uid (src/standalone/mod.rs `reconcile` skips uids that have a worker); the kubelet updates the static pod in place"]
 fn should_allow_active_deadline_seconds_to_be_updated() {
     let mut node = Node::new();
     let uid = "9d1c7bbe-0a5e-4c8e-9f5f-3a3d3f2a7d01";
@@ -150,12 +149,13 @@ fn get_restart_delay(node: &Node, pod: &str, container: &str) -> Duration {
 /// build for a minute first; here delay 1 and 2 are the first two back-offs (10 s and 20 s), which the
 /// kubelet's doubling makes grow.
 #[test]
-#[ignore = "standalone applies no edit to a running pod with a fixed metadata.uid (src/standalone/mod.rs `reconcile` skips uids that have a worker); the kubelet updates the static pod in place and restarts the container whose spec hash changed"]
 fn should_have_their_auto_restart_back_off_timer_reset_on_image_update() {
     let mut node = Node::new();
     let uid = "5b8e2f7a-41c6-4d0e-b6a2-7f0c9e1d2a44";
     let spec = |image: &str| {
-        format!("  containers:\n  - name: back-off\n    image: {image}\n    command: [/bin/sh, -c, 'sleep 5', /crash/missing]\n")
+        // An explicit pull policy: an update may change only the image (the `:latest` tag would otherwise
+        // default it to Always, a change the Pod update rules refuse).
+        format!("  containers:\n  - name: back-off\n    image: {image}\n    imagePullPolicy: IfNotPresent\n    command: [/bin/sh, -c, 'sleep 5', /crash/missing]\n")
     };
     let latest = common::test_images().join("busybox-latest.oci.tar");
     let out = node.peapod(&["image", "import", latest.to_str().unwrap()]);
