@@ -66,7 +66,8 @@ fn touch(dir: &Path, file: &str) {
 /// Waits for the `Unhealthy` Event of a failed `kind` probe (`Readiness`, `Startup`) of container `c` (whose
 /// probe prints `not yet`), and returns the Events about the pod.
 fn wait_for_probe_failure(c: &OneNode, name: &str, kind: &str) -> Vec<Value> {
-    let message = format!("{kind} probe failed: not yet");
+    // The kubelet puts the exec probe's whole output, newline included, in the message.
+    let message = format!("{kind} probe failed: not yet\n");
     let events = wait_for(&format!("{kind} probe failing"), T, || {
         let e = c.cp.events_about(NS, name);
         e.iter()
@@ -184,11 +185,7 @@ fn liveness_failure_kills_and_restarts_with_events() {
     let unhealthy = find("Unhealthy");
     assert_eq!(unhealthy["type"], "Warning");
     assert_eq!(unhealthy["involvedObject"]["fieldPath"], "spec.containers{c}");
-    let message = unhealthy["message"].as_str().unwrap();
-    assert!(
-        message.starts_with("Liveness probe failed: not alive"),
-        "{message}"
-    );
+    assert_eq!(unhealthy["message"], "Liveness probe failed: not alive\n");
     let killing = find("Killing");
     assert_eq!(killing["type"], "Normal");
     assert_eq!(killing["involvedObject"]["fieldPath"], "spec.containers{c}");
@@ -240,7 +237,8 @@ fn startup_probe_gates_started() {
 }
 
 /// A failing postStart hook: a `FailedPostStartHook` Warning with the fixed message "PostStartHook failed" (the
-/// hook's output never reaches an Event, it may hold secrets) and the container is killed and restarted.
+/// hook's output never reaches an Event, it may hold secrets) and the container is killed (`Killing` with the
+/// message "FailedPostStartHook") and restarted.
 #[test]
 fn post_start_failure_restarts_without_leaking_output() {
     let c = OneNode::up();
@@ -268,6 +266,13 @@ fn post_start_failure_restarts_without_leaking_output() {
         .unwrap();
     assert_eq!(e["type"], "Warning");
     assert_eq!(e["message"], "PostStartHook failed");
+    // The kubelet kills the container with the message "FailedPostStartHook" (killContainer's Killing event).
+    let killing = events
+        .iter()
+        .find(|e| e["reason"] == "Killing")
+        .unwrap_or_else(|| panic!("no Killing event: {events:#?}"));
+    assert_eq!(killing["message"], "FailedPostStartHook");
+    assert_eq!(killing["involvedObject"]["fieldPath"], "spec.containers{c}");
     let all = cp.items("events", NS);
     for e in &all {
         let text = e.to_string();
@@ -383,6 +388,19 @@ fn native_sidecar_runs_beside_the_app_until_it_succeeds() {
     let app = st::terminated(&p, "app").expect("app terminated");
     assert_eq!((app.exit_code, app.reason.as_deref()), (0, Some("Completed")));
     assert_eq!(st::restarts(&p, "side"), 0);
+    // The sidecar is stopped once the app is done: SIGTERM, on which it exits 0.
+    let side = st::terminated(&p, "side").unwrap();
+    assert_eq!((side.exit_code, side.reason.as_deref()), (0, Some("Completed")));
+    let events = wait_for("Killing event of the sidecar", T, || {
+        let e = cp.events_about(NS, "sidecar");
+        has_event(&e, "Killing", Some("spec.initContainers{side}")).then_some(e)
+    });
+    let killing = events.iter().find(|e| e["reason"] == "Killing").unwrap();
+    assert_eq!(killing["message"], "Stopping container side");
+    assert!(
+        !has_event(&events, "Killing", Some("spec.containers{app}")),
+        "the app exited by itself: {events:#?}"
+    );
     assert_eq!(ready_column(&p), "0/2");
     assert_eq!(kubectl_ready(&c, "sidecar"), "0/2");
     c.assert_status_writes_ok();
