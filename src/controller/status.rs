@@ -1,6 +1,6 @@
 //! Writing status back: every report of a pod worker ends up as one server-side apply of the whole status
-//! (field manager `peapod`), bursts coalesced, failures retried with backoff so status catches up after an
-//! API outage. A finished (terminated and cleaned up) pod also loses its finalizer, which lets the API
+//! (field manager `peapod`), bursts coalesced, failures retried with a backoff per PodGroup so status catches
+//! up after an API outage and one PodGroup whose writes are refused does not hold back the others. A finished (terminated and cleaned up) pod also loses its finalizer, which lets the API
 //! server delete it.
 
 use std::collections::HashMap;
@@ -10,6 +10,7 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::api::{PodGroup, PodGroupStatus, FINALIZER};
 
@@ -17,6 +18,8 @@ use crate::api::{PodGroup, PodGroupStatus, FINALIZER};
 pub const FIELD_MANAGER: &str = "peapod";
 /// How long a burst of reports is gathered before writing.
 const COALESCE: Duration = Duration::from_millis(200);
+/// Wait before the first retry of a refused write; it doubles with every further refusal.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -93,53 +96,94 @@ pub fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
-/// Writes every update it receives, coalescing by uid and retrying failures.
+/// Writes every update it receives, coalescing by uid and retrying failures. Each PodGroup has its own
+/// backoff: a write the API server refuses delays only that PodGroup's next attempt, never the others'.
 pub async fn writer(client: Client, mut rx: mpsc::UnboundedReceiver<StatusUpdate>) {
-    let mut pending: HashMap<String, StatusUpdate> = HashMap::new();
-    let mut backoff = Duration::from_secs(1);
+    let mut pending: HashMap<String, Pending> = HashMap::new();
+    let mut closed = false;
     loop {
-        if pending.is_empty() {
-            match rx.recv().await {
-                Some(u) => merge(&mut pending, u),
-                None => return,
-            }
+        if closed && pending.is_empty() {
+            return;
         }
-        // Gather the rest of a burst (or wait out the backoff after a failure, still gathering).
-        let wait = tokio::time::sleep(if backoff > Duration::from_secs(1) {
-            backoff
-        } else {
-            COALESCE
-        });
-        tokio::pin!(wait);
-        loop {
-            tokio::select! {
-                u = rx.recv() => match u {
-                    Some(u) => merge(&mut pending, u),
-                    None => break,
-                },
-                _ = &mut wait => break,
-            }
+        let due = pending.values().map(|p| p.due).min();
+        // Far enough to never fire; the branch is disabled anyway when nothing is pending.
+        let wake = due.unwrap_or_else(|| Instant::now() + MAX_BACKOFF);
+        tokio::select! {
+            u = rx.recv(), if !closed => match u {
+                Some(u) => queue(&mut pending, u, Instant::now()),
+                None => {
+                    // Shutting down: flush what is waiting for its burst to end; backoffs still apply.
+                    closed = true;
+                    let now = Instant::now();
+                    for p in pending.values_mut().filter(|p| p.backoff.is_zero()) {
+                        p.due = now;
+                    }
+                }
+            },
+            () = tokio::time::sleep_until(wake), if due.is_some() => write_due(&client, &mut pending).await,
         }
-        let mut failed = false;
-        for (uid, u) in std::mem::take(&mut pending) {
-            let result = write_one(&client, &u).await;
-            if let Err(e) = result {
-                tracing::warn!(pod = %format!("{}/{}", u.namespace, u.name), error = %e, "failed to write status; will retry");
-                failed = true;
-                pending.entry(uid).or_insert(u);
-            }
-        }
-        backoff = if failed {
-            (backoff * 2).min(MAX_BACKOFF)
-        } else {
-            Duration::from_secs(1)
-        };
     }
 }
 
-fn merge(pending: &mut HashMap<String, StatusUpdate>, u: StatusUpdate) {
-    let release = u.release || pending.get(&u.uid).is_some_and(|p| p.release);
-    pending.insert(u.uid.clone(), StatusUpdate { release, ..u });
+/// The latest status of one PodGroup not written yet.
+struct Pending {
+    update: StatusUpdate,
+    /// When to (re)try writing it.
+    due: Instant,
+    /// The wait after the last refused write (zero if none failed yet).
+    backoff: Duration,
+}
+
+/// Adds `u` to what is pending: a new PodGroup waits for its burst to end, a known one keeps its due time (the
+/// end of its burst, or of its backoff).
+fn queue(pending: &mut HashMap<String, Pending>, u: StatusUpdate, now: Instant) {
+    match pending.get_mut(&u.uid) {
+        Some(p) => {
+            let release = u.release || p.update.release;
+            p.update = StatusUpdate { release, ..u };
+        }
+        None => {
+            let uid = u.uid.clone();
+            pending.insert(
+                uid,
+                Pending {
+                    update: u,
+                    due: now + COALESCE,
+                    backoff: Duration::ZERO,
+                },
+            );
+        }
+    }
+}
+
+/// Writes every pending status that is due; a refused one backs off on its own.
+async fn write_due(client: &Client, pending: &mut HashMap<String, Pending>) {
+    let now = Instant::now();
+    let due: Vec<String> = pending
+        .iter()
+        .filter(|(_, p)| p.due <= now)
+        .map(|(uid, _)| uid.clone())
+        .collect();
+    for uid in due {
+        let Some(p) = pending.get_mut(&uid) else {
+            continue;
+        };
+        match write_one(client, &p.update).await {
+            Ok(()) => {
+                pending.remove(&uid);
+            }
+            Err(e) => {
+                let u = &p.update;
+                p.backoff = if p.backoff.is_zero() {
+                    FIRST_BACKOFF
+                } else {
+                    (p.backoff * 2).min(MAX_BACKOFF)
+                };
+                p.due = Instant::now() + p.backoff;
+                tracing::warn!(pod = %format!("{}/{}", u.namespace, u.name), error = %e, retry_in = ?p.backoff, "failed to write status; will retry");
+            }
+        }
+    }
 }
 
 async fn write_one(client: &Client, u: &StatusUpdate) -> Result<(), kube::Error> {
@@ -153,4 +197,119 @@ async fn write_one(client: &Client, u: &StatusUpdate) -> Result<(), kube::Error>
         tracing::info!(pod = %format!("{}/{}", u.namespace, u.name), "released finalizer");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The writer against a mocked API server (tower-test), in real time: the margins (a 200 ms burst
+    //! against a 1 s backoff) are wide enough for a loaded machine.
+
+    use std::time::Duration;
+
+    use http::{Request, Response};
+    use kube::client::Body;
+    use kube::Client;
+    use serde_json::{json, Value};
+    use tokio::sync::mpsc;
+    use tokio::time::{timeout, Instant};
+
+    use super::{writer, StatusUpdate};
+    use crate::api::PodGroupStatus;
+
+    type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    fn update(name: &str, message: &str) -> StatusUpdate {
+        let status: PodGroupStatus =
+            serde_json::from_value(json!({"phase": "Running", "message": message})).unwrap();
+        StatusUpdate {
+            namespace: "default".into(),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            status,
+            release: false,
+        }
+    }
+
+    /// The next request: the PodGroup whose status it writes and the message in its body; answered with
+    /// `code` (200 returns the PodGroup, anything else is an API error Status).
+    async fn answer(handle: &mut Handle, code: u16) -> (String, String) {
+        let (request, send) = timeout(Duration::from_secs(10), handle.next_request())
+            .await
+            .expect("a request within 10 s")
+            .expect("a request");
+        assert_eq!(request.method().as_str(), "PATCH");
+        let path = request.uri().path().to_string();
+        let name = path
+            .strip_prefix("/apis/peapod.dev/v1alpha1/namespaces/default/podgroups/")
+            .and_then(|p| p.strip_suffix("/status"))
+            .unwrap_or_else(|| panic!("unexpected request {path}"))
+            .to_string();
+        let bytes = request.into_body().collect_bytes().await.unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        let message = body["status"]["message"].as_str().unwrap_or_default().to_string();
+        let reply = if code == 200 {
+            let mut pg = body;
+            pg["spec"] = json!({"containers": [{"name": "c", "image": "localhost/img:1"}]});
+            pg
+        } else {
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "refused",
+                   "reason": "InternalError", "code": code})
+        };
+        send.send_response(
+            Response::builder()
+                .status(code)
+                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                .unwrap(),
+        );
+        (name, message)
+    }
+
+    /// One PodGroup's refused write backs off that PodGroup only: another one's update is written after its
+    /// burst, long before the refused one is retried; the retry carries the newest status of the refused
+    /// PodGroup, and a burst of updates is still one write.
+    #[tokio::test]
+    async fn a_refused_write_backs_off_only_its_podgroup() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(writer(Client::new(service, "default"), rx));
+
+        tx.send(update("a", "a1")).unwrap();
+        assert_eq!(answer(&mut handle, 500).await, ("a".into(), "a1".into()));
+        let refused = Instant::now();
+        // While `a` backs off: a new status for it, and a burst of two for `b`.
+        tx.send(update("a", "a2")).unwrap();
+        tx.send(update("b", "b1")).unwrap();
+        tx.send(update("b", "b2")).unwrap();
+        assert_eq!(answer(&mut handle, 200).await, ("b".into(), "b2".into()));
+        let b_written = refused.elapsed();
+        assert!(
+            b_written < Duration::from_millis(900),
+            "b waited {b_written:?} for a's backoff"
+        );
+        // `a` is retried once its own backoff is over, with its newest status.
+        assert_eq!(answer(&mut handle, 500).await, ("a".into(), "a2".into()));
+        let retried = refused.elapsed();
+        assert!(
+            retried >= Duration::from_millis(900),
+            "a retried after {retried:?}"
+        );
+        // The second refusal doubles a's backoff; b is still written promptly meanwhile.
+        let refused = Instant::now();
+        tx.send(update("b", "b3")).unwrap();
+        assert_eq!(answer(&mut handle, 200).await, ("b".into(), "b3".into()));
+        assert!(refused.elapsed() < Duration::from_millis(900));
+        assert_eq!(answer(&mut handle, 200).await, ("a".into(), "a2".into()));
+        assert!(
+            refused.elapsed() >= Duration::from_millis(1800),
+            "{:?}",
+            refused.elapsed()
+        );
+
+        // Nothing left: closing the channel ends the writer without another request.
+        drop(tx);
+        timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+        assert!(timeout(Duration::from_millis(100), handle.next_request())
+            .await
+            .map_or(true, |r| r.is_none()));
+    }
 }
