@@ -213,7 +213,10 @@ fn active_deadline_and_manifest_edits() {
     );
     node.apply("edit.yaml", &pod("edit", "Always", &c));
     node.start();
-    let p = node.wait_pod("deadline", "DeadlineExceeded", T, |p| st::phase(p) == "Failed");
+    // The phase turns Failed as the kubelet reports it, before the container is stopped.
+    let p = node.wait_pod("deadline", "DeadlineExceeded", T, |p| {
+        st::phase(p) == "Failed" && st::terminated(p, "c").is_some()
+    });
     let s = p.status.as_ref().unwrap();
     assert_eq!(s.pod.reason.as_deref(), Some("DeadlineExceeded"));
     assert_eq!(
