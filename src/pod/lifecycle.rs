@@ -16,6 +16,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
 use super::events::{Event, Recorder};
+use super::plan;
 use super::probes::ProbeSubject;
 use super::worker::{Instance, Worker};
 use crate::runtime::container;
@@ -131,13 +132,8 @@ pub(super) fn target<'a>(cfg: &'a RuntimeConfig, s: &'a ProbeSubject, c: &'a Con
 impl Worker {
     /// Whether `name` is a native sidecar (an init container with `restartPolicy: Always`).
     pub(super) fn is_sidecar(&self, name: &str) -> bool {
-        self.pod
-            .spec
-            .pod
-            .init_containers
-            .iter()
-            .flatten()
-            .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
+        let init = self.pod.spec.pod.init_containers.as_deref().unwrap_or_default();
+        init.iter().any(|c| c.name == name && plan::is_sidecar(c))
     }
 
     /// The spec of container `name` (init or regular).
@@ -224,10 +220,7 @@ impl Worker {
     /// sidecar, every regular container and the sidecars after it (the kubelet's `terminationOrdering`).
     pub(super) fn stop_after(&self, name: &str, live: &[String]) -> Vec<String> {
         let init = self.pod.spec.pod.init_containers.as_deref().unwrap_or_default();
-        let Some(pos) = init
-            .iter()
-            .position(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
-        else {
+        let Some(pos) = init.iter().position(|c| c.name == name && plan::is_sidecar(c)) else {
             return Vec::new();
         };
         live.iter()
