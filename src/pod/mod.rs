@@ -10,11 +10,13 @@ pub mod status;
 pub mod view;
 
 pub mod act;
+pub mod checkpoint;
 pub mod events;
 pub mod images;
 mod lifecycle;
 pub mod probes;
 pub mod qos;
+mod recover;
 pub mod store_images;
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::sync::mpsc;
 
 use super::backoff::Backoff;
+pub use super::checkpoint::{checkpointed_pods, checkpointed_pods_in, POD_CHECKPOINT};
 use super::events::Recorder;
 use super::images::Images;
 use super::plan::{self, PlanInput};
@@ -21,7 +22,7 @@ use crate::runtime::container::{self, ImageInfo};
 use crate::runtime::layout::RuntimeConfig;
 use crate::runtime::process::ExitWatch;
 use crate::runtime::record::{ExitRecord, InstanceRecord, ProcessId, StartedRecord};
-use crate::runtime::sandbox::{self, SandboxPointer, SandboxRecord};
+use crate::runtime::sandbox::{SandboxPointer, SandboxRecord};
 use crate::volume::PodVolumes;
 
 /// How often a worker syncs when nothing happens.
@@ -111,7 +112,7 @@ pub struct Worker {
     pub(super) pull_backoff: Backoff,
     pub(super) pull_failures: HashMap<String, Timestamp>,
     pub(super) start_time: Option<Timestamp>,
-    previous: Option<PodGroupStatus>,
+    pub(super) previous: Option<PodGroupStatus>,
     pub(super) terminating: Option<Option<i64>>,
     pub(super) failure: Option<(String, String)>,
     pub(super) terminal: bool,
@@ -224,108 +225,6 @@ impl Worker {
                 self.probes.apply(&id, kind, result);
             }
         }
-    }
-
-    /// Loads what exists on disk for this pod and re-attaches to live shims and the pause process.
-    async fn recover(&mut self) {
-        let ctx = self.ctx.clone();
-        let cfg = &ctx.runtime;
-        self.sandbox_pointer = sandbox::pointer(cfg, &self.uid);
-        if let Some(ptr) = &self.sandbox_pointer {
-            if let Some(record) = sandbox::load(cfg, &ptr.id) {
-                self.sandbox_ready = sandbox::is_ready(&record);
-                if self.sandbox_ready {
-                    self.watch_sandbox(&record);
-                }
-                self.sandbox = Some(record);
-            }
-        }
-        let names: Vec<String> = self.all_containers().map(|c| c.name.clone()).collect();
-        for name in names {
-            let mut list = Vec::new();
-            for o in container::observe(cfg, &self.uid, &name) {
-                let mut inst = Instance {
-                    record: o.instance,
-                    started: o.started,
-                    exited: o.exited,
-                    shim: o.shim,
-                };
-                match (&inst.exited, &inst.started, &inst.shim) {
-                    (Some(_), _, _) => {}
-                    (None, Some(_), Some(_)) | (None, None, Some(_)) => self.watch_instance(&inst),
-                    (None, Some(_), None) => {
-                        // Its shim died: the container cannot be proven to be the one we started.
-                        self.abandon(
-                            &mut inst,
-                            "The container could not be located when the pod was terminated",
-                        )
-                        .await;
-                    }
-                    (None, None, None) => {
-                        // Creation was interrupted before anything ran: forget it.
-                        let dir = cfg.instance_dir(&self.uid, &name, inst.record.attempt);
-                        let _ = container::remove_instance(cfg, &inst.record.id, &dir).await;
-                        continue;
-                    }
-                }
-                list.push(inst);
-            }
-            if !list.is_empty() {
-                self.instances.insert(name, list);
-            }
-        }
-        if self.sandbox.is_some() || !self.instances.is_empty() {
-            tracing::info!(pod = %self.pod.key(), sandbox_ready = self.sandbox_ready, "recovered pod state");
-        }
-        let running: Vec<(k8s_openapi::api::core::v1::Container, Instance)> = self
-            .all_containers()
-            .filter_map(|c| {
-                let inst = self.instances.get(&c.name)?.last()?;
-                (inst.exited.is_none() && inst.started.is_some() && inst.shim.is_some())
-                    .then(|| (c.clone(), inst.clone()))
-            })
-            .collect();
-        for (c, inst) in running {
-            let known = self.reported_probe_state(&inst.record.id);
-            self.start_probes(&c, &inst, known);
-        }
-    }
-
-    /// What the last reported status said of instance `id`: (started, ready).
-    fn reported_probe_state(&self, id: &str) -> (bool, bool) {
-        let container_id = format!("peapod://{id}");
-        let Some(status) = self.previous.as_ref() else {
-            return (false, false);
-        };
-        status
-            .pod
-            .container_statuses
-            .iter()
-            .flatten()
-            .chain(status.pod.init_container_statuses.iter().flatten())
-            .find(|s| s.container_id.as_deref() == Some(container_id.as_str()))
-            .map(|s| (s.started == Some(true), s.ready))
-            .unwrap_or((false, false))
-    }
-
-    /// Kills what may be left of an instance whose shim is gone and records it as `ContainerStatusUnknown`.
-    pub(super) async fn abandon(&self, inst: &mut Instance, message: &str) {
-        let cfg = &self.ctx.runtime;
-        container::kill(cfg, &inst.record.id, nix::sys::signal::Signal::SIGKILL, true).await;
-        let dir = cfg.instance_dir(&self.uid, &inst.record.name, inst.record.attempt);
-        let _ = tokio::process::Command::new(&cfg.oci_runtime)
-            .arg("--root")
-            .arg(cfg.runtime_root())
-            .args(["delete", "--force", &inst.record.id])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .await;
-        let _ = crate::sys::mount::unmount(&dir.join("rootfs"));
-        inst.exited =
-            container::record_unknown_exit(cfg, &self.uid, &inst.record.name, inst.record.attempt, message);
-        inst.shim = None;
     }
 
     pub(super) fn watch_instance(&self, inst: &Instance) {
@@ -604,51 +503,6 @@ impl Worker {
             finished,
         });
     }
-}
-
-impl Worker {
-    /// Writes the pod (spec and last status) to `<pod dir>/pod.json`: what a restarted agent runs before the
-    /// API server answers.
-    fn checkpoint(&self) {
-        let mut pod = self.pod.clone();
-        pod.status = self.previous.clone();
-        self.checkpoint_pod(&pod);
-    }
-
-    fn checkpoint_pod(&self, pod: &PodGroup) {
-        let dir = self.ctx.runtime.pod_dir(&self.uid);
-        let result = crate::sys::fs::create_dir_all_mode(&dir, 0o700)
-            .and_then(|()| crate::sys::fs::write_json_atomic(&dir.join(POD_CHECKPOINT), pod));
-        if let Err(e) = result {
-            tracing::warn!(pod = %self.pod.key(), error = %e, "failed to checkpoint pod");
-        }
-    }
-}
-
-/// File name of a pod's checkpoint in its pod directory.
-pub const POD_CHECKPOINT: &str = "pod.json";
-
-/// Every pod checkpointed on this node (what a restarted agent adopts before it reaches the API).
-pub fn checkpointed_pods(cfg: &RuntimeConfig) -> Vec<PodGroup> {
-    checkpointed_pods_in(&cfg.pods_dir())
-}
-
-/// [`checkpointed_pods`] for a pods directory (`<state>/pods`).
-pub fn checkpointed_pods_in(pods_dir: &std::path::Path) -> Vec<PodGroup> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(pods_dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        match crate::sys::fs::read_json::<PodGroup>(&entry.path().join(POD_CHECKPOINT)) {
-            Ok(Some(pod)) if pod.metadata.uid.as_deref() == entry.file_name().to_str() => out.push(pod),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(dir = %entry.path().display(), error = %e, "skipping unreadable pod checkpoint")
-            }
-        }
-    }
-    out
 }
 
 fn instance_view(i: &Instance) -> ContainerView {
