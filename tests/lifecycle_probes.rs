@@ -162,7 +162,7 @@ fn should_be_restarted_with_a_exec_cat_tmp_health_liveness_probe() {
 #[test]
 fn should_not_be_restarted_with_a_exec_cat_tmp_health_liveness_probe() {
     let mut node = Node::new();
-    let probe = "    livenessProbe:\n      exec: {command: [cat, /tmp/health]}\n      periodSeconds: 1\n      failureThreshold: 1\n";
+    let probe = "    livenessProbe:\n      exec: {command: [cat, /tmp/health]}\n      initialDelaySeconds: 2\n      periodSeconds: 1\n      failureThreshold: 1\n";
     node.apply(
         "l.yaml",
         &pod(
@@ -217,12 +217,12 @@ fn should_be_restarted_with_a_healthz_http_liveness_probe() {
 #[test]
 fn should_not_be_restarted_with_a_tcp_8080_liveness_probe() {
     let mut node = Node::new();
-    let probe = "    livenessProbe:\n      tcpSocket: {port: web}\n      periodSeconds: 1\n      failureThreshold: 1\n    ports: [{name: web, containerPort: 8080}]\n";
+    let probe = "    livenessProbe:\n      tcpSocket: {port: web}\n      initialDelaySeconds: 2\n      periodSeconds: 1\n      failureThreshold: 3\n    ports: [{name: web, containerPort: 8080}]\n";
     // The HTTP answer is a 404 after the healthz file goes; the socket stays open.
     node.apply("t.yaml", &pod("t", 2, &container("web", &web_server(1), probe)));
     node.start();
     node.wait_pod("t", "running", T, |p| st::running(p, "web"));
-    holds_for(&node, "t", Duration::from_secs(5), "not restarted", |p| {
+    holds_for(&node, "t", Duration::from_secs(8), "not restarted", |p| {
         st::restarts(p, "web") == 0
     });
     finish(node);
@@ -243,7 +243,7 @@ fn should_be_restarted_with_a_local_redirect_http_liveness_probe() {
 #[test]
 fn should_not_be_restarted_with_a_non_local_redirect_http_liveness_probe() {
     let mut node = Node::new();
-    let probe = "    livenessProbe:\n      httpGet: {path: '/cgi-bin/redirect?http://0.0.0.0/healthz', port: 8080}\n      periodSeconds: 1\n      failureThreshold: 1\n";
+    let probe = "    livenessProbe:\n      httpGet: {path: '/cgi-bin/redirect?http://0.0.0.0/healthz', port: 8080}\n      initialDelaySeconds: 2\n      periodSeconds: 1\n      failureThreshold: 3\n";
     node.apply("nl.yaml", &pod("nl", 2, &container("web", &web_server(1), probe)));
     node.start();
     node.wait_pod("nl", "running", T, |p| st::running(p, "web"));
@@ -255,7 +255,7 @@ fn should_not_be_restarted_with_a_non_local_redirect_http_liveness_probe() {
         )
         .then_some(())
     });
-    holds_for(&node, "nl", Duration::from_secs(3), "not restarted", |p| {
+    holds_for(&node, "nl", Duration::from_secs(5), "not restarted", |p| {
         st::restarts(p, "web") == 0
     });
     finish(node);
@@ -431,7 +431,7 @@ fn should_mark_readiness_on_pods_to_false_and_disable_liveness_probes_while_pod_
 ) {
     let mut node = Node::new();
     // On SIGTERM the health file goes, the container keeps running for the rest of the grace period.
-    let probes = "    readinessProbe:\n      exec: {command: [/bin/true]}\n      periodSeconds: 1\n    livenessProbe:\n      exec: {command: [cat, /tmp/health]}\n      periodSeconds: 1\n      failureThreshold: 1\n";
+    let probes = "    readinessProbe:\n      exec: {command: [/bin/true]}\n      periodSeconds: 1\n    livenessProbe:\n      exec: {command: [cat, /tmp/health]}\n      initialDelaySeconds: 2\n      periodSeconds: 1\n      failureThreshold: 1\n";
     let script = "touch /tmp/health; trap \"rm -f /tmp/health\" TERM; while true; do sleep 1; done";
     node.apply("term.yaml", &pod("term", 8, &container("c", script, probes)));
     node.start();
