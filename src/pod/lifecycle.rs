@@ -147,7 +147,6 @@ impl Worker {
         ProbeSubject {
             pod: Arc::new(self.pod.clone()),
             container: c.clone(),
-            sidecar: self.is_sidecar(&c.name),
             field_path: self.field_path(&c.name),
             id: inst.record.id.clone(),
             started_at: inst

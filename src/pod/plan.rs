@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::Container;
 
-use super::view::{ContainerView, PodView, RunState};
+use super::view::{ContainerView, FailedProbe, PodView, RunState};
 use crate::api::PodGroup;
 
 mod init;
@@ -95,25 +95,7 @@ pub fn should_restart(latest: Option<&ContainerView>, policy: &str) -> bool {
     }
 }
 
-/// The probe whose failure the worker reported in `view.probes.failed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FailedProbe {
-    Liveness,
-    Startup,
-}
-
 impl FailedProbe {
-    /// Reads the kind from the worker's `Killing` message (`... failed liveness probe ...`).
-    fn of(message: &str) -> Option<Self> {
-        if message.contains("failed startup probe") {
-            Some(Self::Startup)
-        } else if message.contains("failed liveness probe") {
-            Some(Self::Liveness)
-        } else {
-            None
-        }
-    }
-
     fn name(self) -> &'static str {
         match self {
             Self::Liveness => "liveness",
@@ -131,28 +113,21 @@ impl FailedProbe {
     }
 }
 
-/// The kill of instance `s` of `c` for the probe failure the worker reported as `reported`, with the
-/// kubelet's message: `Container web failed liveness probe[, will be restarted]` for regular containers,
-/// `Init container proxy failed startup probe` for sidecars. An unrecognised report is used as is.
-fn probe_kill(c: &Container, s: &ContainerView, reported: &str, sidecar: bool, restart: bool) -> Kill {
-    let kind = FailedProbe::of(reported);
-    let message = match (kind, sidecar) {
-        (None, _) => reported.to_string(),
-        (Some(k), true) => format!("Init container {} failed {} probe", c.name, k.name()),
-        (Some(k), false) if restart => {
-            format!(
-                "Container {} failed {} probe, will be restarted",
-                c.name,
-                k.name()
-            )
-        }
-        (Some(k), false) => format!("Container {} failed {} probe", c.name, k.name()),
+/// The kill of instance `s` of `c` for the probe that failed, with the kubelet's message:
+/// `Container web failed liveness probe[, will be restarted]` for regular containers,
+/// `Init container proxy failed startup probe` for sidecars.
+fn probe_kill(c: &Container, s: &ContainerView, failed: FailedProbe, sidecar: bool, restart: bool) -> Kill {
+    let what = failed.name();
+    let message = match (sidecar, restart) {
+        (true, _) => format!("Init container {} failed {what} probe", c.name),
+        (false, true) => format!("Container {} failed {what} probe, will be restarted", c.name),
+        (false, false) => format!("Container {} failed {what} probe", c.name),
     };
     Kill {
         name: c.name.clone(),
         id: s.id.clone(),
         message,
-        grace: kind.and_then(|k| k.grace(c)),
+        grace: failed.grace(c),
     }
 }
 
@@ -229,9 +204,9 @@ pub fn compute(pod: &PodGroup, input: &PlanInput<'_>) -> Plan {
                 grace: None,
             });
             plan.start.push(c.name.clone());
-        } else if let Some(reported) = view.probes.failed.get(&s.id) {
+        } else if let Some(failed) = view.probes.failed.get(&s.id) {
             let restart = policy != "Never";
-            plan.kill.push(probe_kill(c, s, reported, false, restart));
+            plan.kill.push(probe_kill(c, s, *failed, false, restart));
             if restart {
                 plan.start.push(c.name.clone());
             }

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::events::Event;
-use super::view::ProbeView;
+use super::view::{FailedProbe, ProbeView};
 use super::worker::{Context, Msg};
 use crate::api::PodGroup;
 use crate::runtime::probe::{self, Outcome, Target};
@@ -61,8 +61,6 @@ pub struct ProbeSubject {
     pub pod: Arc<PodGroup>,
     /// The container's spec.
     pub container: Container,
-    /// Sidecar (restartable init container): its messages say "Init container".
-    pub sidecar: bool,
     /// `spec.containers{name}` or `spec.initContainers{name}`.
     pub field_path: String,
     /// OCI runtime id of the instance.
@@ -84,7 +82,7 @@ struct InstanceProbes {
     has_readiness: bool,
     started: bool,
     ready: bool,
-    failed: Option<String>,
+    failed: Option<FailedProbe>,
     started_tx: watch::Sender<bool>,
     tasks: Vec<(Kind, JoinHandle<()>)>,
 }
@@ -168,11 +166,6 @@ impl Probes {
         }
     }
 
-    /// Whether `id` has probes tracked.
-    pub fn tracks(&self, id: &str) -> bool {
-        self.instances.contains_key(id)
-    }
-
     /// Applies a result reported by a probe task. Returns whether anything changed.
     pub fn apply(&mut self, id: &str, kind: Kind, result: ProbeResult) -> bool {
         let Some(state) = self.instances.get_mut(id) else {
@@ -184,7 +177,8 @@ impl Probes {
                 state.started = true;
                 let _ = state.started_tx.send(true);
             }
-            (_, ProbeResult::Failed(message)) => state.failed = Some(message),
+            (Kind::Liveness, ProbeResult::Failed) => state.failed = Some(FailedProbe::Liveness),
+            (Kind::Startup, ProbeResult::Failed) => state.failed = Some(FailedProbe::Startup),
             _ => return false,
         }
         true
@@ -205,8 +199,8 @@ impl Probes {
                     view.ready.insert(id.to_string());
                 }
             }
-            if let Some(m) = &state.failed {
-                view.failed.insert(id.to_string(), m.clone());
+            if let Some(failed) = state.failed {
+                view.failed.insert(id.to_string(), failed);
             }
         }
         view
@@ -220,8 +214,8 @@ pub enum ProbeResult {
     Success,
     /// Readiness reached its failure threshold.
     NotReady,
-    /// Liveness or startup reached its failure threshold: the instance must be killed, with this message.
-    Failed(String),
+    /// Liveness or startup reached its failure threshold: the instance must be killed.
+    Failed,
 }
 
 fn seconds(v: Option<i32>, default: i32, min: i32) -> Duration {
@@ -279,8 +273,7 @@ async fn run(
             let result = match (kind, success) {
                 (_, true) => ProbeResult::Success,
                 (Kind::Readiness, false) => ProbeResult::NotReady,
-                (Kind::Liveness, false) => ProbeResult::Failed(failure_message(&subject, "liveness")),
-                (Kind::Startup, false) => ProbeResult::Failed(failure_message(&subject, "startup")),
+                (_, false) => ProbeResult::Failed,
             };
             let msg = Msg::Probe {
                 id: subject.id.clone(),
@@ -297,15 +290,6 @@ async fn run(
             return;
         }
     }
-}
-
-fn failure_message(subject: &ProbeSubject, what: &str) -> String {
-    let who = if subject.sidecar {
-        "Init container"
-    } else {
-        "Container"
-    };
-    format!("{who} {} failed {what} probe", subject.container.name)
 }
 
 /// One probe attempt with its events; `None` when the result is unknown (thrown away, as the kubelet does).

@@ -70,9 +70,17 @@ pub struct ProbeView {
     pub started: HashSet<String>,
     /// Running instances that are ready: started, and no readiness probe or its last result a success.
     pub ready: HashSet<String>,
-    /// Instances to kill because a liveness or startup probe failed, with the `Killing` message
-    /// (`Container web failed liveness probe, will be restarted`).
-    pub failed: HashMap<String, String>,
+    /// Instances to kill because a liveness or startup probe failed, with the probe that failed.
+    pub failed: HashMap<String, FailedProbe>,
+}
+
+/// A probe whose failure means the container must be killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedProbe {
+    /// `livenessProbe`.
+    Liveness,
+    /// `startupProbe`.
+    Startup,
 }
 
 /// Everything observed about one pod.

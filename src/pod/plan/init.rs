@@ -56,7 +56,7 @@ pub(super) fn actions(pod: &PodGroup, input: &PlanInput<'_>, plan: &mut Plan) ->
                 if !view.probes.started.contains(&s.id) {
                     // Not started yet: wait for its startup probe, restart it when that failed.
                     if let Some(reported) = reported {
-                        plan.kill.push(probe_kill(c, s, reported, true, true));
+                        plan.kill.push(probe_kill(c, s, *reported, true, true));
                         restarts.push(i);
                     }
                 } else {
@@ -74,7 +74,7 @@ pub(super) fn actions(pod: &PodGroup, input: &PlanInput<'_>, plan: &mut Plan) ->
                         });
                         restarts.push(i);
                     } else if let Some(reported) = reported {
-                        plan.kill.push(probe_kill(c, s, reported, true, true));
+                        plan.kill.push(probe_kill(c, s, *reported, true, true));
                         restarts.push(i);
                     }
                 }

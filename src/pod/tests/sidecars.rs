@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use k8s_openapi::api::core::v1::Probe;
 
 use super::*;
+use crate::pod::view::FailedProbe;
 
 fn unstarted(mut v: PodView, id: &str) -> PodView {
     v.probes.started.remove(id);
@@ -13,8 +14,8 @@ fn unstarted(mut v: PodView, id: &str) -> PodView {
     v
 }
 
-fn failing(mut v: PodView, id: &str, message: &str) -> PodView {
-    v.probes.failed.insert(id.to_string(), message.to_string());
+fn failing(mut v: PodView, id: &str, failed: FailedProbe) -> PodView {
+    v.probes.failed.insert(id.to_string(), failed);
     v
 }
 
@@ -220,7 +221,6 @@ fn with_probes(mut p: PodGroup, grace: Option<i64>) -> PodGroup {
 
 #[test]
 fn failed_probes_kill_and_restart_per_policy() {
-    let liveness = |n: &str| format!("Container {n} failed liveness probe, will be restarted");
     // (policy, restarted, message)
     let cases = [
         (
@@ -241,7 +241,7 @@ fn failed_probes_kill_and_restart_per_policy() {
             true,
             vec![c("a", 0, RunState::Running, 0), c("b", 0, RunState::Running, 0)],
         );
-        let plan = plan_of(&p, &failing(v, "a-0", &liveness("a")));
+        let plan = plan_of(&p, &failing(v, "a-0", FailedProbe::Liveness));
         let kill = &plan.kill[0];
         assert_eq!(
             (kill.id.as_str(), kill.message.as_str(), kill.grace),
@@ -254,13 +254,13 @@ fn failed_probes_kill_and_restart_per_policy() {
     // Never, and nothing else runs: the pod is stopped instead.
     let p = with_probes(pod("Never", &[], &["a"]), None);
     let v = view(true, vec![c("a", 0, RunState::Running, 0)]);
-    let plan = plan_of(&p, &failing(v, "a-0", &liveness("a")));
+    let plan = plan_of(&p, &failing(v, "a-0", FailedProbe::Liveness));
     assert!(plan.kill_pod && plan.kill.is_empty() && plan.start.is_empty());
     // A startup probe failure, without a probe grace period.
     let p = with_probes(pod("Always", &[], &["a"]), None);
     let v = unstarted(view(true, vec![c("a", 0, RunState::Running, 0)]), "a-0");
     let message = "Container a failed startup probe, will be restarted";
-    let plan = plan_of(&p, &failing(v, "a-0", message));
+    let plan = plan_of(&p, &failing(v, "a-0", FailedProbe::Startup));
     assert_eq!(
         (plan.kill[0].message.as_str(), plan.kill[0].grace),
         (message, None)
@@ -275,10 +275,7 @@ fn failed_sidecar_probes_restart_the_sidecar() {
         true,
         vec![c("s", 0, RunState::Running, 0), c("a", 0, RunState::Running, 0)],
     );
-    let plan = plan_of(
-        &p,
-        &failing(v, "s-0", "Container s failed liveness probe, will be restarted"),
-    );
+    let plan = plan_of(&p, &failing(v, "s-0", FailedProbe::Liveness));
     assert_eq!(
         (plan.kill[0].message.as_str(), plan.kill[0].grace),
         ("Init container s failed liveness probe", Some(7))
@@ -287,10 +284,7 @@ fn failed_sidecar_probes_restart_the_sidecar() {
     assert!(plan.start.is_empty());
     // Startup probe failing during initialization: restart it, start nothing else.
     let v = unstarted(view(true, vec![c("s", 0, RunState::Running, 0)]), "s-0");
-    let plan = plan_of(
-        &p,
-        &failing(v, "s-0", "Container s failed startup probe, will be restarted"),
-    );
+    let plan = plan_of(&p, &failing(v, "s-0", FailedProbe::Startup));
     assert_eq!(plan.kill[0].message, "Init container s failed startup probe");
     assert_eq!(plan.restart_sidecars, vec!["s"]);
     assert!(plan.start_init.is_none() && plan.start.is_empty());
