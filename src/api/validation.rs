@@ -16,6 +16,7 @@ mod rules;
 mod scheduling;
 mod security;
 mod supported;
+mod system_paths;
 mod update;
 
 use std::collections::BTreeMap;

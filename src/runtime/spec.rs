@@ -170,9 +170,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, String> {
         linux.set_masked_paths(None);
         linux.set_readonly_paths(None);
     } else {
-        let mut masked = oci_spec::runtime::get_default_maskedpaths();
-        masked.push("/sys/devices/virtual/powercap".to_string());
-        linux.set_masked_paths(Some(masked));
+        linux.set_masked_paths(Some(masked_paths()));
     }
     let mut resources = input.resources.clone().unwrap_or_default();
     if privileged {
@@ -190,6 +188,14 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, String> {
     }
     linux.set_resources(Some(resources));
     Ok(spec)
+}
+
+/// `linux.maskedPaths` of an unprivileged container: runc's defaults plus `/sys/devices/virtual/powercap`
+/// (CVE-2020-8694), as containerd masks it.
+pub fn masked_paths() -> Vec<String> {
+    let mut masked = oci_spec::runtime::get_default_maskedpaths();
+    masked.push("/sys/devices/virtual/powercap".to_string());
+    masked
 }
 
 fn process(

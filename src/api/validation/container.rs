@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::probes;
-use super::{capabilities, env, rules, supported};
+use super::{capabilities, env, rules, supported, system_paths};
 use crate::api::field::{BadValue, FieldError, FieldPath};
 use crate::api::quantity::{parse_quantity, QUANTITY_FORMAT_ERROR};
 
@@ -141,9 +141,11 @@ fn common(
     }
     validate_ports(c.ports.as_deref().unwrap_or_default(), &path.child("ports"), errs);
     env::validate_env(c.env.as_deref().unwrap_or_default(), &path.child("env"), errs);
+    let privileged = c.security_context.as_ref().and_then(|sc| sc.privileged) == Some(true);
     validate_mounts(
         c.volume_mounts.as_deref().unwrap_or_default(),
         volumes,
+        privileged,
         &path.child("volumeMounts"),
         errs,
     );
@@ -246,11 +248,12 @@ fn host_port_conflicts(containers: &[Container], path: &FieldPath) -> Vec<FieldE
     errs
 }
 
-/// `ValidateVolumeMounts`, with peapod's extra rule that mountPath is absolute. subPath errors carry
-/// the mount's index (Kubernetes omits it).
+/// `ValidateVolumeMounts`, with peapod's extra rules that mountPath is absolute and leaves alone what the
+/// runtime mounts and masks (`system_paths`). subPath errors carry the mount's index (Kubernetes omits it).
 fn validate_mounts(
     mounts: &[VolumeMount],
     volumes: &HashSet<&str>,
+    privileged: bool,
     path: &FieldPath,
     errs: &mut Vec<FieldError>,
 ) {
@@ -271,6 +274,8 @@ fn validate_mounts(
                 &m.mount_path,
                 "must be an absolute path",
             ));
+        } else if let Some(detail) = system_paths::refusal(&m.mount_path, privileged) {
+            errs.push(FieldError::invalid(&p.child("mountPath"), &m.mount_path, &detail));
         }
         if !mount_points.insert(m.mount_path.as_str()) {
             errs.push(FieldError::invalid(
