@@ -12,6 +12,7 @@ pub mod env;
 pub mod etc;
 pub mod layout;
 pub mod log;
+pub mod masks;
 pub mod pause;
 pub mod probe;
 pub mod process;

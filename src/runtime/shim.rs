@@ -146,6 +146,7 @@ impl Shim {
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok())
             .ok_or_else(|| "runc create wrote no pid file".to_string())?;
+        self.verify_masks(pid)?;
         let start = self
             .runc()
             .arg("start")
@@ -157,6 +158,19 @@ impl Shim {
             Ok(_) => Err(format!("runc start failed: {}", self.runtime_error())),
             Err(e) => Err(format!("run {}: {e}", self.config.runtime.display())),
         }
+    }
+
+    /// Refuses to start a created container whose masked paths the runtime did not really mask.
+    fn verify_masks(&self, pid: i32) -> Result<(), String> {
+        let config = self.config.bundle.join("config.json");
+        let spec =
+            oci_spec::runtime::Spec::load(&config).map_err(|e| format!("read {}: {e}", config.display()))?;
+        let masked = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.masked_paths().clone())
+            .unwrap_or_default();
+        super::masks::verify(Path::new("/proc"), pid, &masked, Path::new("/")).map_err(|e| e.to_string())
     }
 
     fn runc(&self) -> Command {

@@ -68,6 +68,26 @@ pub fn tmpfs(target: &Path, options: &str, noexec: bool) -> io::Result<()> {
     mount(Some("tmpfs"), target, Some("tmpfs"), flags, Some(options)).map_err(io::Error::from)
 }
 
+/// Moves the calling process into a mount namespace of its own whose only mount is an empty, read-only
+/// tmpfs at `/` (made on `at`, an existing directory): nothing of the host's mount table stays reachable
+/// through it (`/proc/<pid>/mountinfo`, `root`, `cwd`). The new namespace is made private first, so nothing
+/// propagates back to the host. Only for single-threaded helpers (a thread would keep the old namespace).
+pub fn enter_empty_root(at: &Path) -> io::Result<()> {
+    let err = |what: &str, e: nix::Error| io::Error::other(format!("{what}: {e}"));
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| err("unshare mount namespace", e))?;
+    let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+    mount(None::<&str>, "/", None::<&str>, private, None::<&str>).map_err(|e| err("make / private", e))?;
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(Some("tmpfs"), at, Some("tmpfs"), flags, Some("size=4k,mode=0555"))
+        .map_err(|e| err("mount an empty root", e))?;
+    nix::unistd::chdir(at).map_err(|e| err("enter the empty root", e))?;
+    // pivot_root(2)'s own idiom: the old root ends up stacked on "." and is detached with everything under it.
+    nix::unistd::pivot_root(".", ".").map_err(|e| err("pivot_root", e))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| err("detach the old root", e))?;
+    nix::unistd::chdir("/").map_err(|e| err("chdir /", e))
+}
+
 /// Unmounts `target`, detaching lazily so a busy mount never blocks teardown. Not mounted is not an error.
 pub fn unmount(target: &Path) -> io::Result<()> {
     match umount2(target, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW) {
@@ -90,6 +110,48 @@ pub fn mountinfo_targets(mountinfo: &str) -> impl Iterator<Item = String> + '_ {
     mountinfo
         .lines()
         .filter_map(|line| line.split(' ').nth(4).map(unescape_octal))
+}
+
+/// One line of a `/proc/<pid>/mountinfo` text: the fields peapod reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    /// Mount id.
+    pub id: u64,
+    /// Id of the mount it sits on.
+    pub parent: u64,
+    /// Mount point, unescaped.
+    pub mount_point: String,
+    /// Filesystem type (`proc`, `tmpfs`, ...).
+    pub fs_type: String,
+}
+
+/// Parses a `/proc/<pid>/mountinfo` text; malformed lines are skipped.
+pub fn mountinfo_entries(mountinfo: &str) -> Vec<MountEntry> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mut fields = left.split(' ');
+            let id = fields.next()?.parse().ok()?;
+            let parent = fields.next()?.parse().ok()?;
+            let mount_point = unescape_octal(fields.nth(2)?);
+            let fs_type = right.split(' ').next()?.to_string();
+            Some(MountEntry {
+                id,
+                parent,
+                mount_point,
+                fs_type,
+            })
+        })
+        .collect()
+}
+
+/// The mount visible at `path` (the top of any stack of mounts on it), if something is mounted there.
+pub fn top_mount_at<'a>(entries: &'a [MountEntry], path: &str) -> Option<&'a MountEntry> {
+    let at: Vec<&MountEntry> = entries.iter().filter(|e| e.mount_point == path).collect();
+    at.iter()
+        .find(|e| !at.iter().any(|other| other.parent == e.id))
+        .copied()
 }
 
 /// Mount points at or below `dir`, deepest first, so they can be unmounted in order.
@@ -149,5 +211,19 @@ mod tests {
         assert_eq!(targets, vec!["/mnt/a b".to_string(), "/proc".to_string()]);
         assert!(is_mountpoint(info, Path::new("/proc")));
         assert!(!is_mountpoint(info, Path::new("/mnt")));
+    }
+
+    #[test]
+    fn top_mount_is_the_one_nothing_else_sits_on() {
+        let info = "20 1 0:5 / /proc rw - proc proc rw\n\
+                    30 20 0:5 /timer_list /proc/timer_list rw shared:2 - proc proc rw\n\
+                    31 30 0:9 /null /proc/timer_list rw - tmpfs tmpfs rw\n\
+                    bad line\n";
+        let entries = mountinfo_entries(info);
+        assert_eq!(entries.len(), 3);
+        let top = top_mount_at(&entries, "/proc/timer_list").unwrap();
+        assert_eq!((top.id, top.fs_type.as_str()), (31, "tmpfs"));
+        assert_eq!(top_mount_at(&entries, "/proc").unwrap().id, 20);
+        assert!(top_mount_at(&entries, "/proc/kcore").is_none());
     }
 }
