@@ -2,12 +2,12 @@
 //!
 //! It unshares the network, IPC and UTS namespaces (each optional, for `hostNetwork`/`hostIPC`), sets the
 //! hostname, brings `lo` up, pins every namespace by bind-mounting it onto a file in the sandbox directory,
-//! and with `shareProcessNamespace` forks the PID-namespace init that reaps orphans for all containers. It
-//! then reports `ready <pid>` on stdout and waits for SIGTERM. It is single-threaded and never touches tokio;
+//! and with `shareProcessNamespace` forks the PID-namespace init that reaps orphans for all containers; that
+//! init, PID 1 in every container of the pod, first hides the host from them (`hide_host`). It then reports `ready <pid>` on stdout and waits for SIGTERM. It is single-threaded and never touches tokio;
 //! the supervisor starts it detached (its own session) so it outlives a crash of the supervisor.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -104,13 +104,8 @@ pub fn main(args: &[String]) -> ExitCode {
     }
     match setup(&args) {
         Ok(Role::Holder) => hold(false),
-        Ok(Role::Init) => {
-            // The setup parent reports readiness; the init must not hold the supervisor's pipe open.
-            if let Ok(null) = fs::OpenOptions::new().write(true).open("/dev/null") {
-                let _ = nix::unistd::dup2_stdout(null);
-            }
-            hold(true)
-        }
+        // The setup parent reports readiness; the init's stdio already points at /dev/null (`hide_host`).
+        Ok(Role::Init) => hold(true),
         Ok(Role::Done) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(io::stdout(), "error {e}");
@@ -163,14 +158,54 @@ fn setup(args: &PauseArgs) -> io::Result<Role> {
         return Ok(Role::Holder);
     }
     unshare(CloneFlags::CLONE_NEWPID).map_err(|e| io::Error::other(format!("unshare pid: {e}")))?;
+    let (status_r, status_w) = nix::unistd::pipe().map_err(io::Error::from)?;
     match sys::process::fork()? {
-        sys::process::Forked::Child => Ok(Role::Init),
+        sys::process::Forked::Child => {
+            drop(status_r);
+            let outcome = hide_host(&args.dir);
+            let mut status = fs::File::from(status_w);
+            match &outcome {
+                Ok(()) => status.write_all(b"ok")?,
+                Err(e) => status.write_all(e.to_string().as_bytes())?,
+            }
+            outcome.map(|()| Role::Init)
+        }
         sys::process::Forked::Parent(child) => {
-            pin(Path::new(&format!("/proc/{child}/ns/pid")), &ns_dir.join("pid"))?;
+            drop(status_w);
+            let pinned = pin(Path::new(&format!("/proc/{child}/ns/pid")), &ns_dir.join("pid"));
+            let mut status = String::new();
+            let read = fs::File::from(status_r).read_to_string(&mut status);
+            let failed = match (pinned, read) {
+                (Err(e), _) | (_, Err(e)) => Some(e),
+                (Ok(()), Ok(_)) if status != "ok" => Some(io::Error::other(format!(
+                    "isolate the PID-namespace init: {status}"
+                ))),
+                _ => None,
+            };
+            if let Some(e) = failed {
+                let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                return Err(e);
+            }
             report_ready(child.as_raw())?;
             Ok(Role::Done)
         }
     }
+}
+
+/// Makes the PID-namespace init, which every container of a `shareProcessNamespace` pod sees as PID 1,
+/// show nothing of the host, as the kubelet's pause container does: an empty read-only root in a mount
+/// namespace of its own (`/proc/1/mountinfo`, `root`, `cwd`), `/pause` as its command line with an empty
+/// environment, no host file behind its standard fds, and no capabilities.
+fn hide_host(dir: &Path) -> io::Result<()> {
+    let null = fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
+    // Reads /proc and needs CAP_SYS_RESOURCE: before the root goes and the capabilities are dropped.
+    sys::process::hide_command_line("/proc", "/pause", c"pause")?;
+    sys::mount::enter_empty_root(dir)?;
+    // A container with CAP_SYS_PTRACE may attach to its PID 1: it must find nothing worth taking.
+    sys::process::drop_all_capabilities()?;
+    nix::unistd::dup2_stdin(&null).map_err(io::Error::from)?;
+    nix::unistd::dup2_stdout(&null).map_err(io::Error::from)?;
+    nix::unistd::dup2_stderr(&null).map_err(io::Error::from)
 }
 
 fn pin(source: &Path, target: &Path) -> io::Result<()> {

@@ -61,6 +61,114 @@ pub fn is_dead(proc_root: &str, pid: i32) -> bool {
     matches!(state, "Z" | "X" | "x")
 }
 
+/// Replaces what `/proc/self/cmdline` and `/proc/self/environ` show with `argv0` and nothing, and the
+/// command name (`comm`) with `name`: the process's own argument and environment strings (whose location
+/// the kernel reports in `/proc/self/stat`) are overwritten in place, then the ranges are shrunk where
+/// CAP_SYS_RESOURCE allows (`PR_SET_MM`). Call it only from a single-threaded process that has finished
+/// reading its arguments and no longer needs its environment.
+pub fn hide_command_line(proc_root: &str, argv0: &str, name: &std::ffi::CStr) -> io::Result<()> {
+    let stat = fs::read_to_string(format!("{proc_root}/self/stat"))?;
+    let rest = &stat[stat.rfind(')').ok_or_else(|| io::Error::other("bad stat"))? + 1..];
+    // Fields 48-51: arg_start, arg_end, env_start, env_end; the text after ')' starts at field 3.
+    let field = |n: usize| -> io::Result<usize> {
+        rest.split_whitespace()
+            .nth(n - 3)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("no field {n} in /proc/self/stat")))
+    };
+    let (arg_start, arg_end, env_start, env_end) = (field(48)?, field(49)?, field(50)?, field(51)?);
+    if arg_end <= arg_start || env_end < env_start || argv0.len() >= arg_end - arg_start {
+        return Err(io::Error::other("unexpected argument area in /proc/self/stat"));
+    }
+    // SAFETY: the kernel reports [arg_start, arg_end) and [env_start, env_end) as this process's own
+    // argument and environment strings on its initial stack, which is mapped read-write. The caller is
+    // single-threaded and has parsed its arguments; std copies arguments out when asked and the C
+    // environment array keeps pointing at valid (now empty) NUL-terminated strings. argv0 plus its NUL fits
+    // (checked above).
+    unsafe {
+        std::ptr::write_bytes(arg_start as *mut u8, 0, arg_end - arg_start);
+        std::ptr::copy_nonoverlapping(argv0.as_ptr(), arg_start as *mut u8, argv0.len());
+        std::ptr::write_bytes(env_start as *mut u8, 0, env_end - env_start);
+    }
+    // Best effort: without CAP_SYS_RESOURCE the ranges keep their length (trailing NULs, no text).
+    for (option, value) in [
+        (libc::PR_SET_MM_ARG_END, arg_start + argv0.len() + 1),
+        (libc::PR_SET_MM_ENV_END, env_start),
+    ] {
+        // SAFETY: PR_SET_MM takes plain integers; the kernel validates the addresses against this process's
+        // own mappings and refuses anything outside them.
+        let _ = unsafe {
+            libc::prctl(
+                libc::PR_SET_MM,
+                option as libc::c_ulong,
+                value as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            )
+        };
+    }
+    nix::sys::prctl::set_name(name).map_err(io::Error::from)
+}
+
+/// `struct __user_cap_header_struct` of capset(2).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+/// `struct __user_cap_data_struct` of capset(2).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit data words.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Gives up every capability for good: empties the bounding set, then the effective, permitted and
+/// inheritable sets (which clears the ambient set too), and sets `no_new_privs`. For a helper that keeps
+/// running as uid 0 but needs no privilege any more, so that whoever can ptrace it gains nothing.
+pub fn drop_all_capabilities() -> io::Result<()> {
+    for cap in 0..64u32 {
+        // SAFETY: PR_CAPBSET_DROP takes plain integers; an unknown capability number fails with EINVAL.
+        if unsafe {
+            libc::prctl(
+                libc::PR_CAPBSET_DROP,
+                cap as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            )
+        } < 0
+        {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                break;
+            }
+            return Err(e);
+        }
+    }
+    let header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: both pointers point at live, correctly laid out capset(2) structures (version 3 reads two data
+    // words) for the duration of the call; the kernel only reads them.
+    if unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    nix::sys::prctl::set_no_new_privs().map_err(io::Error::from)
+}
+
 /// Registers an owned fd (a pidfd) with the tokio reactor.
 pub fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
     // SAFETY: the AsyncFd takes ownership of the OwnedFd, so the fd stays open and is not reused for as long as
@@ -141,6 +249,29 @@ mod tests {
         assert!(!is_dead("/proc", me));
         assert_eq!(start_time("/proc", i32::MAX), None);
         assert!(is_dead("/proc", i32::MAX));
+    }
+
+    #[test]
+    fn hidden_command_line_shows_only_the_new_name() {
+        // In a child, so the test process keeps its own argv and environment.
+        match fork().expect("fork") {
+            Forked::Child => {
+                let ok = hide_command_line("/proc", "/pause", c"pause").is_ok()
+                    && fs::read("/proc/self/cmdline").is_ok_and(|c| {
+                        c.split(|b| *b == 0)
+                            .filter(|a| !a.is_empty())
+                            .eq([b"/pause".as_slice()])
+                    })
+                    && fs::read("/proc/self/environ").is_ok_and(|e| e.iter().all(|b| *b == 0))
+                    && fs::read_to_string("/proc/self/comm").is_ok_and(|c| c == "pause\n");
+                // Leave without returning into the test harness.
+                std::process::exit(if ok { 0 } else { 1 });
+            }
+            Forked::Parent(child) => {
+                let status = nix::sys::wait::waitpid(child, None).expect("waitpid");
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
     }
 
     #[test]
