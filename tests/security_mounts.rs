@@ -129,9 +129,13 @@ echo "root=$(ls -A /proc/1/root/ | tr '\n' ' ')"
 echo "cwd=$(ls -A /proc/1/cwd/ | tr '\n' ' ')"
 for l in /proc/1/cwd /proc/1/root /proc/1/fd/*; do echo "link=$l $(readlink $l)"; done
 echo end"#;
+    // Without it, a root container may not even look, as before.
+    let plain = "for l in exe root cwd; do readlink /proc/1/$l || echo denied; done; \
+                 cat /proc/1/environ >/dev/null 2>&1 || echo denied";
     let spec = json!({"restartPolicy": "Never", "shareProcessNamespace": true,
         "containers": [container("c", script,
-            json!({"securityContext": {"capabilities": {"add": ["SYS_PTRACE"]}}}))]});
+            json!({"securityContext": {"capabilities": {"add": ["SYS_PTRACE"]}}})),
+            container("plain", plain, json!({}))]});
     node.apply("shared.yaml", &pod("shared", spec));
     let other = json!({"containers": [container("c", "sleep 300", json!({}))]});
     node.apply("other.yaml", &pod("other", other));
@@ -166,6 +170,8 @@ echo end"#;
         mountinfo[0].contains(" / / ro,") && mountinfo[0].contains(" - tmpfs "),
         "{out}"
     );
+    let plain = finished_log(&node, "shared", "plain");
+    assert_eq!(plain.matches("denied").count(), 4, "{plain}");
     assert!(node.stop(T).success());
     node.assert_clean();
 }

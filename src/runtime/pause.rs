@@ -195,14 +195,17 @@ fn setup(args: &PauseArgs) -> io::Result<Role> {
 /// Makes the PID-namespace init, which every container of a `shareProcessNamespace` pod sees as PID 1,
 /// show nothing of the host, as the kubelet's pause container does: an empty read-only root in a mount
 /// namespace of its own (`/proc/1/mountinfo`, `root`, `cwd`), `/pause` as its command line with an empty
-/// environment, no host file behind its standard fds, and no capabilities.
+/// environment, no host file behind its standard fds, no capabilities, and not dumpable.
 fn hide_host(dir: &Path) -> io::Result<()> {
     let null = fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
     // Reads /proc and needs CAP_SYS_RESOURCE: before the root goes and the capabilities are dropped.
     sys::process::hide_command_line("/proc", "/pause", c"pause")?;
     sys::mount::enter_empty_root(dir)?;
-    // A container with CAP_SYS_PTRACE may attach to its PID 1: it must find nothing worth taking.
+    // A container with CAP_SYS_PTRACE may attach to its PID 1: it must find nothing worth taking. Without
+    // that capability, it may not even look (`exe`, `root`, `cwd`, `environ`, `fd` of a non-dumpable process
+    // need CAP_SYS_PTRACE).
     sys::process::drop_all_capabilities()?;
+    nix::sys::prctl::set_dumpable(false).map_err(io::Error::from)?;
     nix::unistd::dup2_stdin(&null).map_err(io::Error::from)?;
     nix::unistd::dup2_stdout(&null).map_err(io::Error::from)?;
     nix::unistd::dup2_stderr(&null).map_err(io::Error::from)
