@@ -188,6 +188,14 @@ fn two_supervisors_run_a_pod_with_the_same_uid_on_one_bridge_network() {
     b.start();
     let pa = a.wait_pod("twin", "running on supervisor a", T, |p| st::running(p, "c"));
     let pb = b.wait_pod("twin", "running on supervisor b", T, |p| st::running(p, "c"));
+    for (node, name) in [(&a, "a"), (&b, "b")] {
+        let failed: Vec<_> = node
+            .events("twin")
+            .into_iter()
+            .filter(|(reason, _)| reason == "FailedCreatePodSandBox")
+            .collect();
+        assert!(failed.is_empty(), "supervisor {name}: {failed:?}");
+    }
     assert_eq!(
         pa.metadata.uid, pb.metadata.uid,
         "same manifest and node name: same pod uid"
@@ -198,8 +206,12 @@ fn two_supervisors_run_a_pod_with_the_same_uid_on_one_bridge_network() {
     for i in [&ia, &ib] {
         assert!(i.starts_with(&format!("10.98.{octet}.")), "{i}");
     }
+    // A failed ADD's DEL under a shared sandbox id would have released the other supervisor's lease.
     let leases = ipam.join("peapod-twins");
-    assert!(leases.join(&ia).exists() && leases.join(&ib).exists());
+    assert!(
+        leases.join(&ia).exists() && leases.join(&ib).exists(),
+        "both leases are held"
+    );
     assert!(a.stop(T).success());
     assert!(b.stop(T).success());
     assert!(
