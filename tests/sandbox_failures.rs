@@ -85,6 +85,19 @@ fn mounts_under(dir: &Path) -> Vec<String> {
 
 #[test]
 fn failed_cni_add_releases_the_pause_process_and_is_deleted_every_attempt() {
+    failing_cni_add("restartPolicy: Always");
+}
+
+#[test]
+fn failed_cni_add_with_a_shared_pid_namespace_releases_the_namespace_init() {
+    // The pause process's setup parent exits; the PID-namespace init it forked holds the namespaces.
+    failing_cni_add("shareProcessNamespace: true\n  restartPolicy: Always");
+}
+
+/// A pod whose CNI ADD always fails, with `spec_line` in its spec: across retries at most the attempt in
+/// flight has a pause process, every ADD gets a DEL, each attempt has its own sandbox id, and a graceful
+/// stop leaves nothing.
+fn failing_cni_add(spec_line: &str) {
     let mut node = Node::new();
     let bin = node.dir.path().join("cni-bin");
     fs::create_dir(&bin).unwrap();
@@ -101,7 +114,10 @@ fn failed_cni_add_releases_the_pause_process_and_is_deleted_every_attempt() {
         r#"{"cniVersion": "1.0.0", "name": "refuse", "plugins": [{"type": "refuse-add"}]}"#,
     )
     .unwrap();
-    node.apply("stuck.yaml", &pod("stuck", "Always", SLEEPER));
+    node.apply(
+        "stuck.yaml",
+        &pod("stuck", "Always", SLEEPER).replace("restartPolicy: Always", spec_line),
+    );
     start_with_env(&mut node, &[("PEAPOD_CNI_BIN_DIR", bin.as_os_str())]);
 
     // The first attempt and two retries (10 s apart), each ADD answered by a DEL of the same sandbox.
