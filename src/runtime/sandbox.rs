@@ -4,6 +4,8 @@
 //! The volatile record (`<run>/sandboxes/<id>/sandbox.json`) describes a live sandbox; the persistent pointer
 //! (`<state>/pods/<uid>/sandbox.json`) only remembers the last id and attempt, so that after a reboot the
 //! next sandbox gets the next attempt and the pod's init containers run again, as with the kubelet.
+//! Sandbox ids are random per creation (containerd's rule), so they are only ever read back from these
+//! records; a failed creation releases what it made (see `undo`) before the next attempt.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
