@@ -30,6 +30,11 @@ use crate::api::PodGroup;
 use crate::sys;
 use crate::volume::{self, PodVolumes};
 
+mod release;
+
+pub use release::remove_instance;
+use release::{abandon_shim, discard_bundle};
+
 /// How long a shim may take to report that its container started.
 const START_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -121,7 +126,9 @@ pub fn container_id(uid: &str, name: &str, attempt: u32) -> String {
     derive_id(&[uid, name, &attempt.to_string()])
 }
 
-/// Prepares and starts one container instance.
+/// Prepares and starts one container instance. A failure before the shim reports leaves nothing behind
+/// (mounts, OCI runtime state, the instance directory); a start the OCI runtime refused stays recorded as
+/// an exited instance (`StartError`, as containerd keeps it), its mounts and runtime state already gone.
 pub async fn start(cfg: &RuntimeConfig, req: &ContainerRequest<'_>) -> Result<Started, StartError> {
     let name = &req.container.name;
     let id = container_id(req.uid, name, req.attempt);
@@ -132,47 +139,22 @@ pub async fn start(cfg: &RuntimeConfig, req: &ContainerRequest<'_>) -> Result<St
             .await
             .map_err(|e| StartError::Create(e.to_string()))?;
     }
-    let rootfs = dir.join("rootfs");
-    // The overlay's root directory takes its owner and mode from the upper dir: 0755 like an image's /, or
-    // a non-root container user could not even traverse `/`.
-    for (d, mode) in [
-        (dir.clone(), 0o700),
-        (rootfs.clone(), 0o755),
-        (dir.join("upper"), 0o755),
-        (dir.join("work"), 0o700),
-    ] {
-        sys::fs::create_dir_all_mode(&d, mode)
-            .and_then(|()| set_mode(&d, mode))
-            .map_err(|e| StartError::Create(format!("create {}: {e}", d.display())))?;
-    }
-    let instance = InstanceRecord {
-        id: id.clone(),
-        name: name.clone(),
-        attempt: req.attempt,
-        sandbox_id: req.sandbox.id.clone(),
-        spec_hash: req.spec_hash.to_string(),
-        image: req.image.name.clone(),
-        image_id: req.image.id.clone(),
-        image_ref: req.image.repo_digest.clone(),
-        created_at: Timestamp::now(),
-    };
-    sys::fs::write_json_atomic(&dir.join(INSTANCE), &instance)
-        .map_err(|e| StartError::Create(e.to_string()))?;
-    let prepared = prepare(cfg, req, &dir, &rootfs, &id).await;
-    let shim_config = match prepared {
-        Ok(c) => c,
+    let instance = match bundle(cfg, req, &id, &dir).await {
+        Ok(instance) => instance,
         Err(e) => {
-            let _ = sys::mount::unmount(&rootfs);
-            let _ = sys::fs::remove_dir_atomic(&dir);
+            discard_bundle(&dir);
             return Err(e);
         }
     };
-    sys::fs::write_json_atomic(&dir.join(SHIM_CONFIG), &shim_config)
-        .map_err(|e| StartError::Create(e.to_string()))?;
     let args = vec!["shim".to_string(), dir.display().to_string()];
-    let spawned = process::spawn_helper(&cfg.self_exe, &args, &dir.join("shim.log"), START_DEADLINE)
-        .await
-        .map_err(|e| StartError::Create(format!("start shim: {e}")))?;
+    let spawned =
+        match process::spawn_helper(&cfg.self_exe, &args, &dir.join("shim.log"), START_DEADLINE).await {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                discard_bundle(&dir);
+                return Err(StartError::Create(format!("start shim: {e}")));
+            }
+        };
     let shim = spawned.id;
     let shims_dir = cfg.run_dir.join("shims");
     let _ = sys::fs::create_dir_all_mode(&shims_dir, 0o700);
@@ -193,13 +175,61 @@ pub async fn start(cfg: &RuntimeConfig, req: &ContainerRequest<'_>) -> Result<St
                 shim,
             })
         }
-        Some(l) => Err(StartError::Run(
-            l.strip_prefix("failed ").unwrap_or(l).to_string(),
-        )),
-        None => Err(StartError::Run(
-            "the container shim exited before reporting a start".to_string(),
-        )),
+        // With an exit record, the shim released the rootfs and the runtime's state before saying so.
+        Some(l) => {
+            if !dir.join(EXITED).exists() {
+                abandon_shim(cfg, &id, &dir, &shim).await;
+            }
+            Err(StartError::Run(
+                l.strip_prefix("failed ").unwrap_or(l).to_string(),
+            ))
+        }
+        None => {
+            abandon_shim(cfg, &id, &dir, &shim).await;
+            Err(StartError::Run(
+                "the container shim exited before reporting a start".to_string(),
+            ))
+        }
     }
+}
+
+/// The instance directory with its record, overlay root filesystem, `config.json` and shim config.
+async fn bundle(
+    cfg: &RuntimeConfig,
+    req: &ContainerRequest<'_>,
+    id: &str,
+    dir: &Path,
+) -> Result<InstanceRecord, StartError> {
+    let rootfs = dir.join("rootfs");
+    // The overlay's root directory takes its owner and mode from the upper dir: 0755 like an image's /, or
+    // a non-root container user could not even traverse `/`.
+    for (d, mode) in [
+        (dir.to_path_buf(), 0o700),
+        (rootfs.clone(), 0o755),
+        (dir.join("upper"), 0o755),
+        (dir.join("work"), 0o700),
+    ] {
+        sys::fs::create_dir_all_mode(&d, mode)
+            .and_then(|()| set_mode(&d, mode))
+            .map_err(|e| StartError::Create(format!("create {}: {e}", d.display())))?;
+    }
+    let instance = InstanceRecord {
+        id: id.to_string(),
+        name: req.container.name.clone(),
+        attempt: req.attempt,
+        sandbox_id: req.sandbox.id.clone(),
+        spec_hash: req.spec_hash.to_string(),
+        image: req.image.name.clone(),
+        image_id: req.image.id.clone(),
+        image_ref: req.image.repo_digest.clone(),
+        created_at: Timestamp::now(),
+    };
+    sys::fs::write_json_atomic(&dir.join(INSTANCE), &instance)
+        .map_err(|e| StartError::Create(e.to_string()))?;
+    let shim_config = prepare(cfg, req, dir, &rootfs, id).await?;
+    sys::fs::write_json_atomic(&dir.join(SHIM_CONFIG), &shim_config)
+        .map_err(|e| StartError::Create(e.to_string()))?;
+    Ok(instance)
 }
 
 /// Everything between an empty instance dir and a runnable bundle.
@@ -561,23 +591,6 @@ pub async fn stop(cfg: &RuntimeConfig, id: &str, shim: &ProcessId, signal: Signa
     }
     kill(cfg, id, Signal::SIGKILL, true).await;
     let _ = tokio::time::timeout(Duration::from_secs(30), watch.exited()).await;
-}
-
-/// Removes what is left of an instance: the OCI runtime's state, the rootfs mount and the directory.
-pub async fn remove_instance(cfg: &RuntimeConfig, id: &str, dir: &Path) -> std::io::Result<()> {
-    let _ = tokio::process::Command::new(&cfg.oci_runtime)
-        .arg("--root")
-        .arg(cfg.runtime_root())
-        .args(["delete", "--force", id])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .await;
-    sys::mount::unmount_all_under(dir)?;
-    sys::fs::remove_dir_atomic(dir)?;
-    let _ = std::fs::remove_file(cfg.shim_record(id));
-    Ok(())
 }
 
 #[cfg(test)]

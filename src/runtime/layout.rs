@@ -190,6 +190,15 @@ pub fn derive_id(parts: &[&str]) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
+/// A fresh random id (32 bytes from the kernel's CSPRNG, 64 hex characters), as containerd gives each
+/// sandbox: two attempts, or two runtimes on one node, never share one.
+pub fn random_id() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
 /// Whether `name` is safe as one path component (no separators, no dot names, no NUL).
 pub fn is_safe_component(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0']) && name.len() <= 255
@@ -211,6 +220,14 @@ mod tests {
         assert_eq!(a, derive_id(&["uid", "web", "0"]));
         assert_ne!(a, derive_id(&["uid", "web", "1"]));
         assert_ne!(derive_id(&["ab", "c"]), derive_id(&["a", "bc"]));
+    }
+
+    #[test]
+    fn random_ids_are_64_hex_and_distinct() {
+        let a = random_id().unwrap();
+        assert_eq!(a.len(), 64);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, random_id().unwrap());
     }
 
     #[test]

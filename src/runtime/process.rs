@@ -122,6 +122,47 @@ impl ExitWatch {
     }
 }
 
+/// Kills `id` and every process of the session it leads (helpers call `setsid` first, so this is the
+/// helper and whatever it forked, e.g. the pause process's PID-namespace init), then waits up to `deadline`
+/// for each to exit. Processes started before the leader are never touched, so a reused session id cannot
+/// hit a stranger.
+pub async fn kill_session(id: &ProcessId, deadline: Duration) {
+    let mut members = vec![*id];
+    members.extend(session_members(PROC, id));
+    let mut watches = Vec::new();
+    for member in &members {
+        if let Ok(Some(watch)) = ExitWatch::open(member) {
+            let _ = watch.signal(nix::sys::signal::Signal::SIGKILL);
+            watches.push(watch);
+        }
+    }
+    let all = futures::future::join_all(watches.iter().map(ExitWatch::exited));
+    let _ = tokio::time::timeout(deadline, all).await;
+}
+
+/// The other live processes of the session `leader` leads, started no earlier than it.
+fn session_members(proc_root: &str, leader: &ProcessId) -> Vec<ProcessId> {
+    let Ok(entries) = std::fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != leader.pid && session_of(proc_root, pid) == Some(leader.pid))
+        .filter_map(|pid| {
+            let start_time = sys::process::start_time(proc_root, pid)?;
+            (start_time >= leader.start_time).then_some(ProcessId { pid, start_time })
+        })
+        .collect()
+}
+
+/// The session id of `pid` (field 6 of `/proc/<pid>/stat`).
+fn session_of(proc_root: &str, pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("{proc_root}/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(3)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +179,26 @@ mod tests {
         let _ = child.wait().await;
         assert!(!is_alive(&id));
         assert!(ExitWatch::open(&id).unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn kill_session_ends_the_leader_and_what_it_forked() {
+        // `setsid sh` leads a new session; its background sleep stays in it after sh has gone on waiting.
+        let mut child = Command::new("setsid")
+            .args(["sh", "-c", "sleep 300 & echo $!; wait"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).await.unwrap();
+        let sleeper = identify(line.trim().parse().unwrap()).unwrap();
+        let leader = identify(child.id().unwrap() as i32).unwrap();
+        assert_eq!(session_of(PROC, sleeper.pid), Some(leader.pid));
+        assert_eq!(session_members(PROC, &leader), vec![sleeper]);
+        kill_session(&leader, Duration::from_secs(10)).await;
+        let _ = child.wait().await;
+        assert!(!is_alive(&leader));
+        assert!(!is_alive(&sleeper), "the forked sleep was killed too");
     }
 }

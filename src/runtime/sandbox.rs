@@ -4,6 +4,8 @@
 //! The volatile record (`<run>/sandboxes/<id>/sandbox.json`) describes a live sandbox; the persistent pointer
 //! (`<state>/pods/<uid>/sandbox.json`) only remembers the last id and attempt, so that after a reboot the
 //! next sandbox gets the next attempt and the pod's init containers run again, as with the kubelet.
+//! Sandbox ids are random per creation (containerd's rule), so they are only ever read back from these
+//! records; a failed creation releases what it made (see `undo`) before the next attempt.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,13 +16,16 @@ use serde::{Deserialize, Serialize};
 
 use super::cgroup::{self, PodCgroup};
 use super::etc::{self, Resolv};
-use super::layout::{derive_id, RuntimeConfig};
+use super::layout::{random_id, RuntimeConfig};
 use super::pause::PauseArgs;
 use super::process::{self, ExitWatch};
 use super::record::ProcessId;
 use super::Error;
 use crate::network::cni::{CniConfig, CniRuntime};
 use crate::sys;
+use undo::Made;
+
+mod undo;
 
 /// File name of sandbox records.
 const RECORD: &str = "sandbox.json";
@@ -106,37 +111,52 @@ pub fn is_ready(record: &SandboxRecord) -> bool {
     process::is_alive(&record.pause)
 }
 
-/// Creates a sandbox. On failure everything made so far is torn down again.
+/// Creates a sandbox under a fresh random id (unique per attempt and per runtime on the node, as
+/// containerd's are). On failure everything made so far is released, newest first, before the error is
+/// returned: nothing of a failed attempt survives into the next one.
 pub async fn create(cfg: &RuntimeConfig, req: &SandboxRequest<'_>) -> Result<SandboxRecord, Error> {
-    let id = derive_id(&[req.uid, "sandbox", &req.attempt.to_string()]);
-    let dir = cfg.sandbox_run_dir(&id);
-    if dir.exists() {
-        teardown_dir(&dir)?;
-    }
-    match build(cfg, req, &id).await {
+    let id = random_id()
+        .map_err(|source| Error::io("read random bytes from", Path::new("/dev/urandom"), source))?;
+    let mut made = Made::default();
+    match build(cfg, req, &id, &mut made).await {
         Ok(record) => Ok(record),
         Err(e) => {
-            // A half-made attachment is released while its namespace is still pinned.
-            let _ = cni_client(cfg)
-                .del(None, &CniRuntime::for_sandbox(&id, &dir.join("ns/net")))
-                .await;
-            let _ = teardown_dir(&dir);
+            made.release(cfg, &id).await;
             Err(e)
         }
     }
 }
 
-async fn build(cfg: &RuntimeConfig, req: &SandboxRequest<'_>, id: &str) -> Result<SandboxRecord, Error> {
+/// The namespaces the pause process creates, by their `/proc/self/ns` names.
+fn sandbox_namespaces(spec: &PodSpec) -> Vec<String> {
+    let host_pid = spec.host_pid.unwrap_or(false);
+    let mut namespaces = Vec::new();
+    if !spec.host_network.unwrap_or(false) {
+        namespaces.extend(["net".to_string(), "uts".to_string()]);
+    }
+    if !spec.host_ipc.unwrap_or(false) {
+        namespaces.push("ipc".to_string());
+    }
+    if spec.share_process_namespace.unwrap_or(false) && !host_pid {
+        namespaces.push("pid".to_string());
+    }
+    namespaces
+}
+
+async fn build(
+    cfg: &RuntimeConfig,
+    req: &SandboxRequest<'_>,
+    id: &str,
+    made: &mut Made,
+) -> Result<SandboxRecord, Error> {
     let spec = req.spec;
     let host_network = spec.host_network.unwrap_or(false);
-    let host_ipc = spec.host_ipc.unwrap_or(false);
-    let host_pid = spec.host_pid.unwrap_or(false);
-    let share_pid = spec.share_process_namespace.unwrap_or(false) && !host_pid;
     let dir = cfg.sandbox_run_dir(id);
     let ns_dir = dir.join("ns");
+    made.dir(dir.clone());
     sys::fs::create_dir_all_mode(&ns_dir, 0o700).map_err(|source| Error::io("create", &ns_dir, source))?;
 
-    let shm = if host_ipc {
+    let shm = if spec.host_ipc.unwrap_or(false) {
         None
     } else {
         let shm = dir.join("shm");
@@ -161,31 +181,75 @@ async fn build(cfg: &RuntimeConfig, req: &SandboxRequest<'_>, id: &str) -> Resul
         (Some(f), true) => f.clone(),
         _ => hostname.clone(),
     };
-    let mut namespaces = Vec::new();
-    if !host_network {
-        namespaces.extend(["net".to_string(), "uts".to_string()]);
-    }
-    if !host_ipc {
-        namespaces.push("ipc".to_string());
-    }
-    if share_pid {
-        namespaces.push("pid".to_string());
-    }
+    let namespaces = sandbox_namespaces(spec);
+    let pause = start_pause(cfg, req, &dir, &kernel_hostname, &namespaces, made).await?;
+
+    let has = |n: &str| namespaces.iter().any(|x| x == n);
+    let pod_ips: Vec<String> = if host_network {
+        cfg.node_ip.iter().cloned().collect()
+    } else {
+        setup_network(cfg, req, id, &ns_dir.join("net"), made).await?
+    };
+    let pod_dir = cfg.pod_dir(req.uid);
+    write_etc_files(cfg, req, &hostname, fqdn.as_deref(), &kernel_hostname, &pod_ips)?;
+    let record = SandboxRecord {
+        id: id.to_string(),
+        attempt: req.attempt,
+        uid: req.uid.to_string(),
+        created_at: Timestamp::now(),
+        pause,
+        net: has("net").then(|| ns_dir.join("net")),
+        ipc: has("ipc").then(|| ns_dir.join("ipc")),
+        uts: has("uts").then(|| ns_dir.join("uts")),
+        pid: has("pid").then(|| ns_dir.join("pid")),
+        host_pid: spec.host_pid.unwrap_or(false),
+        shm,
+        pod_ips,
+        hostname,
+        hosts_file: pod_dir.join("etc-hosts"),
+        hostname_file: pod_dir.join("etc-hostname"),
+        resolv_file: pod_dir.join("etc-resolv.conf"),
+    };
+    let rec_path = dir.join(RECORD);
+    sys::fs::write_json_atomic(&rec_path, &record).map_err(|source| Error::io("write", &rec_path, source))?;
+    // The pointer is written last: recovery and CNI DEL of this sandbox use the id recorded there.
+    let ptr_path = pod_dir.join(RECORD);
+    let ptr = SandboxPointer {
+        id: id.to_string(),
+        attempt: req.attempt,
+    };
+    sys::fs::write_json_atomic(&ptr_path, &ptr).map_err(|source| Error::io("write", &ptr_path, source))?;
+    Ok(record)
+}
+
+/// Configures the pod cgroup and starts the pause process in it; returns the process that holds the
+/// namespaces once it reported ready.
+async fn start_pause(
+    cfg: &RuntimeConfig,
+    req: &SandboxRequest<'_>,
+    dir: &Path,
+    kernel_hostname: &str,
+    namespaces: &[String],
+    made: &mut Made,
+) -> Result<ProcessId, Error> {
     // The pod cgroup gets its limits before its first process (the pause process) enters it.
-    let pod_cgroup = PodCgroup::new(cfg, req.uid, spec);
+    let pod_cgroup = PodCgroup::new(cfg, req.uid, req.spec);
+    made.cgroup(&pod_cgroup.path);
     cgroup::configure_pod(&pod_cgroup)
         .map_err(|source| Error::io("configure cgroup", Path::new(&pod_cgroup.path), source))?;
     let args = PauseArgs {
-        dir: dir.clone(),
-        hostname: Some(kernel_hostname.clone()),
-        namespaces: namespaces.clone(),
+        dir: dir.to_path_buf(),
+        hostname: Some(kernel_hostname.to_string()),
+        namespaces: namespaces.to_vec(),
         cgroup: Some(cfg.helper_cgroup(req.uid, pod_cgroup.qos)),
     };
     let mut argv = vec!["pause".to_string()];
     argv.extend(args.to_args());
     let spawned = process::spawn_helper(&cfg.self_exe, &argv, &dir.join("pause.log"), PAUSE_DEADLINE)
         .await
-        .map_err(|source| Error::io("start pause process for", &dir, source))?;
+        .map_err(|source| Error::io("start pause process for", dir, source))?;
+    made.pause(spawned.id);
+    let mut child = spawned.child;
     let pid = match spawned.line.as_deref().and_then(|l| l.strip_prefix("ready ")) {
         Some(pid) => pid
             .trim()
@@ -202,8 +266,8 @@ async fn build(cfg: &RuntimeConfig, req: &SandboxRequest<'_>, id: &str) -> Resul
         }
     };
     let pause = process::identify(pid).ok_or_else(|| Error::Pause(format!("pause process {pid} is gone")))?;
-    let mut child = spawned.child;
-    if share_pid {
+    made.pause_holder(pause);
+    if namespaces.iter().any(|n| n == "pid") {
         // The setup parent exits once the namespace init runs; reap it now.
         let _ = child.wait().await;
     } else {
@@ -211,19 +275,25 @@ async fn build(cfg: &RuntimeConfig, req: &SandboxRequest<'_>, id: &str) -> Resul
             let _ = child.wait().await;
         });
     }
+    Ok(pause)
+}
 
-    let has = |n: &str| namespaces.iter().any(|x| x == n);
-    let pod_ips: Vec<String> = if host_network {
-        cfg.node_ip.iter().cloned().collect()
-    } else {
-        setup_network(cfg, req, id, &ns_dir.join("net")).await?
-    };
+/// Writes the pod's managed `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`.
+fn write_etc_files(
+    cfg: &RuntimeConfig,
+    req: &SandboxRequest<'_>,
+    hostname: &str,
+    fqdn: Option<&str>,
+    kernel_hostname: &str,
+    pod_ips: &[String],
+) -> Result<(), Error> {
+    let spec = req.spec;
     let pod_dir = cfg.pod_dir(req.uid);
     sys::fs::create_dir_all_mode(&pod_dir, 0o700).map_err(|source| Error::io("create", &pod_dir, source))?;
-    let hosts = if host_network {
+    let hosts = if spec.host_network.unwrap_or(false) {
         etc::host_network_hosts(spec, &std::fs::read_to_string("/etc/hosts").unwrap_or_default())
     } else {
-        etc::hosts(spec, &hostname, fqdn.as_deref(), &pod_ips)
+        etc::hosts(spec, hostname, fqdn, pod_ips)
     };
     let host_resolv = Resolv::parse(&std::fs::read_to_string(&cfg.resolv_conf).unwrap_or_default());
     let resolv = etc::resolv_conf(spec, req.namespace, &cfg.cluster_dns, &host_resolv).render();
@@ -237,33 +307,7 @@ async fn build(cfg: &RuntimeConfig, req: &SandboxRequest<'_>, id: &str) -> Resul
         sys::fs::write_atomic(&path, content.as_bytes(), 0o644)
             .map_err(|source| Error::io("write", &path, source))?;
     }
-    let record = SandboxRecord {
-        id: id.to_string(),
-        attempt: req.attempt,
-        uid: req.uid.to_string(),
-        created_at: Timestamp::now(),
-        pause,
-        net: has("net").then(|| ns_dir.join("net")),
-        ipc: has("ipc").then(|| ns_dir.join("ipc")),
-        uts: has("uts").then(|| ns_dir.join("uts")),
-        pid: has("pid").then(|| ns_dir.join("pid")),
-        host_pid,
-        shm,
-        pod_ips,
-        hostname,
-        hosts_file: pod_dir.join("etc-hosts"),
-        hostname_file: pod_dir.join("etc-hostname"),
-        resolv_file: pod_dir.join("etc-resolv.conf"),
-    };
-    let rec_path = dir.join(RECORD);
-    sys::fs::write_json_atomic(&rec_path, &record).map_err(|source| Error::io("write", &rec_path, source))?;
-    let ptr_path = pod_dir.join(RECORD);
-    let ptr = SandboxPointer {
-        id: id.to_string(),
-        attempt: req.attempt,
-    };
-    sys::fs::write_json_atomic(&ptr_path, &ptr).map_err(|source| Error::io("write", &ptr_path, source))?;
-    Ok(record)
+    Ok(())
 }
 
 fn cni_client(cfg: &RuntimeConfig) -> CniConfig {
@@ -276,6 +320,7 @@ async fn setup_network(
     req: &SandboxRequest<'_>,
     id: &str,
     netns: &std::path::Path,
+    made: &mut Made,
 ) -> Result<Vec<String>, Error> {
     let fail = |e: String| Error::Network(format!("failed to setup network for sandbox {id:?}: {e}"));
     let net = CniConfig::load(std::slice::from_ref(&cfg.cni_conf_dir), &cfg.cni_bin_dirs)
@@ -284,10 +329,12 @@ async fn setup_network(
         return Ok(Vec::new());
     };
     let rt = CniRuntime::for_pod(id, netns, req.namespace, req.name, req.uid);
+    // A failed ADD is undone (DEL) by the CNI client; a completed one is released with the sandbox.
     let result = cni_client(cfg)
         .add(&net, &rt)
         .await
         .map_err(|e| fail(super::chain(&e)))?;
+    made.network(CniRuntime::for_sandbox(id, netns));
     let ips = result.pod_ips();
     if ips.is_empty() {
         return Err(Error::Network(format!(

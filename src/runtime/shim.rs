@@ -200,8 +200,10 @@ impl Shim {
             finished_at: super::record::now(),
         };
         sys::fs::write_json_atomic(&self.dir.join(super::record::EXITED), &record)?;
-        notify(&format!("failed {message}"));
+        // Release the runtime's state and the rootfs before the supervisor hears of the failure, so a
+        // failed start has left nothing behind by the time it is reported.
         self.cleanup();
+        notify(&format!("failed {message}"));
         Ok(())
     }
 
