@@ -162,7 +162,7 @@ pub async fn start(cfg: &RuntimeConfig, req: &ContainerRequest<'_>) -> Result<St
     let shim_config = match prepared {
         Ok(c) => c,
         Err(e) => {
-            let _ = sys::mount::unmount(&rootfs);
+            let _ = sys::mount::unmount_all_under(&dir);
             let _ = sys::fs::remove_dir_atomic(&dir);
             return Err(e);
         }
@@ -249,9 +249,8 @@ async fn prepare(
         .termination_message_path
         .clone()
         .unwrap_or_else(|| "/dev/termination-log".into());
-    let host_termination = dir.join("termination-log");
-    std::fs::write(&host_termination, b"").map_err(|e| StartError::Create(e.to_string()))?;
-    set_mode(&host_termination, 0o666).map_err(|e| StartError::Create(e.to_string()))?;
+    let host_termination = super::termination::prepare(dir)
+        .map_err(|e| StartError::Create(format!("prepare the termination-message file: {e}")))?;
     managed.push(BindMount {
         destination: termination_path,
         source: host_termination.clone(),

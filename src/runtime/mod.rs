@@ -22,6 +22,7 @@ pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod sysctl;
+pub mod termination;
 pub mod user;
 
 use std::io;
