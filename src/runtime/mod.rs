@@ -11,6 +11,7 @@ pub mod container;
 pub mod env;
 pub mod etc;
 pub mod layout;
+pub mod leftovers;
 pub mod log;
 pub mod pause;
 pub mod probe;
