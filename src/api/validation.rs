@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 pub use self::capabilities::{ALL as ALL_CAPABILITIES, KNOWN_CAPABILITIES};
+pub use self::container::MAX_CONTAINERS;
 pub use self::env::split_subscript;
 pub use self::supported::SUPPORTED_RESOURCES;
 pub use self::update::validate_update;

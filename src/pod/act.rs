@@ -11,7 +11,7 @@ use super::events::Event;
 use super::images::{pulled_message, PullSecrets};
 use super::plan::{Kill, Plan};
 use super::status::Waiting;
-use super::worker::{spec_hash, Instance, Worker, RETRY};
+use super::worker::{spec_hash, Instance, Msg, Worker, RETRY};
 use crate::runtime::container::{self, ContainerRequest, ImageInfo, StartError};
 use crate::runtime::sandbox::{self, SandboxRequest};
 use crate::volume;
@@ -37,15 +37,25 @@ impl Worker {
                 return;
             }
         }
-        for name in &plan.restart_sidecars {
-            self.start_named(name, true).await;
+        // A termination request cancels the starts still to come (each start takes a while, and a pod may
+        // have many containers): the next sync stops what did start.
+        let starts = plan.restart_sidecars.iter().map(|n| (n, true));
+        let starts = starts.chain(plan.start_init.iter().map(|n| (n, true)));
+        for (name, is_init) in starts.chain(plan.start.iter().map(|n| (n, false))) {
+            if self.stop_requested() {
+                return;
+            }
+            self.start_named(name, is_init).await;
         }
-        if let Some(name) = &plan.start_init {
-            self.start_named(name, true).await;
+    }
+
+    /// Whether the pod is to stop. Messages that arrived meanwhile are queued for the worker loop, which
+    /// handles them in order and syncs again at once.
+    fn stop_requested(&mut self) -> bool {
+        while let Ok(msg) = self.rx.try_recv() {
+            self.deferred.push(msg);
         }
-        for name in &plan.start {
-            self.start_named(name, false).await;
-        }
+        self.terminating.is_some() || self.deferred.iter().any(|m| matches!(m, Msg::Terminate { .. }))
     }
 
     fn record(&self, event: Event) {
@@ -518,16 +528,27 @@ impl Worker {
         let pod_dir = cfg.pod_dir(&self.uid);
         let uid = self.uid.clone();
         let key = self.pod.key();
-        let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            volume::teardown(&pod_dir)?;
-            crate::sys::mount::unmount_all_under(&pod_dir)?;
-            crate::sys::fs::remove_dir_atomic(&pod_dir)?;
-            crate::runtime::cgroup::remove_pod(&cfg, &uid)
+        // Every step runs even when one before failed: a pod directory that cannot be removed entirely is
+        // still renamed away (its `.deleting-` leftover is finished at the next start), and its cgroup goes.
+        // Nothing below crosses a mount, so a staged hostPath is never emptied.
+        let result = tokio::task::spawn_blocking(move || -> Vec<std::io::Error> {
+            [
+                volume::teardown(&pod_dir),
+                crate::sys::mount::unmount_all_under(&pod_dir),
+                crate::sys::fs::remove_dir_atomic(&pod_dir),
+                crate::runtime::cgroup::remove_pod(&cfg, &uid),
+            ]
+            .into_iter()
+            .filter_map(Result::err)
+            .collect()
         })
         .await;
         match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(pod = %key, error = %e, "failed to clean up pod"),
+            Ok(errors) => {
+                for e in errors {
+                    tracing::warn!(pod = %key, error = %e, "failed to clean up pod");
+                }
+            }
             Err(e) => tracing::warn!(pod = %key, error = %e, "failed to clean up pod"),
         }
     }

@@ -279,9 +279,8 @@ async fn prepare(
         .termination_message_path
         .clone()
         .unwrap_or_else(|| "/dev/termination-log".into());
-    let host_termination = dir.join("termination-log");
-    std::fs::write(&host_termination, b"").map_err(|e| StartError::Create(e.to_string()))?;
-    set_mode(&host_termination, 0o666).map_err(|e| StartError::Create(e.to_string()))?;
+    let host_termination = super::termination::prepare(dir)
+        .map_err(|e| StartError::Create(format!("prepare the termination-message file: {e}")))?;
     managed.push(BindMount {
         destination: termination_path,
         source: host_termination.clone(),

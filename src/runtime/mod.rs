@@ -11,6 +11,7 @@ pub mod container;
 pub mod env;
 pub mod etc;
 pub mod layout;
+pub mod leftovers;
 pub mod log;
 pub mod masks;
 pub mod pause;
@@ -23,6 +24,7 @@ pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod sysctl;
+pub mod termination;
 pub mod user;
 
 use std::io;

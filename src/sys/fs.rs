@@ -64,10 +64,14 @@ pub fn remove_dir_atomic(path: &Path) -> io::Result<()> {
         return Err(io::Error::other("path has no file name"));
     };
     let hidden = path.with_file_name(format!(".deleting-{}", name.to_string_lossy()));
+    if fs::symlink_metadata(path).is_ok() {
+        // An earlier removal of the same name that failed part way would block the rename: finish it first.
+        remove_tree_one_fs(&hidden)?;
+    }
     match fs::rename(path, &hidden) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if !hidden.exists() {
+            if fs::symlink_metadata(&hidden).is_err() {
                 return Ok(());
             }
         }
@@ -174,6 +178,19 @@ mod tests {
         assert!(!victim.exists());
         remove_dir_atomic(&victim).unwrap();
         assert!(Path::new("/etc/passwd").exists());
+    }
+
+    #[test]
+    fn remove_dir_atomic_finishes_an_earlier_failed_removal_of_the_same_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("volumes");
+        let left = dir.path().join(".deleting-volumes");
+        fs::create_dir_all(left.join("old")).unwrap();
+        fs::write(left.join("old/f"), b"x").unwrap();
+        fs::create_dir_all(victim.join("new")).unwrap();
+        remove_dir_atomic(&victim).unwrap();
+        assert!(!victim.exists());
+        assert!(!left.exists());
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Pod volumes: emptyDir (with `fsGroup` ownership) and hostPath (staged through an opened fd, never inside
-//! peapod's own directories), prepared on the host once per pod, and each container's mounts of them
-//! (`volumeMounts` with `readOnly`, `subPath`, `subPathExpr`).
+//! Pod volumes: emptyDir (with `fsGroup` ownership; memory-backed ones sized as the kubelet sizes them) and
+//! hostPath (staged through an opened fd, never inside or above peapod's own directories), prepared on the
+//! host once per pod, and each container's mounts of them (`volumeMounts` with `readOnly`, `subPath`,
+//! `subPathExpr`).
 //!
 //! A subPath is hostile input: it is resolved inside its volume with `openat2(RESOLVE_IN_ROOT)`, created
 //! there if missing, and bind-mounted through `/proc/self/fd/N` onto a per-pod staging path that the
@@ -12,7 +13,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
@@ -23,9 +24,11 @@ use crate::runtime::env::expand;
 use crate::runtime::spec::BindMount;
 use crate::sys;
 
+mod empty_dir;
 mod host_path;
 mod ownership;
 
+pub use empty_dir::{memory_bytes, memory_size, root as empty_dir_root};
 pub use host_path::check_host_path;
 
 /// Errors preparing or mounting volumes; the message is what the user sees in a `FailedMount` event or a
@@ -65,11 +68,6 @@ impl PodVolumes {
     }
 }
 
-/// Where a pod keeps emptyDir volumes.
-pub fn empty_dir_root(pod_dir: &Path) -> PathBuf {
-    pod_dir.join("volumes").join("kubernetes.io~empty-dir")
-}
-
 /// Prepares every volume of the pod; idempotent (an existing emptyDir keeps its content). `protected` are
 /// peapod's own directories (state and run), which no hostPath may reach.
 pub fn prepare(pod_dir: &Path, spec: &PodSpec, protected: &[PathBuf]) -> Result<PodVolumes, Error> {
@@ -78,7 +76,7 @@ pub fn prepare(pod_dir: &Path, spec: &PodSpec, protected: &[PathBuf]) -> Result<
     let fs_group = sc.and_then(|s| s.fs_group).and_then(|g| u32::try_from(g).ok());
     let policy = sc.and_then(|s| s.fs_group_change_policy.as_deref());
     for v in spec.volumes.iter().flatten() {
-        let host = prepare_one(pod_dir, v, protected).map_err(|message| Error::SetUp {
+        let host = prepare_one(pod_dir, v, spec, protected).map_err(|message| Error::SetUp {
             name: v.name.clone(),
             message,
         })?;
@@ -94,27 +92,19 @@ pub fn prepare(pod_dir: &Path, spec: &PodSpec, protected: &[PathBuf]) -> Result<
     Ok(out)
 }
 
-fn prepare_one(pod_dir: &Path, v: &Volume, protected: &[PathBuf]) -> Result<HostVolume, String> {
+fn prepare_one(
+    pod_dir: &Path,
+    v: &Volume,
+    spec: &PodSpec,
+    protected: &[PathBuf],
+) -> Result<HostVolume, String> {
     if let Some(hp) = &v.host_path {
         let path = host_path::prepare(pod_dir, &v.name, hp, protected)?;
         return Ok(HostVolume { path });
     }
     if let Some(ed) = &v.empty_dir {
-        let dir = crate::runtime::layout::join_component(&empty_dir_root(pod_dir), &v.name)
-            .ok_or_else(|| format!("invalid volume name {:?}", v.name))?;
-        sys::fs::create_dir_all_mode(&dir, 0o777).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).map_err(|e| e.to_string())?;
-        if ed.medium.as_deref() == Some("Memory") {
-            let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-            if !sys::mount::is_mountpoint(&info, &dir) {
-                let mut options = String::from("mode=0777");
-                if let Some(bytes) = ed.size_limit.as_ref().and_then(|q| memory_bytes(&q.0)) {
-                    options.push_str(&format!(",size={bytes}"));
-                }
-                sys::mount::tmpfs(&dir, &options, false).map_err(|e| format!("mount tmpfs: {e}"))?;
-            }
-        }
-        return Ok(HostVolume { path: dir });
+        let path = empty_dir::prepare(pod_dir, &v.name, ed, spec)?;
+        return Ok(HostVolume { path });
     }
     Err("volume type not supported by peapod".to_string())
 }
@@ -249,14 +239,10 @@ pub fn teardown(pod_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Bytes of a memory quantity (`64Mi`, `1G`, `1048576`); `None` when it does not parse or is not positive.
-pub fn memory_bytes(q: &str) -> Option<u64> {
-    let bytes = crate::api::quantity::parse_quantity(q)?.value();
-    u64::try_from(bytes).ok().filter(|b| *b > 0)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]
@@ -287,15 +273,5 @@ mod tests {
             fs::metadata(root.join("peapod-subpath-test")).unwrap().mode() & 0o777,
             0o777
         );
-    }
-
-    #[test]
-    fn memory_quantities() {
-        assert_eq!(memory_bytes("10Mi"), Some(10 * 1024 * 1024));
-        assert_eq!(memory_bytes("1G"), Some(1_000_000_000));
-        assert_eq!(memory_bytes("512"), Some(512));
-        assert_eq!(memory_bytes("1.5Ki"), Some(1536));
-        assert_eq!(memory_bytes("lots"), None);
-        assert_eq!(memory_bytes("0"), None);
     }
 }

@@ -20,6 +20,12 @@ use crate::api::quantity::{parse_quantity, QUANTITY_FORMAT_ERROR};
 
 const INIT_ONLY_WITH_RESTART: &str = "may not be set for init containers without restartPolicy=Always";
 
+/// Most containers (regular and init together) one pod may have: peapod's bound, not the API server's. The
+/// kubelet has none (etcd's object size bounds a Pod at thousands of containers), but every container costs
+/// this node a shim, an overlay mount and a cgroup, and a pod's containers start one after another; 100 is
+/// well above real pods (tens at most) and keeps one manifest from tying up the node.
+pub const MAX_CONTAINERS: usize = 100;
+
 /// Validates `spec.containers` and `spec.initContainers` against the volumes the pod defines.
 pub fn validate_containers(
     spec: &PodSpec,
@@ -33,6 +39,7 @@ pub fn validate_containers(
     if spec.containers.is_empty() {
         errs.push(FieldError::required(&containers_path, ""));
     }
+    container_count(spec, path, errs);
     let mut names: HashSet<&str> = HashSet::new();
     for (i, c) in spec.containers.iter().enumerate() {
         let p = containers_path.index(i);
@@ -89,6 +96,26 @@ pub fn validate_containers(
         for (name, _) in forbidden.into_iter().filter(|(_, set)| *set) {
             errs.push(FieldError::forbidden(&p.child(name), INIT_ONLY_WITH_RESTART));
         }
+    }
+}
+
+/// [`MAX_CONTAINERS`] with the API server's `Too many` wording: the regular containers against the whole
+/// bound, the init containers against what the regular ones leave.
+fn container_count(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    let regular = spec.containers.len();
+    let init = spec.init_containers.as_ref().map_or(0, Vec::len);
+    if regular > MAX_CONTAINERS {
+        errs.push(FieldError::too_many(
+            &path.child("containers"),
+            regular,
+            MAX_CONTAINERS,
+        ));
+    } else if regular + init > MAX_CONTAINERS {
+        errs.push(FieldError::too_many(
+            &path.child("initContainers"),
+            init,
+            MAX_CONTAINERS - regular,
+        ));
     }
 }
 

@@ -391,3 +391,28 @@ fn update_rules() {
         vec![r#"metadata.name: Invalid value: "other": field is immutable"#]
     );
 }
+
+#[test]
+fn container_count_is_bounded_with_the_api_servers_wording() {
+    let many = |prefix: &str, n: usize| -> Vec<Value> {
+        (0..n)
+            .map(|i| json!({"name": format!("{prefix}{i}"), "image": "busybox:1.36"}))
+            .collect()
+    };
+    assert!(check(json!({"containers": many("c", MAX_CONTAINERS)})).is_empty());
+    assert_eq!(
+        check(json!({"containers": many("c", MAX_CONTAINERS + 1)})),
+        vec![format!(
+            "spec.containers: Too many: {}: must have at most {MAX_CONTAINERS} items",
+            MAX_CONTAINERS + 1
+        )]
+    );
+    assert_eq!(
+        check(json!({"containers": many("c", 60), "initContainers": many("i", 41)})),
+        vec![format!(
+            "spec.initContainers: Too many: 41: must have at most {} items",
+            MAX_CONTAINERS - 60
+        )]
+    );
+    assert!(check(json!({"containers": many("c", 60), "initContainers": many("i", 40)})).is_empty());
+}
