@@ -118,7 +118,8 @@ impl RuntimeConfig {
 
     /// Log directory of one container (kubelet: `/var/log/pods/<ns>_<name>_<uid>/<container>`).
     pub fn container_log_dir(&self, namespace: &str, name: &str, uid: &str, container: &str) -> PathBuf {
-        self.pod_log_dir(namespace, name, uid).join(&*component(container))
+        self.pod_log_dir(namespace, name, uid)
+            .join(&*component(container))
     }
 
     /// Log directory of one pod: `<ns>_<name>_<uid>`, unambiguous because no component contains `_`.

@@ -125,7 +125,11 @@ pub fn scan(paths: &[PathBuf], node: &str) -> Scan {
                     out.errors
                         .insert(format!("{}: PodGroup {ns}/{name}: {message}", file.display()));
                     // A refused uid names nothing: the refusal is kept under the derived one.
-                    let key = if validation::is_valid_uid(&uid) { uid } else { derived };
+                    let key = if validation::is_valid_uid(&uid) {
+                        uid
+                    } else {
+                        derived
+                    };
                     pod.metadata.uid = Some(key.clone());
                     out.invalid.insert(key, (pod, "InvalidSpec", message));
                 }

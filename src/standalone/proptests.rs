@@ -14,7 +14,10 @@ fn manifest(uid: &Option<String>, name: &str, ns: &str, containers: &[String], v
         .iter()
         .map(|c| json!({"name": c, "image": "localhost/busybox:1"}))
         .collect();
-    let volumes: Vec<_> = volumes.iter().map(|v| json!({"name": v, "emptyDir": {}})).collect();
+    let volumes: Vec<_> = volumes
+        .iter()
+        .map(|v| json!({"name": v, "emptyDir": {}}))
+        .collect();
     let mut meta = json!({"name": name, "namespace": ns});
     if let Some(uid) = uid {
         meta["uid"] = json!(uid);

@@ -75,7 +75,9 @@ fn a_uid_that_is_not_a_uuid_is_refused_under_a_safe_key() {
     assert!(validation::is_valid_uid(key), "{key}");
     assert_eq!(pod.metadata.uid.as_deref(), Some(key.as_str()));
     assert!(
-        s.errors.iter().any(|e| e.contains("evil.yaml") && e.contains("metadata.uid")),
+        s.errors
+            .iter()
+            .any(|e| e.contains("evil.yaml") && e.contains("metadata.uid")),
         "{:?}",
         s.errors
     );
@@ -95,7 +97,9 @@ fn two_manifests_never_share_a_uid() {
         r#"b.yaml: PodGroup default/second: metadata.uid: Duplicate value: "{uid}": PodGroup default/first in "#
     );
     assert!(
-        s.errors.iter().any(|e| e.contains(&want) && e.ends_with("a.yaml has this uid; ignoring this one")),
+        s.errors
+            .iter()
+            .any(|e| e.contains(&want) && e.ends_with("a.yaml has this uid; ignoring this one")),
         "{:?}",
         s.errors
     );

@@ -20,7 +20,9 @@ pub fn is_plain(name: &str) -> bool {
     let bytes = name.as_bytes();
     bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.len() <= MAX_PLAIN
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
 }
 
 /// `name` as a single path component or cgroup name: itself when plain, else `_unsafe-<digest>`.
@@ -45,7 +47,9 @@ mod tests {
             assert_eq!(component(good), good);
         }
         let long = "a".repeat(MAX_PLAIN + 1);
-        for bad in ["", ".", "..", "../x", "a/b", "a\0b", "-x", ".hidden", "a_b", "é", &long] {
+        for bad in [
+            "", ".", "..", "../x", "a/b", "a\0b", "-x", ".hidden", "a_b", "é", &long,
+        ] {
             let got = component(bad);
             assert!(got.starts_with(REPLACED_PREFIX), "{bad:?} -> {got}");
             assert_eq!(got.len(), REPLACED_PREFIX.len() + 32);

@@ -31,18 +31,29 @@ pub(crate) fn hostile_name() -> impl Strategy<Value = String> {
 
 /// `path` is `root` followed by exactly `extra` normal components.
 fn assert_below(root: &Path, path: &Path, extra: usize) {
-    let rest = path.strip_prefix(root).unwrap_or_else(|_| panic!("{path:?} outside {root:?}"));
+    let rest = path
+        .strip_prefix(root)
+        .unwrap_or_else(|_| panic!("{path:?} outside {root:?}"));
     let parts: Vec<_> = rest.components().collect();
     assert_eq!(parts.len(), extra, "{path:?}");
-    assert!(parts.iter().all(|c| matches!(c, Component::Normal(_))), "{path:?}");
+    assert!(
+        parts.iter().all(|c| matches!(c, Component::Normal(_))),
+        "{path:?}"
+    );
 }
 
 /// `cgroup` is `parent` followed by exactly `extra` segments, none empty, `.` or `..`.
 fn assert_cgroup_below(parent: &str, cgroup: &str, extra: usize) {
-    let rest = cgroup.strip_prefix(parent).unwrap_or_else(|| panic!("{cgroup} outside {parent}"));
+    let rest = cgroup
+        .strip_prefix(parent)
+        .unwrap_or_else(|| panic!("{cgroup} outside {parent}"));
     let segs: Vec<&str> = rest.strip_prefix('/').unwrap_or("?").split('/').collect();
     assert_eq!(segs.len(), extra, "{cgroup}");
-    assert!(segs.iter().all(|s| !s.is_empty() && *s != "." && *s != ".." && !s.contains('\0')), "{cgroup}");
+    assert!(
+        segs.iter()
+            .all(|s| !s.is_empty() && *s != "." && *s != ".." && !s.contains('\0')),
+        "{cgroup}"
+    );
 }
 
 fn cfg() -> RuntimeConfig {
@@ -96,10 +107,20 @@ proptest! {
 fn the_issue_18_values_stay_inside() {
     let cfg = cfg();
     let uid = "../../../victim/existing";
-    assert_eq!(cfg.pod_dir("9d1c7bbe-0a5e-4c8e-9f5f-3a3d3f2a7d01"), Path::new("/s/state/pods/9d1c7bbe-0a5e-4c8e-9f5f-3a3d3f2a7d01"));
+    assert_eq!(
+        cfg.pod_dir("9d1c7bbe-0a5e-4c8e-9f5f-3a3d3f2a7d01"),
+        Path::new("/s/state/pods/9d1c7bbe-0a5e-4c8e-9f5f-3a3d3f2a7d01")
+    );
     let dir = cfg.pod_dir(uid);
-    assert!(dir.to_string_lossy().starts_with("/s/state/pods/_unsafe-"), "{dir:?}");
-    assert!(cfg.pod_cgroup("..", QosClass::BestEffort).starts_with("/peapod/besteffort/pod_unsafe-"));
-    assert!(cfg.pod_cgroup("/../../victim", QosClass::Guaranteed).starts_with("/peapod/pod_unsafe-"));
+    assert!(
+        dir.to_string_lossy().starts_with("/s/state/pods/_unsafe-"),
+        "{dir:?}"
+    );
+    assert!(cfg
+        .pod_cgroup("..", QosClass::BestEffort)
+        .starts_with("/peapod/besteffort/pod_unsafe-"));
+    assert!(cfg
+        .pod_cgroup("/../../victim", QosClass::Guaranteed)
+        .starts_with("/peapod/pod_unsafe-"));
     assert_contained(&cfg, uid, "..", "a_b", "../../etc");
 }
