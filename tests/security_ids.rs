@@ -104,6 +104,14 @@ fn a_second_manifest_with_the_same_uid_is_refused_and_the_first_runs_on() {
     wait_for("the duplicate uid to be reported", T, || {
         node.supervisor_log().contains(&want).then_some(())
     });
+    let event = format!(r#"metadata.uid: Duplicate value: "{uid}": PodGroup default/first in "#);
+    wait_for("a FailedValidation event about the second", T, || {
+        let events = node.events("second");
+        events
+            .iter()
+            .any(|(r, m)| r == "FailedValidation" && m.starts_with(&event))
+            .then_some(())
+    });
     // A pod added after the report is started by a later scan: by then the duplicate was reconciled too.
     node.apply("c.yaml", &pod("marker", None));
     node.wait_pod("marker", "running", T, |p| st::running(p, "c"));

@@ -44,6 +44,9 @@ pub struct Scan {
     pub invalid: BTreeMap<String, (PodGroup, &'static str, String)>,
     /// One line per problem, naming the file.
     pub errors: BTreeSet<String>,
+    /// Pods ignored because another manifest claimed their uid, by their line in `errors`: they get a
+    /// `FailedValidation` event (the kubelet's reason for an ignored static pod), no status of their own.
+    pub duplicates: BTreeMap<String, (PodGroup, String)>,
 }
 
 /// A stable uid for a manifest's pod on this node (kubelet static pods hash the object and node name).
@@ -107,11 +110,13 @@ pub fn scan(paths: &[PathBuf], node: &str) -> Scan {
                 // One pod per uid, as the kubelet keys a source's pods by uid: a second would share the
                 // first one's directories, cgroup and status.
                 let err = FieldError::duplicate(&FieldPath::new("metadata").child("uid"), uid.as_str());
-                out.errors.insert(format!(
-                    "{}: PodGroup {ns}/{name}: {err}: PodGroup {first_key} in {} has this uid; ignoring this one",
-                    file.display(),
+                let message = format!(
+                    "{err}: PodGroup {first_key} in {} has this uid; ignoring this one",
                     first.display()
-                ));
+                );
+                let line = format!("{}: PodGroup {ns}/{name}: {message}", file.display());
+                out.errors.insert(line.clone());
+                out.duplicates.insert(line, (pod, message));
                 continue;
             }
             uids.insert(uid.clone(), (file.clone(), format!("{ns}/{name}")));
@@ -212,6 +217,11 @@ pub async fn run(opts: Options, ctx: Arc<Context>, shutdown: impl Future<Output 
                 let result = tokio::task::spawn_blocking(move || scan(&paths, &node)).await;
                 let Ok(mut found) = result else { continue };
                 refuse_inadmissible(&mut found, &ctx.runtime.admission, |uid| workers.contains(uid));
+                for (line, (pod, message)) in &found.duplicates {
+                    if !reported.contains(line) {
+                        ctx.recorder.record(pod, Event::warning("FailedValidation", message.clone()));
+                    }
+                }
                 report_errors(&mut reported, &found.errors);
                 for (uid, (pod, reason, message)) in &found.invalid {
                     if store.get(uid).and_then(|p| p.status).and_then(|s| s.pod.reason).as_deref() != Some(*reason) {

@@ -93,6 +93,8 @@ fn two_manifests_never_share_a_uid() {
     assert_eq!(s.pods.len(), 1);
     assert_eq!(s.pods[uid].metadata.name.as_deref(), Some("first"));
     assert!(s.invalid.is_empty());
+    let (ignored, _) = s.duplicates.values().next().unwrap();
+    assert_eq!(ignored.metadata.name.as_deref(), Some("second"));
     let want = format!(
         r#"b.yaml: PodGroup default/second: metadata.uid: Duplicate value: "{uid}": PodGroup default/first in "#
     );
