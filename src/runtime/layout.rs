@@ -197,9 +197,10 @@ pub fn derive_id(parts: &[&str]) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
-/// Whether `name` is safe as one path component (no separators, no dot names, no NUL).
+/// Whether `name` is safe as one path component: the same rule as [`component`] ([`is_plain`]), for callers
+/// that refuse rather than replace.
 pub fn is_safe_component(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0']) && name.len() <= 255
+    is_plain(name)
 }
 
 /// Joins `name` onto `dir` only when it is a single safe component.
@@ -241,7 +242,7 @@ mod tests {
 
     #[test]
     fn unsafe_components_are_refused() {
-        for bad in ["", ".", "..", "a/b", "a\0b"] {
+        for bad in ["", ".", "..", "a/b", "a\0b", "-a", "a_b", ".a"] {
             assert!(join_component(Path::new("/x"), bad).is_none(), "{bad:?}");
         }
         assert_eq!(
