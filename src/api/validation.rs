@@ -39,6 +39,12 @@ pub fn validate(pg: &PodGroup) -> Result<(), ValidationErrors> {
     ValidationErrors::check(errors(pg))
 }
 
+/// Whether `uid` has the form the API server generates (a lowercase UUID), the only form peapod names
+/// directories and cgroups after.
+pub fn is_valid_uid(uid: &str) -> bool {
+    rules::uuid(uid).is_empty()
+}
+
 /// Every problem of `pg`, in the order they were found.
 fn errors(pg: &PodGroup) -> Vec<FieldError> {
     let mut errs = Vec::new();
@@ -75,6 +81,10 @@ fn validate_metadata(meta: &ObjectMeta, path: &FieldPath, errs: &mut Vec<FieldEr
             namespace,
             rules::dns1123_label(namespace),
         ));
+    }
+    // The API server generates it; a manifest's own is checked, as it names the pod's directories and cgroup.
+    if let Some(uid) = meta.uid.as_deref().filter(|u| !u.is_empty()) {
+        errs.extend(rules::invalid_each(&path.child("uid"), uid, rules::uuid(uid)));
     }
     if let Some(labels) = &meta.labels {
         scheduling::validate_labels(labels, &path.child("labels"), errs);

@@ -9,6 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::{CliError, Global};
 use crate::api::PodGroup;
+use crate::runtime::layout::RuntimeConfig;
 use crate::runtime::log::{read_logs, LogOptions};
 use crate::standalone::store::StatusStore;
 
@@ -140,11 +141,14 @@ pub fn logs(global: &Global, args: &LogsArgs) -> Result<ExitCode, CliError> {
     } else {
         restarts
     };
-    let dir = global
-        .state_dir
-        .join("logs")
-        .join(format!("{}_{}_{uid}", args.namespace, args.name))
-        .join(&container);
+    // The supervisor's own layout: the same checked components, so a stored name cannot lead elsewhere.
+    let layout = RuntimeConfig::new(
+        global.state_dir.clone(),
+        global.run_dir.clone(),
+        global.oci_runtime.clone(),
+        Default::default(),
+    );
+    let dir = layout.container_log_dir(&args.namespace, &args.name, &uid, &container);
     let file = format!("{attempt}.log");
     if !dir.join(&file).exists() {
         let waiting = status
@@ -174,13 +178,7 @@ pub fn logs(global: &Global, args: &LogsArgs) -> Result<ExitCode, CliError> {
         limit_bytes: args.limit_bytes,
         stream: None,
     };
-    let instance = global
-        .state_dir
-        .join("pods")
-        .join(&uid)
-        .join("containers")
-        .join(&container)
-        .join(attempt.to_string());
+    let instance = layout.instance_dir(&uid, &container, attempt);
     let stop = move || !instance.exists() || instance.join(crate::runtime::record::EXITED).exists();
     let mut out = std::io::stdout().lock();
     read_logs(&dir, &file, &opts, &mut out, &stop).map_err(|e| CliError::context("read log", e))?;

@@ -61,6 +61,7 @@ pub async fn reconcile(pg: Arc<PodGroup>, agent: Arc<Agent>) -> Result<Action, E
         .metadata
         .uid
         .clone()
+        .filter(|u| !u.is_empty())
         .ok_or_else(|| Error::MissingUid(key.clone()))?;
     let ns = pg.namespace().unwrap_or_else(|| "default".into());
     let name = pg.name_any();

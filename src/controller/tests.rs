@@ -109,7 +109,7 @@ fn podgroup(extra: Value) -> PodGroup {
     let mut v = json!({
         "apiVersion": "peapod.dev/v1alpha1",
         "kind": "PodGroup",
-        "metadata": {"name": "web", "namespace": "default", "uid": "u-1", "resourceVersion": "7",
+        "metadata": {"name": "web", "namespace": "default", "uid": "7c6f1b0e-2d4a-4e8b-9c3d-5a1e2f3b4c5d", "resourceVersion": "7",
                      "labels": {"peapod.dev/node": "node-a"}},
         "spec": {"nodeName": "node-a", "containers": [{"name": "c", "image": "localhost/img:1"}]},
     });
@@ -173,7 +173,7 @@ async fn missing_finalizer_is_added_first() {
     assert_eq!(
         patch,
         json!([
-            {"op": "test", "path": "/metadata/uid", "value": "u-1"},
+            {"op": "test", "path": "/metadata/uid", "value": "7c6f1b0e-2d4a-4e8b-9c3d-5a1e2f3b4c5d"},
             {"op": "add", "path": "/metadata/finalizers", "value": ["peapod.dev/sandbox"]},
         ])
     );
@@ -262,7 +262,7 @@ async fn status_is_applied_whole_with_the_peapod_field_manager() {
     let update = StatusUpdate {
         namespace: "default".into(),
         name: "web".into(),
-        uid: "u-1".into(),
+        uid: "7c6f1b0e-2d4a-4e8b-9c3d-5a1e2f3b4c5d".into(),
         status,
         release: false,
     };
@@ -271,7 +271,7 @@ async fn status_is_applied_whole_with_the_peapod_field_manager() {
     assert_eq!(body["apiVersion"], "peapod.dev/v1alpha1");
     assert_eq!(body["kind"], "PodGroup");
     assert_eq!(
-        body["metadata"]["uid"], "u-1",
+        body["metadata"]["uid"], "7c6f1b0e-2d4a-4e8b-9c3d-5a1e2f3b4c5d",
         "the uid pins the status to this incarnation"
     );
     assert_eq!(body["status"]["phase"], "Running");

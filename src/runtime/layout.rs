@@ -4,9 +4,16 @@
 //! helper pids, the OCI runtime's own state. Persistent state lives under the state dir: images, pods
 //! (container instances, emptyDir volumes, managed `/etc` files), logs. That split is how a restart of
 //! peapod is told from a reboot of the node. Every path here is derived from the two roots, so tests run
-//! against temporary directories.
+//! against temporary directories. Every name joined in (uid, namespace, pod and container names, ids)
+//! goes through [`component`], so no value, validated or not, yields a path or cgroup outside its root.
+
+mod component;
+#[cfg(test)]
+pub(crate) mod proptests;
 
 use std::path::{Path, PathBuf};
+
+pub use self::component::{component, is_plain};
 
 use super::admit::AdmitConfig;
 use super::etc::ClusterDns;
@@ -96,12 +103,12 @@ impl RuntimeConfig {
 
     /// Persistent directory of one pod.
     pub fn pod_dir(&self, uid: &str) -> PathBuf {
-        self.pods_dir().join(uid)
+        self.pods_dir().join(&*component(uid))
     }
 
     /// Directory of all instances of one container.
     pub fn container_dir(&self, uid: &str, container: &str) -> PathBuf {
-        self.pod_dir(uid).join("containers").join(container)
+        self.pod_dir(uid).join("containers").join(&*component(container))
     }
 
     /// Directory (and OCI bundle) of one container instance.
@@ -111,22 +118,19 @@ impl RuntimeConfig {
 
     /// Log directory of one container (kubelet: `/var/log/pods/<ns>_<name>_<uid>/<container>`).
     pub fn container_log_dir(&self, namespace: &str, name: &str, uid: &str, container: &str) -> PathBuf {
-        self.state_dir
-            .join("logs")
-            .join(format!("{namespace}_{name}_{uid}"))
-            .join(container)
+        self.pod_log_dir(namespace, name, uid)
+            .join(&*component(container))
     }
 
-    /// Log directory of one pod.
+    /// Log directory of one pod: `<ns>_<name>_<uid>`, unambiguous because no component contains `_`.
     pub fn pod_log_dir(&self, namespace: &str, name: &str, uid: &str) -> PathBuf {
-        self.state_dir
-            .join("logs")
-            .join(format!("{namespace}_{name}_{uid}"))
+        let (ns, name, uid) = (component(namespace), component(name), component(uid));
+        self.state_dir.join("logs").join(format!("{ns}_{name}_{uid}"))
     }
 
     /// Volatile directory of one sandbox.
     pub fn sandbox_run_dir(&self, sandbox_id: &str) -> PathBuf {
-        self.run_dir.join("sandboxes").join(sandbox_id)
+        self.run_dir.join("sandboxes").join(&*component(sandbox_id))
     }
 
     /// Where CNI ADD results are cached for DEL (persistent: leases outlive a reboot).
@@ -141,12 +145,14 @@ impl RuntimeConfig {
 
     /// Pid record of a running shim.
     pub fn shim_record(&self, container_id: &str) -> PathBuf {
-        self.run_dir.join("shims").join(format!("{container_id}.json"))
+        self.run_dir
+            .join("shims")
+            .join(format!("{}.json", component(container_id)))
     }
 
     /// `linux.cgroupsPath` of a container: a child of its pod's cgroup.
     pub fn cgroups_path(&self, uid: &str, qos: QosClass, container_id: &str) -> String {
-        format!("{}/{container_id}", self.pod_cgroup(uid, qos))
+        format!("{}/{}", self.pod_cgroup(uid, qos), component(container_id))
     }
 
     /// The cgroup of a pod's helper processes (pause and shims): inside the pod's, beside its containers.
@@ -157,6 +163,7 @@ impl RuntimeConfig {
     /// The pod's cgroup relative to each hierarchy's root, laid out like the kubelet's: Guaranteed pods
     /// directly under the cgroup parent, the others under its `burstable/` and `besteffort/` children.
     pub fn pod_cgroup(&self, uid: &str, qos: QosClass) -> String {
+        let uid = component(uid);
         match qos.cgroup_dir() {
             Some(dir) => format!("{}/pod{uid}", self.qos_cgroup(dir)),
             None => format!("{}/pod{uid}", self.cgroup_parent()),
@@ -199,9 +206,10 @@ pub fn random_id() -> std::io::Result<String> {
     Ok(hex::encode(bytes))
 }
 
-/// Whether `name` is safe as one path component (no separators, no dot names, no NUL).
+/// Whether `name` is safe as one path component: the same rule as [`component`] ([`is_plain`]), for callers
+/// that refuse rather than replace.
 pub fn is_safe_component(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0']) && name.len() <= 255
+    is_plain(name)
 }
 
 /// Joins `name` onto `dir` only when it is a single safe component.
@@ -251,7 +259,7 @@ mod tests {
 
     #[test]
     fn unsafe_components_are_refused() {
-        for bad in ["", ".", "..", "a/b", "a\0b"] {
+        for bad in ["", ".", "..", "a/b", "a\0b", "-a", "a_b", ".a"] {
             assert!(join_component(Path::new("/x"), bad).is_none(), "{bad:?}");
         }
         assert_eq!(

@@ -16,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::mpsc;
 
+use crate::api::validation::{FieldError, FieldPath};
 use crate::api::{defaults, manifest, validation, PodGroup, PodGroupStatus};
 use crate::pod::events::Event;
 use crate::pod::worker::{Context, Update};
@@ -43,6 +44,9 @@ pub struct Scan {
     pub invalid: BTreeMap<String, (PodGroup, &'static str, String)>,
     /// One line per problem, naming the file.
     pub errors: BTreeSet<String>,
+    /// Pods ignored because another manifest claimed their uid, by their line in `errors`: they get a
+    /// `FailedValidation` event (the kubelet's reason for an ignored static pod), no status of their own.
+    pub duplicates: BTreeMap<String, (PodGroup, String)>,
 }
 
 /// A stable uid for a manifest's pod on this node (kubelet static pods hash the object and node name).
@@ -65,6 +69,7 @@ pub fn manifest_uid(pod: &PodGroup, node: &str) -> String {
 pub fn scan(paths: &[PathBuf], node: &str) -> Scan {
     let mut out = Scan::default();
     let mut names: HashMap<(String, String), PathBuf> = HashMap::new();
+    let mut uids: HashMap<String, (PathBuf, String)> = HashMap::new();
     for path in paths {
         let objects = match manifest::load_path(path) {
             Ok(o) => o,
@@ -94,12 +99,27 @@ pub fn scan(paths: &[PathBuf], node: &str) -> Scan {
                 continue;
             }
             names.insert((ns.clone(), name.clone()), file.clone());
+            let derived = manifest_uid(&pod, node);
             let uid = pod
                 .metadata
                 .uid
                 .clone()
                 .filter(|u| !u.is_empty())
-                .unwrap_or_else(|| manifest_uid(&pod, node));
+                .unwrap_or_else(|| derived.clone());
+            if let Some((first, first_key)) = uids.get(&uid) {
+                // One pod per uid, as the kubelet keys a source's pods by uid: a second would share the
+                // first one's directories, cgroup and status.
+                let err = FieldError::duplicate(&FieldPath::new("metadata").child("uid"), uid.as_str());
+                let message = format!(
+                    "{err}: PodGroup {first_key} in {} has this uid; ignoring this one",
+                    first.display()
+                );
+                let line = format!("{}: PodGroup {ns}/{name}: {message}", file.display());
+                out.errors.insert(line.clone());
+                out.duplicates.insert(line, (pod, message));
+                continue;
+            }
+            uids.insert(uid.clone(), (file.clone(), format!("{ns}/{name}")));
             pod.metadata.uid = Some(uid.clone());
             match validation::validate(&pod) {
                 Ok(()) => {
@@ -109,7 +129,14 @@ pub fn scan(paths: &[PathBuf], node: &str) -> Scan {
                     let message = errs.to_string();
                     out.errors
                         .insert(format!("{}: PodGroup {ns}/{name}: {message}", file.display()));
-                    out.invalid.insert(uid, (pod, "InvalidSpec", message));
+                    // A refused uid names nothing: the refusal is kept under the derived one.
+                    let key = if validation::is_valid_uid(&uid) {
+                        uid
+                    } else {
+                        derived
+                    };
+                    pod.metadata.uid = Some(key.clone());
+                    out.invalid.insert(key, (pod, "InvalidSpec", message));
                 }
             }
         }
@@ -191,6 +218,11 @@ pub async fn run(opts: Options, ctx: Arc<Context>, shutdown: impl Future<Output 
                 let result = tokio::task::spawn_blocking(move || scan(&paths, &node)).await;
                 let Ok(mut found) = result else { continue };
                 refuse_inadmissible(&mut found, &ctx.runtime.admission, |uid| workers.contains(uid));
+                for (line, (pod, message)) in &found.duplicates {
+                    if !reported.contains(line) {
+                        ctx.recorder.record(pod, Event::warning("FailedValidation", message.clone()));
+                    }
+                }
                 report_errors(&mut reported, &found.errors);
                 for (uid, (pod, reason, message)) in &found.invalid {
                     if store.get(uid).and_then(|p| p.status).and_then(|s| s.pod.reason).as_deref() != Some(*reason) {
@@ -384,57 +416,6 @@ fn handle_update(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scan_reports_bad_files_and_keeps_good_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("good.yaml"),
-            "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers: [{name: c, image: localhost/busybox:1}]\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("dup.yaml"),
-            "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  containers: [{name: c, image: img1}, {name: c, image: img2}]\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("broken.yaml"),
-            "apiVersion: v1\nkind: Pod\nmetadata: [\n",
-        )
-        .unwrap();
-        let s = scan(&[dir.path().to_path_buf()], "node-a");
-        assert_eq!(s.pods.len(), 1);
-        let pod = s.pods.values().next().unwrap();
-        assert_eq!(pod.spec.pod.node_name.as_deref(), Some("node-a"));
-        assert_eq!(pod.spec.pod.restart_policy.as_deref(), Some("Always"));
-        assert_eq!(s.invalid.len(), 1);
-        let (_, _, msg) = s.invalid.values().next().unwrap();
-        assert!(
-            msg.contains("spec.containers[1].name: Duplicate value: \"c\""),
-            "{msg}"
-        );
-        assert!(
-            s.errors.iter().any(|e| e.contains("broken.yaml")),
-            "{:?}",
-            s.errors
-        );
-        assert!(
-            s.errors
-                .iter()
-                .any(|e| e.contains("dup.yaml") && e.contains("default/bad")),
-            "{:?}",
-            s.errors
-        );
-        // Same content, same uid; edited content, new uid.
-        let again = scan(&[dir.path().to_path_buf()], "node-a");
-        assert_eq!(
-            again.pods.keys().collect::<Vec<_>>(),
-            s.pods.keys().collect::<Vec<_>>()
-        );
-        let other_node = scan(&[dir.path().to_path_buf()], "node-b");
-        assert_ne!(other_node.pods.keys().next(), s.pods.keys().next());
-    }
-}
+mod proptests;
+#[cfg(test)]
+mod tests;

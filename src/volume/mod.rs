@@ -21,6 +21,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 use crate::runtime::env::expand;
+use crate::runtime::layout::component;
 use crate::runtime::spec::BindMount;
 use crate::sys;
 
@@ -132,8 +133,8 @@ pub fn container_mounts(
         } else {
             let staging = pod_dir
                 .join("volume-subpaths")
-                .join(&vm.name)
-                .join(&container.name)
+                .join(&*component(&vm.name))
+                .join(&*component(&container.name))
                 .join(i.to_string());
             stage_sub_path(&vol.path, &sub, &staging).map_err(|e| {
                 Error::Mount(format!(

@@ -233,6 +233,19 @@ pub fn is_ip_sloppy(value: &str) -> bool {
         })
 }
 
+/// The format the API server generates `metadata.uid` in (apimachinery's `k8s-uuid` format): lowercase
+/// hexadecimal in groups of 8-4-4-4-12 separated by `-`.
+pub fn uuid(value: &str) -> Vec<String> {
+    let groups: Vec<&str> = value.split('-').collect();
+    let lens = groups.iter().map(|g| g.len()).collect::<Vec<_>>();
+    let hex = |g: &&str| g.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if lens == [8, 4, 4, 4, 12] && groups.iter().all(hex) {
+        Vec::new()
+    } else {
+        vec!["must be a lowercase UUID in 8-4-4-4-12 format".to_string()]
+    }
+}
+
 /// `validatePathNoBacksteps`: no `..` element.
 pub fn has_backsteps(path: &str) -> bool {
     path.split('/').any(|part| part == "..")

@@ -5,6 +5,7 @@ use crate::api::defaults::apply_defaults;
 use crate::api::PodGroup;
 
 mod probes;
+mod uid;
 
 /// A defaulted PodGroup named `web` in `default` with the given spec.
 fn pod(spec: Value) -> PodGroup {
