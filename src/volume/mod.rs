@@ -256,6 +256,9 @@ pub fn memory_bytes(q: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
