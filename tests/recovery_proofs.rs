@@ -113,13 +113,23 @@ fn a_dead_shim_becomes_container_status_unknown_137() {
     node.assert_clean();
 }
 
+/// An unrelated process, killed and reaped when the test ends, passed or failed.
+struct Stranger(std::process::Child);
+
+impl Drop for Stranger {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn a_shim_record_naming_a_reused_pid_is_not_adopted() {
     let mut node = Node::new();
     let (_, path, mut record, workload) = orphan_a_container(&mut node, "reused");
     // The kernel gave the shim's pid to an unrelated process: same pid, another start time.
-    let mut stranger = Command::new("sleep").arg("300").spawn().unwrap();
-    let pid = stranger.id() as i32;
+    let mut stranger = Stranger(Command::new("sleep").arg("300").spawn().unwrap());
+    let pid = stranger.0.id() as i32;
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let start_time: u64 = stat
         .rsplit_once(')')
@@ -136,11 +146,10 @@ fn a_shim_record_naming_a_reused_pid_is_not_adopted() {
     node.start();
     assert_abandoned(&node, "reused", workload);
     assert!(
-        stranger.try_wait().unwrap().is_none(),
+        stranger.0.try_wait().unwrap().is_none(),
         "the stranger was not signalled"
     );
-    stranger.kill().unwrap();
-    stranger.wait().unwrap();
+    drop(stranger);
     assert!(node.stop(T).success());
     node.assert_clean();
 }
