@@ -196,7 +196,7 @@ fn a_reboot_recreates_the_sandbox_reruns_init_and_carries_restart_counts_on() {
         "  volumes: [{{name: host, hostPath: {{path: {}, type: Directory}}}}]\n  initContainers:\n{}    volumeMounts: [{{name: host, mountPath: /host}}]\n  containers:\n{}",
         host.display(),
         looping("init", BUSYBOX, "echo ran >> /host/init"),
-        looping("app", BUSYBOX, "while true; do sleep 0.2; done"),
+        looping("app", BUSYBOX, "trap \"exit 0\" TERM; while true; do sleep 0.2; done"),
     );
     node.apply("boot.yaml", &pod("boot", "Always", &body));
     node.start();
