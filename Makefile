@@ -3,6 +3,7 @@
 #   make demo   install what is missing (Debian packages), build, and run the two-container example
 #   make test   install what is missing, lint, and run every test (unit, root integration, cluster)
 #   make bench  benchmarks beside bare runc and podman (results in BENCHMARKS.md)
+#   make fuzz   the property tests (manifests, layer paths, subPaths, keyrings) with 10^6 cases in total
 #
 # Everything works offline: packages come from Debian's repositories, test images are built from the
 # host's busybox-static, the test control plane is built from Debian's kubernetes source package.
@@ -12,7 +13,7 @@ CARGO ?= cargo
 IMAGES := target/test-images
 export PEAPOD_TEST_IMAGES := $(CURDIR)/$(IMAGES)
 
-.PHONY: all build release demo test deps-demo deps-test images apiserver lint lint-chart unit-and-integration crds bench clean
+.PHONY: all build release demo test deps-demo deps-test images apiserver lint lint-chart unit-and-integration crds bench fuzz clean
 
 all: build
 
@@ -52,6 +53,17 @@ test: deps-test images apiserver lint lint-chart unit-and-integration
 
 crds:
 	PEAPOD_UPDATE_CRDS=1 $(CARGO) test --locked --lib api::crd
+
+# Every property test (`proptests` modules) with FUZZ_CASES cases each, at least FUZZ_TOTAL in all; the
+# count run is printed and recorded in target/fuzz-count. `make test` runs them with proptest's default 256.
+FUZZ_TOTAL ?= 1000000
+fuzz:
+	@tests=$$($(CARGO) nextest list --locked --lib -E 'test(/::proptests::/)' --message-format oneline | grep -c ::proptests::); \
+	cases=$${FUZZ_CASES:-$$(( (FUZZ_TOTAL + tests - 1) / tests ))}; \
+	echo "fuzz: $$tests property tests x $$cases cases"; \
+	PROPTEST_CASES=$$cases $(CARGO) nextest run --locked --lib -E 'test(/::proptests::/)' --no-fail-fast \
+	  --profile fuzz && \
+	echo "fuzz: $$(( tests * cases )) cases passed ($$tests tests x $$cases)" | tee target/fuzz-count
 
 bench: deps-test release images
 	hack/bench.sh

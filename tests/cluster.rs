@@ -188,7 +188,7 @@ fn podgroups_are_scheduled_run_and_reported_like_pods() {
 #[test]
 fn agent_crash_and_api_outage_keep_workloads_running() {
     let mut c = cluster();
-    let exits = format!("  - name: main\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n  - name: later\n    image: {BUSYBOX}\n    command: [sh, -c, 'sleep 25; exit 4']\n");
+    let exits = format!("  - name: main\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n  - name: later\n    image: {BUSYBOX}\n    command: [sh, -c, 'sleep 45; exit 4']\n");
     c.cp.apply(&podgroup(
         "steady",
         "  restartPolicy: Never\n  nodeName: node-a\n",
@@ -199,17 +199,32 @@ fn agent_crash_and_api_outage_keep_workloads_running() {
     });
     let id = st::container(&before, "main").container_id.clone();
 
-    // SIGKILL the agent and start it again: the same containers, nothing started twice.
+    // SIGKILL the agent and start it again: the same containers, nothing started twice. The status the old
+    // agent wrote is removed meanwhile, so what is waited for can only come from the new one.
     c.a.kill9();
+    c.cp.kubectl_ok(&[
+        "patch",
+        "podgroup",
+        "steady",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":null}"#,
+    ]);
+    let cleared = c.cp.get("default", "steady").unwrap();
+    assert!(cleared.status.is_none(), "{:?}", cleared.status);
     let kubeconfig = c.cp.dir.path().join("agent.kubeconfig");
     start_agent(&mut c.a, &kubeconfig, "node-a");
-    let after = c.cp.wait_pg("default", "steady", "status after restart", T, |p| {
-        p.metadata.generation == p.status.as_ref().and_then(|s| s.pod.observed_generation)
-    });
+    let after =
+        c.cp.wait_pg("default", "steady", "status rewritten after restart", T, |p| {
+            p.metadata.generation == p.status.as_ref().and_then(|s| s.pod.observed_generation)
+                && st::running(p, "main")
+        });
     assert_eq!(st::container(&after, "main").container_id, id);
     assert_eq!(st::container(&after, "main").restart_count, 0);
 
-    // The API server goes away for 20 s: containers keep running, the exit in between is reported after.
+    // The API server goes away for 60 s: containers keep running, the exit in between is reported within
+    // 5 s of its return, and nothing restarts.
     c.cp.stop();
     let uid = before.metadata.uid.clone().unwrap();
     let later =
@@ -217,22 +232,33 @@ fn agent_crash_and_api_outage_keep_workloads_running() {
             .join("pods")
             .join(&uid)
             .join("containers/later/0/exited.json");
+    assert!(
+        !later.exists(),
+        "later exited before the outage: nothing would be left to catch up"
+    );
     let gone = std::time::Instant::now();
     wait_for("the later container to exit while the API is down", T, || {
         later.exists().then_some(())
     });
-    while gone.elapsed() < Duration::from_secs(20) {
+    while gone.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(200));
     }
     let main_alive = c.a.exec_ok("steady", "main");
     c.cp.start();
     assert!(main_alive, "main kept running during the outage");
-    let caught_up = c.cp.wait_pg("default", "steady", "status caught up", T, |p| {
-        st::terminated(p, "later").is_some()
-    });
+    let caught_up = c.cp.wait_pg(
+        "default",
+        "steady",
+        "status caught up within 5 s of the API's return",
+        Duration::from_secs(5),
+        |p| st::terminated(p, "later").is_some(),
+    );
     assert_eq!(st::terminated(&caught_up, "later").unwrap().exit_code, 4);
     assert!(st::running(&caught_up, "main"));
     assert_eq!(st::container(&caught_up, "main").container_id, id);
+    for name in ["main", "later"] {
+        assert_eq!(st::restarts(&caught_up, name), 0, "{name} restarted");
+    }
     c.finish();
 }
 

@@ -383,7 +383,8 @@ fn deletion_stops_with_the_grace_period_then_removes() {
             cp.kubectl_ok(&["delete", "podgroup", name, "--wait=false"]);
         }
     };
-    let seen = cp.watch_until_deleted(NS, "stubborn", T, delete("stubborn"));
+    // Gone well before the 30 s default grace period: the spec's 3 s were applied, not the default.
+    let seen = cp.watch_until_deleted(NS, "stubborn", Duration::from_secs(20), delete("stubborn"));
     let versions: Vec<(String, PodGroup)> = seen
         .into_iter()
         .map(|(kind, v)| (kind, serde_json::from_value(v).expect("a PodGroup")))
@@ -401,9 +402,10 @@ fn deletion_stops_with_the_grace_period_then_removes() {
     assert_eq!((t.exit_code, t.reason.as_deref()), (137, Some("Error")));
     let asked = last.metadata.deletion_timestamp.as_ref().unwrap().0;
     let killed = t.finished_at.unwrap().0;
+    let waited = killed.as_second() - asked.as_second();
     assert!(
-        killed.as_second() - asked.as_second() >= 2,
-        "SIGKILL before the 3 s grace period: {asked} -> {killed}"
+        (2..15).contains(&waited),
+        "SIGKILL not after the spec's 3 s grace period: {asked} -> {killed}"
     );
 
     let seen = cp.watch_until_deleted(NS, "polite", T, delete("polite"));

@@ -84,16 +84,18 @@ fn containers_keep_exactly_the_asked_capabilities_with_no_new_privs_and_seccomp(
 #[test]
 fn the_default_seccomp_profile_blocks_namespace_and_mount_syscalls() {
     let mut node = Node::new();
-    // Root with the default capabilities. Creating a user namespace needs no capability at all: only the
-    // profile refuses it. SYS_ADMIN opens the namespace and mount rules, as in containerd's profile.
-    let script =
-        "for c in 'unshare -U true' 'unshare -n true' 'mount -t tmpfs none /tmp' 'sethostname x'; do \
+    // Root with the default capabilities. Creating a user namespace needs no capability at all, so only the
+    // profile refuses `unshare -U`: the Unconfined container, with the same capabilities, is allowed it.
+    // The others also need SYS_ADMIN; with it added, the profile opens the namespace and mount rules, as in
+    // containerd's profile.
+    let script = "for c in 'unshare -U true' 'unshare -n true' 'mount -t tmpfs none /tmp' 'hostname x'; do \
         if $c 2>/dev/null; then echo \"allowed: $c\"; else echo \"refused: $c\"; fi; done";
-    let script = script.replace("sethostname x", "hostname x");
-    let spec = |extra| json!({"restartPolicy": "Never", "containers": [container("c", &script, extra)]});
+    let spec = |extra| json!({"restartPolicy": "Never", "containers": [container("c", script, extra)]});
     node.apply("plain.yaml", &pod("plain", spec(json!({}))));
     let admin = json!({"securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}});
     node.apply("admin.yaml", &pod("admin", spec(admin)));
+    let unconfined = json!({"securityContext": {"seccompProfile": {"type": "Unconfined"}}});
+    node.apply("unconfined.yaml", &pod("unconfined", spec(unconfined)));
     start(&mut node, "privileged", &[]);
     let out = finished_log(&node, "plain", "c");
     for c in [
@@ -104,6 +106,15 @@ fn the_default_seccomp_profile_blocks_namespace_and_mount_syscalls() {
     ] {
         assert!(out.contains(&format!("refused: {c}")), "{out}");
     }
+    let out = finished_log(&node, "unconfined", "c");
+    assert!(
+        out.contains("allowed: unshare -U true"),
+        "without the profile a user namespace is allowed, so the profile is what refused it: {out}"
+    );
+    assert!(
+        out.contains("refused: unshare -n true") && out.contains("refused: hostname x"),
+        "capabilities still refuse these: {out}"
+    );
     let out = finished_log(&node, "admin", "c");
     assert!(
         out.contains("allowed: unshare -n true"),

@@ -18,7 +18,9 @@ use crate::api::{PodGroup, PodGroupStatus, FINALIZER};
 pub const FIELD_MANAGER: &str = "peapod";
 /// How long a burst of reports is gathered before writing.
 const COALESCE: Duration = Duration::from_millis(200);
-/// Wait before the first retry of a refused write; it doubles with every further refusal.
+/// Wait before the first retry of a refused write; it doubles with every further refusal. While the API
+/// server cannot be reached at all, writes are retried at this pace, so status catches up within about
+/// a second of its return however long it was away (a refused connection costs it nothing).
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -89,6 +91,12 @@ pub async fn remove_finalizer(
         Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Whether the request never got an answer (connection refused or reset, TLS, timeout): the API server is
+/// away, as opposed to refusing the write.
+fn is_unreachable(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Service(_) | kube::Error::HyperError(_))
 }
 
 /// Whether an API error is a 404.
@@ -174,7 +182,7 @@ async fn write_due(client: &Client, pending: &mut HashMap<String, Pending>) {
             }
             Err(e) => {
                 let u = &p.update;
-                p.backoff = if p.backoff.is_zero() {
+                p.backoff = if p.backoff.is_zero() || is_unreachable(&e) {
                     FIRST_BACKOFF
                 } else {
                     (p.backoff * 2).min(MAX_BACKOFF)
@@ -311,5 +319,47 @@ mod tests {
         assert!(timeout(Duration::from_millis(100), handle.next_request())
             .await
             .map_or(true, |r| r.is_none()));
+    }
+
+    /// While the API server cannot be reached (no answer at all), the pending status is retried at the first
+    /// backoff's pace however long that lasts, so it is written within about a second of the server's
+    /// return; once the server answers and refuses (409, 422, 500), the backoff doubles; the write that
+    /// finally succeeds carries the newest status. Virtual time: the intervals are exact.
+    #[tokio::test(start_paused = true)]
+    async fn unreachable_keeps_the_first_pace_and_refusals_double() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(writer(Client::new(service, "default"), rx));
+        tx.send(update("a", "a1")).unwrap();
+        let mut last = None;
+        let mut intervals = Vec::new();
+        for _ in 0..6 {
+            let (_, send) = timeout(Duration::from_secs(60), handle.next_request())
+                .await
+                .expect("a retry")
+                .expect("a request");
+            let now = Instant::now();
+            intervals.extend(last.map(|l| now - l));
+            last = Some(now);
+            send.send_error("connection refused");
+        }
+        assert_eq!(
+            intervals,
+            [Duration::from_secs(1); 5],
+            "unreachable: no growing backoff"
+        );
+        tx.send(update("a", "a2")).unwrap();
+        let mut intervals = Vec::new();
+        for code in [409, 422, 500, 200] {
+            let (name, message) = answer(&mut handle, code).await;
+            assert_eq!((name.as_str(), message.as_str()), ("a", "a2"));
+            let now = Instant::now();
+            intervals.extend(last.map(|l| now - l));
+            last = Some(now);
+        }
+        let secs: Vec<u64> = intervals.iter().map(Duration::as_secs).collect();
+        assert_eq!(secs, [1, 2, 4, 8], "refusals double the backoff");
+        drop(tx);
+        timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
     }
 }

@@ -21,6 +21,8 @@ mod entry;
 #[cfg(test)]
 mod limits;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use std::ffi::{OsStr, OsString};

@@ -241,6 +241,9 @@ pub fn teardown(pod_dir: &Path) -> io::Result<()> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 

@@ -351,7 +351,7 @@ impl Node {
     }
 
     /// The pod's cgroup directories on this host (all hierarchies).
-    fn cgroup_dirs(&self) -> Vec<PathBuf> {
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
         let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
         peapod::runtime::cgroup::hierarchies(&info)
             .into_iter()
@@ -360,7 +360,8 @@ impl Node {
             .collect()
     }
 
-    fn pids_in_cgroups(&self) -> Vec<i32> {
+    /// Every process in this node's cgroups (containers and the helpers that moved there).
+    pub fn pids_in_cgroups(&self) -> Vec<i32> {
         let mut pids = Vec::new();
         for dir in self.cgroup_dirs() {
             for entry in walkdir(&dir) {
@@ -374,7 +375,8 @@ impl Node {
         pids
     }
 
-    fn helper_pids(&self) -> Vec<i32> {
+    /// Every process whose command line names this node's directory (supervisor, pause, shims).
+    pub fn helper_pids(&self) -> Vec<i32> {
         let marker = self.dir.path().to_string_lossy().into_owned();
         let mut pids = Vec::new();
         for entry in fs::read_dir("/proc").unwrap().flatten() {
@@ -520,7 +522,8 @@ pub fn reap_orphans() {
     }
 }
 
-fn walkdir(root: &Path) -> Vec<PathBuf> {
+/// `root` and every directory below it, parents first.
+pub fn walkdir(root: &Path) -> Vec<PathBuf> {
     let mut out = vec![root.to_path_buf()];
     let mut i = 0;
     while i < out.len() {

@@ -122,31 +122,82 @@ fn urls_match(key: &str, target: &str) -> bool {
 }
 
 /// Go's `filepath.Match` on one host label: `*`, `?`, `[...]` classes with ranges and `^` negation, `\`
-/// escapes. A malformed pattern matches nothing.
+/// escapes. A malformed pattern matches nothing. Backtracks only to the last `*`, so a hostile key with
+/// many stars costs `O(pattern × name)`, never exponential time.
 fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => {
-            (0..=name.len()).any(|skip| name.get(skip..).is_some_and(|tail| glob_match(rest, tail)))
-        }
-        Some((b'?', rest)) => name.split_first().is_some_and(|(_, tail)| glob_match(rest, tail)),
-        Some((b'[', rest)) => {
-            let Some((&c, tail)) = name.split_first() else {
-                return false;
-            };
-            match class_match(rest, c) {
-                Some((true, after)) => glob_match(after, tail),
-                _ => false,
+    let Some(glob) = parse_glob(pattern) else {
+        return false;
+    };
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while let Some(&c) = name.get(n) {
+        match glob.get(p) {
+            Some(Glob::Star) => {
+                star = Some((p, n));
+                p += 1;
             }
+            Some(g) if g.matches(c) => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    star = Some((sp, sn + 1));
+                    p = sp + 1;
+                    n = sn + 1;
+                }
+                None => return false,
+            },
         }
-        Some((b'\\', rest)) => match (rest.split_first(), name.split_first()) {
-            (Some((p, rest)), Some((c, tail))) => p == c && glob_match(rest, tail),
-            _ => false,
-        },
-        Some((p, rest)) => name
-            .split_first()
-            .is_some_and(|(c, tail)| p == c && glob_match(rest, tail)),
     }
+    glob.get(p..)
+        .unwrap_or_default()
+        .iter()
+        .all(|g| matches!(g, Glob::Star))
+}
+
+/// One element of a label glob.
+enum Glob<'a> {
+    Star,
+    Any,
+    /// The class after `[`, its closing `]` included.
+    Class(&'a [u8]),
+    Byte(u8),
+}
+
+impl Glob<'_> {
+    /// Whether this single-byte element matches `c` (`*` is handled by the matcher).
+    fn matches(&self, c: u8) -> bool {
+        match self {
+            Glob::Star => false,
+            Glob::Any => true,
+            Glob::Class(class) => class_match(class, c).is_some_and(|(matched, _)| matched),
+            Glob::Byte(b) => *b == c,
+        }
+    }
+}
+
+/// Splits a label glob into elements; `None` when it is malformed (an open class, a trailing `\`).
+fn parse_glob(mut pattern: &[u8]) -> Option<Vec<Glob<'_>>> {
+    let mut out = Vec::new();
+    while let Some((&c, rest)) = pattern.split_first() {
+        let (element, after) = match c {
+            b'*' => (Glob::Star, rest),
+            b'?' => (Glob::Any, rest),
+            b'[' => {
+                let (_, after) = class_match(rest, 0)?;
+                (Glob::Class(rest.get(..rest.len() - after.len())?), after)
+            }
+            b'\\' => {
+                let (&escaped, after) = rest.split_first()?;
+                (Glob::Byte(escaped), after)
+            }
+            _ => (Glob::Byte(c), rest),
+        };
+        out.push(element);
+        pattern = after;
+    }
+    Some(out)
 }
 
 /// Matches `c` against the class after `[`; returns whether it matched and the pattern after `]`.
@@ -184,6 +235,9 @@ fn unescape(c: u8, rest: &[u8]) -> Option<(u8, &[u8])> {
         Some((c, rest))
     }
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {
@@ -265,5 +319,15 @@ mod tests {
         assert_eq!(sources, ["app", "team", "host", "glob", "node"]);
         assert!(both.lookup("elsewhere.example.net/app").is_empty());
         assert!(Keyring::default().is_empty() && !both.is_empty());
+    }
+
+    /// Many stars in a hostile key cost polynomial time, not exponential: this returns at once (it would not
+    /// finish for hours with the naive backtracking matcher).
+    #[test]
+    fn many_stars_do_not_explode() {
+        let pattern = "*a".repeat(24) + "b";
+        let name = "a".repeat(200);
+        assert!(!glob_match(pattern.as_bytes(), name.as_bytes()));
+        assert!(glob_match(b"*a*a*a*", name.as_bytes()));
     }
 }
