@@ -25,7 +25,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 pub use self::capabilities::{ALL as ALL_CAPABILITIES, KNOWN_CAPABILITIES};
 pub use self::env::split_subscript;
 pub use self::supported::SUPPORTED_RESOURCES;
-pub use self::update::validate_update;
+pub use self::update::{validate_update, UPDATABLE_FIELDS};
 use super::PodGroup;
 pub use crate::api::field::{BadValue, ErrorKind, FieldError, FieldPath, ValidationErrors};
 
