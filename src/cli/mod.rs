@@ -84,7 +84,7 @@ pub enum Command {
 pub struct CrdArgs {
     /// Add CEL transition rules with which the API server refuses the edits a Pod update may not make
     /// (Kubernetes 1.25 or later; older API servers, helm and kubectl refuse the field).
-    #[arg(long)]
+    #[arg(long, env = "PEAPOD_CRD_TRANSITION_RULES")]
     pub transition_rules: bool,
 }
 
