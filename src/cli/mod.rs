@@ -76,7 +76,16 @@ pub enum Command {
     #[command(subcommand)]
     Image(image::ImageCommand),
     /// Print the PodGroup CustomResourceDefinition (YAML).
-    Crd,
+    Crd(CrdArgs),
+}
+
+/// Arguments of `peapod crd`.
+#[derive(Debug, Args)]
+pub struct CrdArgs {
+    /// Add CEL transition rules with which the API server refuses the edits a Pod update may not make
+    /// (Kubernetes 1.25 or later; older API servers, helm and kubectl refuse the field).
+    #[arg(long, env = "PEAPOD_CRD_TRANSITION_RULES")]
+    pub transition_rules: bool,
 }
 
 /// Entry point called by `main.rs`.
@@ -96,8 +105,12 @@ pub fn main() -> ExitCode {
         Command::Logs(a) => logs::logs(&cli.global, &a),
         Command::Exec(a) => exec::exec(&cli.global, &a),
         Command::Image(c) => image::image(&cli.global, c),
-        Command::Crd => {
-            print!("{}", crate::api::crd::crd_yaml());
+        Command::Crd(a) => {
+            if a.transition_rules {
+                print!("{}", crate::api::crd::crd_yaml_with_transition_rules());
+            } else {
+                print!("{}", crate::api::crd::crd_yaml());
+            }
             Ok(ExitCode::SUCCESS)
         }
     };

@@ -9,6 +9,7 @@ pub mod lease;
 pub mod pull_secrets;
 pub mod reconcile;
 pub mod status;
+pub mod update;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -23,7 +24,8 @@ use kube::runtime::{watcher, Controller};
 use kube::{Api, Client};
 use tokio::sync::mpsc;
 
-use crate::api::{PodGroup, NODE_LABEL};
+use crate::api::{PodGroup, PodGroupStatus, NODE_LABEL};
+use crate::pod::admitted::load_admitted;
 use crate::pod::events::Recorder;
 use crate::pod::worker::{checkpointed_pods, Context, Update};
 use crate::pod::workers::PodWorkers;
@@ -51,8 +53,14 @@ pub struct Agent {
     pub node: String,
     /// The pod workers.
     pub workers: Mutex<PodWorkers>,
-    /// The last accepted spec of each pod, by uid (updates are checked against it like Pod updates).
+    /// The last admitted spec of each pod, by uid (updates are checked against it like Pod updates); the
+    /// same as each pod's `admitted.json`, from which it is loaded at start.
     pub specs: Mutex<HashMap<String, PodGroup>>,
+    /// The refusal of each pod whose current spec in the API was refused as an update (it runs on with its
+    /// admitted spec), by uid: shown as its status message until the edit is reverted.
+    pub refused: Mutex<HashMap<String, String>>,
+    /// The last status each pod worker reported, by uid (what a refusal message is shown on).
+    pub statuses: Mutex<HashMap<String, PodGroupStatus>>,
     /// Status updates to write.
     pub status: mpsc::UnboundedSender<StatusUpdate>,
     /// Events.
@@ -63,6 +71,8 @@ pub struct Agent {
     pub ready: AtomicBool,
     /// What this node admits where a namespace label does not decide.
     pub admission: crate::runtime::admit::AdmitConfig,
+    /// Runtime settings (where each pod's admitted spec is recorded).
+    pub runtime: crate::runtime::layout::RuntimeConfig,
 }
 
 /// Runs the agent until `shutdown` resolves. On shutdown every workload keeps running (the next agent
@@ -80,27 +90,21 @@ pub async fn run(
         node: opts.node.clone(),
         workers: Mutex::new(PodWorkers::new(ctx.clone(), updates_tx)),
         specs: Mutex::new(HashMap::new()),
+        refused: Mutex::new(HashMap::new()),
+        statuses: Mutex::new(HashMap::new()),
         status: status_tx,
         recorder: ctx.recorder.clone(),
         metrics: Metrics::default(),
         ready: AtomicBool::new(false),
         admission: ctx.runtime.admission.clone(),
+        runtime: ctx.runtime.clone(),
     });
 
-    // Recover before reconciling: adopt every pod checkpointed on this node, whatever the API says.
+    // Recover before reconciling: adopt every pod checkpointed on this node, whatever the API says, with
+    // the spec it was admitted with, against which every edit is judged.
     crate::runtime::sandbox::collect_network_garbage(&ctx.runtime).await;
     crate::runtime::leftovers::finish(&ctx.runtime).await;
-    let adopted: HashSet<String> = {
-        let pods = checkpointed_pods(&ctx.runtime);
-        let mut uids = HashSet::new();
-        if let Ok(mut w) = agent.workers.lock() {
-            for pod in pods {
-                uids.insert(pod.metadata.uid.clone().unwrap_or_default());
-                w.sync(pod);
-            }
-        }
-        uids
-    };
+    let adopted = adopt(&agent, &ctx);
     tracing::info!(pods = adopted.len(), node = %opts.node, "recovered pods from disk");
 
     tokio::spawn(status::writer(client.clone(), status_rx));
@@ -140,6 +144,27 @@ pub async fn run(
     tracing::info!("agent stopped; workloads keep running");
 }
 
+/// Adopts every pod checkpointed on this node: its worker, its admitted spec and its last status.
+fn adopt(agent: &Agent, ctx: &Context) -> HashSet<String> {
+    let mut uids = HashSet::new();
+    for pod in checkpointed_pods(&ctx.runtime) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let admitted =
+            load_admitted(&ctx.runtime, &uid).unwrap_or_else(|| crate::pod::admitted::admitted_part(&pod));
+        if let Ok(mut s) = agent.specs.lock() {
+            s.insert(uid.clone(), admitted);
+        }
+        if let (Some(status), Ok(mut s)) = (pod.status.clone(), agent.statuses.lock()) {
+            s.insert(uid.clone(), status);
+        }
+        if let Ok(mut w) = agent.workers.lock() {
+            w.sync(pod);
+        }
+        uids.insert(uid);
+    }
+    uids
+}
+
 /// Passes worker reports to the status writer; a finished pod also loses its worker and its finalizer.
 async fn forward_updates(agent: Arc<Agent>, mut rx: mpsc::UnboundedReceiver<Update>) {
     while let Some(u) = rx.recv().await {
@@ -150,7 +175,16 @@ async fn forward_updates(agent: Arc<Agent>, mut rx: mpsc::UnboundedReceiver<Upda
             if let Ok(mut s) = agent.specs.lock() {
                 s.remove(&u.uid);
             }
+            if let Ok(mut s) = agent.refused.lock() {
+                s.remove(&u.uid);
+            }
+            if let Ok(mut s) = agent.statuses.lock() {
+                s.remove(&u.uid);
+            }
+        } else if let Ok(mut s) = agent.statuses.lock() {
+            s.insert(u.uid.clone(), u.status.clone());
         }
+        let refusal = agent.refused.lock().ok().and_then(|r| r.get(&u.uid).cloned());
         agent
             .metrics
             .pods
@@ -164,7 +198,7 @@ async fn forward_updates(agent: Arc<Agent>, mut rx: mpsc::UnboundedReceiver<Upda
                 .unwrap_or_else(|| "default".into()),
             name: u.pod.metadata.name.clone().unwrap_or_default(),
             uid: u.uid,
-            status: u.status,
+            status: crate::pod::admitted::with_refusal(u.status, refusal.as_deref()),
             release: u.finished,
         };
         let _ = agent.status.send(update);

@@ -1,6 +1,7 @@
 //! Reconciling one PodGroup bound to this node: keep the finalizer, default and validate the spec, admit it
-//! (Pod Security Standards at its namespace's level, sysctls) before it first runs here, hand it to its pod
-//! worker, and on deletion run the graceful stop. A reconcile never waits on a workload; the worker
+//! (Pod Security Standards at its namespace's level, sysctls) before it first runs here, judge every later
+//! edit against the admitted spec recorded on disk (`crate::pod::admitted`, `update`), hand it to its pod worker, and on deletion
+//! run the graceful stop. A reconcile never waits on a workload; the worker
 //! reports back and the status writer patches.
 
 use std::sync::Arc;
@@ -12,11 +13,13 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::status::{remove_finalizer, StatusUpdate};
-use super::Agent;
+use super::{update, Agent};
+use crate::pod::admitted;
 use k8s_openapi::api::core::v1::Namespace;
 
-use crate::api::pss::Level;
+use crate::api::pss::{self, Level};
 use crate::api::{defaults, validation, PodGroup, FINALIZER};
+use crate::pod::admitted::AdmittedError;
 use crate::pod::events::Event;
 use crate::runtime::admit;
 
@@ -37,6 +40,9 @@ pub enum Error {
     /// The object has no uid (never from a real API server).
     #[error("podgroup {0} has no uid")]
     MissingUid(String),
+    /// The admitted spec could not be recorded on disk (nothing new runs until it is).
+    #[error(transparent)]
+    Admitted(#[from] AdmittedError),
 }
 
 impl Error {
@@ -45,6 +51,7 @@ impl Error {
         match self {
             Error::Api { .. } => "api",
             Error::MissingUid(_) => "invalid",
+            Error::Admitted(_) => "checkpoint",
         }
     }
 }
@@ -107,42 +114,64 @@ pub async fn reconcile(pg: Arc<PodGroup>, agent: Arc<Agent>) -> Result<Action, E
 
     let mut pod = (*pg).clone();
     defaults::apply_defaults(&mut pod);
-    if let Err(errs) = validation::validate(&pod) {
-        let message = errs.to_string();
-        refuse(&agent, &pod, "InvalidSpec", &message, &message);
-        return Ok(Action::await_change());
-    }
     let previous = agent.specs.lock().ok().and_then(|s| s.get(&uid).cloned());
-    if let Some(old) = previous {
-        if let Err(errs) = validation::validate_update(&old, &pod) {
-            agent
-                .recorder
-                .record(&pod, Event::warning("InvalidUpdate", errs.to_string()));
-            return Ok(Action::await_change());
+    match &previous {
+        // Already admitted here: an edit, judged against what was admitted (also after a restart).
+        Some(old) => {
+            if let Err(message) = judge_update(&agent, old, &pod, &ns).await? {
+                update::refuse(&agent, &pod, &uid, &message);
+                return Ok(Action::await_change());
+            }
+            update::accept(&agent, &pod, &uid);
+        }
+        None => {
+            if let Err(errs) = validation::validate(&pod) {
+                let message = errs.to_string();
+                refuse(&agent, &pod, "InvalidSpec", &message, &message);
+                return Ok(Action::await_change());
+            }
+            // Admitted once, before it first runs here, like Pod Security Admission at creation.
+            let level = namespace_level(&agent, &ns).await.map_err(|source| Error::Api {
+                action: "read the namespace of",
+                name: key.clone(),
+                source,
+            })?;
+            let allowed = &agent.admission.allowed_unsafe_sysctls;
+            if let Err(r) = admit::admit(&pod, level, allowed) {
+                tracing::info!(pod = %key, reason = r.reason, "pod refused");
+                refuse(&agent, &pod, r.reason, &r.status_message(), &r.message);
+                return Ok(Action::await_change());
+            }
         }
     }
-    let running = agent.workers.lock().map(|w| w.contains(&uid)).unwrap_or(false);
-    if !running {
-        // Admitted once, before it first runs here, like Pod Security Admission at creation.
-        let level = namespace_level(&agent, &ns).await.map_err(|source| Error::Api {
-            action: "read the namespace of",
-            name: key.clone(),
-            source,
-        })?;
-        let allowed = &agent.admission.allowed_unsafe_sysctls;
-        if let Err(r) = admit::admit(&pod, level, allowed) {
-            tracing::info!(pod = %key, reason = r.reason, "pod refused");
-            refuse(&agent, &pod, r.reason, &r.status_message(), &r.message);
-            return Ok(Action::await_change());
-        }
-    }
-    if let Ok(mut specs) = agent.specs.lock() {
-        specs.insert(uid.clone(), pod.clone());
-    }
+    update::record_admitted(&agent, &uid, &pod)?;
     if let Ok(mut w) = agent.workers.lock() {
         w.sync(pod);
     }
     Ok(Action::requeue(Duration::from_secs(600)))
+}
+
+/// Judges an edit of an admitted pod: the Pod update rules, then Pod Security for a significant update.
+/// `Ok(Err(message))` is a refusal.
+async fn judge_update(
+    agent: &Agent,
+    old: &PodGroup,
+    new: &PodGroup,
+    ns: &str,
+) -> Result<Result<(), String>, Error> {
+    if let Err(errs) = validation::validate_update(old, new) {
+        return Ok(Err(admitted::invalid_message(new, &errs)));
+    }
+    if !admitted::significant(old, new) {
+        return Ok(Ok(()));
+    }
+    let level = namespace_level(agent, ns).await.map_err(|source| Error::Api {
+        action: "read the namespace of",
+        name: new.key(),
+        source,
+    })?;
+    Ok(pss::evaluate(level, &new.metadata, &new.spec.pod)
+        .map_err(|violation| admitted::forbidden_message(new, &violation)))
 }
 
 /// Shows a pod that will not run: a Warning Event and a Failed status, once per message.

@@ -77,7 +77,7 @@ fn fixture() -> (Fixture, Handle) {
     );
     let events = Arc::new(Events::default());
     let ctx = Arc::new(Context {
-        runtime,
+        runtime: runtime.clone(),
         images: Arc::new(NoImages),
         recorder: events.clone(),
     });
@@ -88,11 +88,14 @@ fn fixture() -> (Fixture, Handle) {
         node: "node-a".into(),
         workers: Mutex::new(PodWorkers::new(ctx, updates)),
         specs: Mutex::new(HashMap::new()),
+        refused: Mutex::new(HashMap::new()),
+        statuses: Mutex::new(HashMap::new()),
         status: status_tx,
         recorder: events.clone(),
         metrics: Metrics::default(),
         ready: AtomicBool::new(true),
         admission: Default::default(),
+        runtime,
     });
     (
         Fixture {
@@ -319,4 +322,66 @@ async fn an_unlabelled_namespace_gets_the_agents_level() {
         update.status.pod.message.as_deref(),
         Some(r#"Pod was rejected: violates PodSecurity "baseline:latest": host namespaces (hostPID=true)"#)
     );
+}
+
+#[tokio::test]
+async fn an_edit_is_judged_against_the_admitted_spec_on_disk() {
+    let (mut f, _handle) = fixture();
+    let fin = json!({"metadata": {"finalizers": ["peapod.dev/sandbox"]}});
+    let admitted = podgroup(fin.clone());
+    // What an earlier agent admitted, as a restarted agent finds it on disk.
+    let mut defaulted = admitted.clone();
+    crate::api::defaults::apply_defaults(&mut defaulted);
+    crate::pod::admitted::write_admitted(&f.agent.runtime, &defaulted).unwrap();
+    let loaded = crate::pod::admitted::load_admitted(&f.agent.runtime, "u-1").unwrap();
+    f.agent.specs.lock().unwrap().insert("u-1".into(), loaded);
+    let mut running = crate::api::PodGroupStatus::default();
+    running.pod.phase = Some("Running".into());
+    f.agent.statuses.lock().unwrap().insert("u-1".into(), running);
+
+    let mut edited = podgroup(fin.clone());
+    edited.spec.pod.containers[0].security_context =
+        serde_json::from_value(json!({"privileged": true})).unwrap();
+    reconcile(Arc::new(edited.clone()), f.agent.clone())
+        .await
+        .unwrap();
+    let update = f.status.try_recv().expect("the refusal in the status");
+    assert_eq!(update.status.pod.phase.as_deref(), Some("Running"));
+    let message = update.status.pod.message.clone().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "PodGroup \"web\" is invalid: spec: Forbidden: pod updates may not change fields other than"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.containers[0].securityContext"),
+        "{message}"
+    );
+    {
+        let events = f.events.0.lock().unwrap();
+        assert_eq!(events.len(), 1);
+        assert!(events[0].warning && events[0].reason == "InvalidUpdate");
+        assert_eq!(events[0].message, message);
+    }
+    assert!(
+        f.agent.workers.lock().unwrap().is_empty(),
+        "the edit reached no worker"
+    );
+
+    // Seen again (its status written): no second Event, no second write.
+    edited.status = Some(update.status.clone());
+    reconcile(Arc::new(edited), f.agent.clone()).await.unwrap();
+    assert_eq!(f.events.0.lock().unwrap().len(), 1);
+    assert!(f.status.try_recv().is_err());
+
+    // Reverted: the status goes back to the worker's, without the refusal.
+    let mut reverted = admitted;
+    reverted.status = Some(update.status);
+    reconcile(Arc::new(reverted), f.agent.clone()).await.unwrap();
+    let cleared = f.status.try_recv().expect("the refusal cleared");
+    assert_eq!(cleared.status.pod.message, None);
+    assert_eq!(cleared.status.pod.phase.as_deref(), Some("Running"));
+    assert!(f.agent.refused.lock().unwrap().is_empty());
+    f.agent.workers.lock().unwrap().detach();
 }

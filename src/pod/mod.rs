@@ -10,6 +10,7 @@ pub mod status;
 pub mod view;
 
 pub mod act;
+pub mod admitted;
 pub mod checkpoint;
 pub mod events;
 pub mod images;

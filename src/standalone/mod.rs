@@ -5,6 +5,7 @@
 //! validate is reported once, with its file and field, and never disturbs the others.
 
 pub mod store;
+mod update;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::api::validation::{FieldError, FieldPath};
 use crate::api::{defaults, manifest, validation, PodGroup, PodGroupStatus};
+use crate::pod::admitted::{with_refusal, write_admitted};
 use crate::pod::events::Event;
 use crate::pod::worker::{Context, Update};
 use crate::pod::workers::PodWorkers;
@@ -243,7 +245,7 @@ pub async fn run(opts: Options, ctx: Arc<Context>, shutdown: impl Future<Output 
                 reconcile(&mut workers, &desired, &mut terminating, &mut refused, &store, &ctx);
             }
             Some(update) = rx.recv() => {
-                handle_update(&mut workers, &desired, &store, &ctx, update);
+                handle_update(&mut workers, &desired, &store, &ctx, &refused, update);
             }
             _ = &mut shutdown => break,
         }
@@ -292,7 +294,7 @@ fn reconcile(
     for (uid, pod) in desired {
         if workers.contains(uid) {
             if !terminating.contains(uid) {
-                update_in_place(workers, store, ctx, pod, refused);
+                update::update_in_place(workers, store, ctx, pod, refused);
             }
             continue;
         }
@@ -310,6 +312,10 @@ fn reconcile(
         pod.metadata
             .creation_timestamp
             .get_or_insert_with(|| Time(Timestamp::now()));
+        if let Err(e) = write_admitted(&ctx.runtime, &pod) {
+            tracing::warn!(pod = %pod.key(), error = %e, "pod not started");
+            continue;
+        }
         tracing::info!(pod = %pod.key(), uid = %uid, "starting pod");
         let _ = store.write(&pod);
         workers.sync(pod);
@@ -323,48 +329,6 @@ fn reconcile(
     }
     terminating.retain(|u| workers.contains(u));
     refused.retain(|u, _| workers.contains(u));
-}
-
-/// An edited manifest that keeps its `metadata.uid` (a static pod's identity) updates the running pod, as
-/// the kubelet's `checkAndUpdatePod` does, within the Pod update rules; a refused edit is an
-/// `InvalidUpdate` event and the pod runs on unchanged. (Without a uid in the manifest, an edit is a new
-/// pod: the uid is derived from the manifest.)
-fn update_in_place(
-    workers: &mut PodWorkers,
-    store: &StatusStore,
-    ctx: &Arc<Context>,
-    pod: &PodGroup,
-    refused: &mut BTreeMap<String, String>,
-) {
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let Some(stored) = store.get(&uid) else {
-        return;
-    };
-    let same = stored.spec == pod.spec
-        && stored.metadata.labels == pod.metadata.labels
-        && stored.metadata.annotations == pod.metadata.annotations;
-    if same {
-        return;
-    }
-    if let Err(errs) = crate::api::validation::validate_update(&stored, pod) {
-        // Once per edit: the stored pod keeps the old spec, so remember what was refused.
-        let message = errs.to_string();
-        if refused.get(&uid) != Some(&message) {
-            refused.insert(uid.clone(), message);
-            tracing::warn!(pod = %pod.key(), error = %errs, "manifest edit refused");
-            ctx.recorder.record(
-                pod,
-                crate::pod::events::Event::warning("InvalidUpdate", errs.to_string()),
-            );
-        }
-        return;
-    }
-    let mut pod = pod.clone();
-    pod.metadata.creation_timestamp = stored.metadata.creation_timestamp.clone();
-    pod.status = stored.status.clone();
-    tracing::info!(pod = %pod.key(), uid = %uid, "updating pod");
-    let _ = store.write(&pod);
-    workers.sync(pod);
 }
 
 fn mark_deleting(store: &StatusStore, uid: &str, grace: Option<i64>) {
@@ -383,6 +347,7 @@ fn handle_update(
     desired: &BTreeMap<String, PodGroup>,
     store: &StatusStore,
     ctx: &Arc<Context>,
+    refused: &BTreeMap<String, String>,
     update: Update,
 ) {
     let uid = update.uid.clone();
@@ -396,7 +361,8 @@ fn handle_update(
     let deleting = pod.metadata.deletion_timestamp.is_some();
     let mut status = update.status;
     crate::pod::printer::fill_columns(&pod, &mut status, deleting && !update.finished);
-    pod.status = Some(status);
+    let refusal = refused.get(&uid).map(String::as_str);
+    pod.status = Some(with_refusal(status, refusal));
     if update.finished {
         workers.finished(&uid);
         let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());

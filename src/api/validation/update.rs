@@ -11,7 +11,8 @@ use super::rules;
 use crate::api::field::{BadValue, FieldError, FieldPath, ValidationErrors};
 use crate::api::PodGroup;
 
-const UPDATABLE_FIELDS: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+/// The fields a Pod update may change, as `ValidatePodUpdate` lists them.
+pub const UPDATABLE_FIELDS: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
 /// How many changed fields the "may not change" message names.
 const MAX_CHANGES_SHOWN: usize = 5;
 
