@@ -3,8 +3,10 @@
 //! (sysctls). A refused pod never runs; it is shown the way the kubelet shows a rejected pod: phase Failed,
 //! the reason, `Pod was rejected: <message>`, and a Warning Event with the reason and message.
 //!
-//! A pod already running here (adopted after a restart, or updated) is not re-admitted, as Pod Security
-//! Admission only judges creations: relabelling a namespace never kills what runs in it. Pure.
+//! A pod already running here (adopted after a restart) is not re-admitted, as Pod Security Admission only
+//! judges creations: relabelling a namespace never kills what runs in it. An edit of a running pod is judged
+//! by the front ends against the spec admitted on disk (`pod::admitted`): the Pod update rules, then Pod
+//! Security for what PSA counts as a significant update (an image or a seccomp/AppArmor annotation). Pure.
 
 use crate::api::pss::{self, Level};
 use crate::api::PodGroup;
