@@ -1,7 +1,8 @@
 //! Root integration tests of denial of service within the kubelet's semantics (issue 18, findings 4 and 5):
 //! a pod with many containers deleted while it starts, a memory-backed emptyDir sized like the kubelet
 //! sizes it, a termination-message file a container cannot grow without bound, hostPaths refused before
-//! they are created, and half-deleted pod directories finished at start-up.
+//! they are created, half-deleted pod directories finished at start-up, and managed /etc files a container
+//! cannot grow without bound.
 
 mod common;
 mod security_probe;
@@ -253,6 +254,49 @@ fn a_pod_directory_that_cannot_be_removed_is_finished_at_the_next_start() {
     chattr("-i", &stuck);
     start(&mut node, "baseline", &[]);
     wait_for("the leftover to be removed", T, || (!left.exists()).then_some(()));
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
+
+#[test]
+fn a_container_cannot_grow_the_pods_etc_hosts_without_bound() {
+    let mut node = Node::new();
+    // 1 MiB appended to the pod's /etc/hosts, then what the container saw; another container reads it after.
+    let grow = "yes peapod | head -c 1048576 >> /etc/hosts; echo \"Status: $?\"; \
+        echo \"Size: $(wc -c < /etc/hosts)\"";
+    let idle = "trap 'exit 0' TERM; sleep 300 & wait";
+    let spec = json!({"restartPolicy": "Never",
+        "hostAliases": [{"ip": "10.9.8.7", "hostnames": ["alias.test"]}],
+        "initContainers": [container("grow", grow, json!({}))],
+        "containers": [container("read", idle, json!({}))]});
+    node.apply("grow.yaml", &pod("grow", spec));
+    start(&mut node, "baseline", &[]);
+    let p = node.wait_pod("grow", "read running", T, |p| st::running(p, "read"));
+    let out = node.peapod(&["logs", "grow", "-c", "grow"]);
+    let facts = security_probe::facts(&String::from_utf8_lossy(&out.stdout));
+    let cap = peapod::runtime::sandbox::MIN_ETC_CAPACITY;
+    assert_ne!(facts["Status"], "0", "the write past the cap failed");
+    let size: u64 = facts["Size"].parse().unwrap();
+    assert!(size <= cap, "the container's view: {size} bytes");
+    // The other container reads the pod's managed file, aliases included.
+    let hosts = node.exec("grow", "read", &["cat", "/etc/hosts"]);
+    assert!(
+        hosts.starts_with("# Kubernetes-managed hosts file.\n"),
+        "{hosts:.80}"
+    );
+    assert!(hosts.contains("10.9.8.7\talias.test\n"), "{hosts:.400}");
+    // On the host, the file holds no more than the cap, in bytes and in blocks.
+    let uid = p.metadata.uid.clone().unwrap();
+    let pointer = std::fs::read(node.state.join(format!("pods/{uid}/sandbox.json"))).unwrap();
+    let pointer: Value = serde_json::from_slice(&pointer).unwrap();
+    let id = pointer["id"].as_str().unwrap();
+    let file = node.run.join(format!("sandboxes/{id}/etc/hosts"));
+    let meta = std::fs::metadata(&file).unwrap();
+    assert!(meta.len() <= cap, "{} bytes on the host", meta.len());
+    assert!(
+        std::os::unix::fs::MetadataExt::blocks(&meta) * 512 <= cap,
+        "blocks on the host"
+    );
     assert!(node.stop(T).success());
     node.assert_clean();
 }
