@@ -28,7 +28,7 @@ use undo::Made;
 mod etc_files;
 mod undo;
 
-pub use etc_files::{capacity as etc_capacity, MIN_ETC_CAPACITY};
+pub use etc_files::MIN_ETC_CAPACITY;
 
 /// File name of sandbox records.
 const RECORD: &str = "sandbox.json";
@@ -65,11 +65,11 @@ pub struct SandboxRecord {
     pub pod_ips: Vec<String>,
     /// Pod hostname.
     pub hostname: String,
-    /// Managed `/etc/hosts`, or `None` when a container brings its own.
+    /// Managed `/etc/hosts` (on the sandbox's small tmpfs, see `etc_files`).
     pub hosts_file: PathBuf,
-    /// Managed `/etc/hostname`.
+    /// Managed `/etc/hostname` (same tmpfs).
     pub hostname_file: PathBuf,
-    /// Managed `/etc/resolv.conf`.
+    /// Managed `/etc/resolv.conf` (same tmpfs).
     pub resolv_file: PathBuf,
 }
 
@@ -390,7 +390,7 @@ pub async fn stop(cfg: &RuntimeConfig, record: &SandboxRecord) -> Result<(), Err
     teardown_dir(&cfg.sandbox_run_dir(&record.id))
 }
 
-/// Removes a sandbox directory and every mount under it (pins, shm).
+/// Removes a sandbox directory and every mount under it (pins, shm, the managed `/etc` files).
 pub fn teardown_dir(dir: &std::path::Path) -> Result<(), Error> {
     sys::mount::unmount_all_under(dir).map_err(|source| Error::io("unmount under", dir, source))?;
     sys::fs::remove_dir_atomic(dir).map_err(|source| Error::io("remove", dir, source))
