@@ -1,7 +1,8 @@
 //! Root integration tests of denial of service within the kubelet's semantics (issue 18, findings 4 and 5):
 //! a pod with many containers deleted while it starts, a memory-backed emptyDir sized like the kubelet
 //! sizes it, a termination-message file a container cannot grow without bound, hostPaths refused before
-//! they are created, and half-deleted pod directories finished at start-up.
+//! they are created, half-deleted pod directories finished at start-up, and managed /etc files a container
+//! cannot grow without bound (and which a recreated sandbox writes afresh).
 
 mod common;
 mod security_probe;
@@ -253,6 +254,107 @@ fn a_pod_directory_that_cannot_be_removed_is_finished_at_the_next_start() {
     chattr("-i", &stuck);
     start(&mut node, "baseline", &[]);
     wait_for("the leftover to be removed", T, || (!left.exists()).then_some(()));
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
+
+#[test]
+fn a_container_cannot_grow_the_pods_etc_hosts_without_bound() {
+    let mut node = Node::new();
+    // 1 MiB appended to the pod's /etc/hosts, then what the container saw; another container reads it after.
+    let grow = "yes peapod | head -c 1048576 >> /etc/hosts; echo \"Status: $?\"; \
+        echo \"Size: $(wc -c < /etc/hosts)\"";
+    let idle = "trap 'exit 0' TERM; sleep 300 & wait";
+    let spec = json!({"restartPolicy": "Never",
+        "hostAliases": [{"ip": "10.9.8.7", "hostnames": ["alias.test"]}],
+        "initContainers": [container("grow", grow, json!({}))],
+        "containers": [container("read", idle, json!({}))]});
+    node.apply("grow.yaml", &pod("grow", spec));
+    start(&mut node, "baseline", &[]);
+    let p = node.wait_pod("grow", "read running", T, |p| st::running(p, "read"));
+    let out = node.peapod(&["logs", "grow", "-c", "grow"]);
+    let facts = security_probe::facts(&String::from_utf8_lossy(&out.stdout));
+    let cap = peapod::runtime::sandbox::MIN_ETC_CAPACITY;
+    assert_ne!(facts["Status"], "0", "the write past the cap failed");
+    let size: u64 = facts["Size"].parse().unwrap();
+    assert!(size <= cap, "the container's view: {size} bytes");
+    // The other container reads the pod's managed file, aliases included.
+    let hosts = node.exec("grow", "read", &["cat", "/etc/hosts"]);
+    assert!(
+        hosts.starts_with("# Kubernetes-managed hosts file.\n"),
+        "{hosts:.80}"
+    );
+    assert!(hosts.contains("10.9.8.7\talias.test\n"), "{hosts:.400}");
+    // On the host, the file holds no more than the cap, in bytes and in blocks.
+    let uid = p.metadata.uid.clone().unwrap();
+    let id = sandbox_id(&node, &uid).unwrap();
+    let file = node.run.join(format!("sandboxes/{id}/etc/hosts"));
+    let meta = std::fs::metadata(&file).unwrap();
+    assert!(meta.len() <= cap, "{} bytes on the host", meta.len());
+    assert!(
+        std::os::unix::fs::MetadataExt::blocks(&meta) * 512 <= cap,
+        "blocks on the host"
+    );
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
+
+/// The id of the pod's current sandbox, from its persistent pointer.
+fn sandbox_id(node: &Node, uid: &str) -> Option<String> {
+    let pointer = std::fs::read(node.state.join(format!("pods/{uid}/sandbox.json"))).ok()?;
+    let pointer: Value = serde_json::from_slice(&pointer).ok()?;
+    pointer["id"].as_str().map(String::from)
+}
+
+#[test]
+fn a_recreated_sandbox_writes_its_etc_files_afresh_and_unmounts_the_old_ones() {
+    let mut node = Node::new();
+    // The first run edits /etc/hosts; the emptyDir, which outlives the sandbox, remembers it did.
+    let script = "[ -e /d/done ] || { echo edited-by-the-pod >> /etc/hosts; : > /d/done; }; \
+        trap 'exit 0' TERM; sleep 300 & wait";
+    let mounts = json!({"volumeMounts": [{"name": "d", "mountPath": "/d"}]});
+    let spec = json!({"volumes": [{"name": "d", "emptyDir": {}}],
+        "containers": [container("c", script, mounts)]});
+    node.apply("edit.yaml", &pod("edit", spec));
+    start(&mut node, "baseline", &[]);
+    let p = node.wait_pod("edit", "running", T, |p| st::running(p, "c"));
+    let uid = p.metadata.uid.unwrap();
+    let old = sandbox_id(&node, &uid).unwrap();
+    let old_dir = node.run.join(format!("sandboxes/{old}"));
+    wait_for("the edit", T, || {
+        let hosts = std::fs::read_to_string(old_dir.join("etc/hosts")).ok()?;
+        hosts.contains("edited-by-the-pod").then_some(())
+    });
+    // The pause process dies: the kubelet's SandboxChanged, a new sandbox with its own files.
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(old_dir.join("sandbox.json")).unwrap()).unwrap();
+    let pause = nix::unistd::Pid::from_raw(record["pause"]["pid"].as_i64().unwrap() as i32);
+    nix::sys::signal::kill(pause, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let new = wait_for("a new sandbox", T, || {
+        sandbox_id(&node, &uid).filter(|id| *id != old)
+    });
+    node.wait_pod("edit", "running again", T, |p| {
+        st::restarts(p, "c") >= 1 && st::running(p, "c")
+    });
+    let hosts = node.exec("edit", "c", &["cat", "/etc/hosts"]);
+    assert!(
+        hosts.starts_with("# Kubernetes-managed hosts file.\n"),
+        "{hosts:.80}"
+    );
+    assert!(
+        !hosts.contains("edited-by-the-pod"),
+        "the old edit is gone:\n{hosts}"
+    );
+    assert!(node.run.join(format!("sandboxes/{new}/etc/hosts")).exists());
+    // The old sandbox's tmpfs is unmounted with its directory.
+    wait_for("the old sandbox's directory to go", T, || {
+        (!old_dir.exists()).then_some(())
+    });
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(&*old_dir.to_string_lossy()),
+        "old mounts left"
+    );
     assert!(node.stop(T).success());
     node.assert_clean();
 }

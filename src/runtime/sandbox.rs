@@ -25,7 +25,10 @@ use crate::network::cni::{CniConfig, CniRuntime};
 use crate::sys;
 use undo::Made;
 
+mod etc_files;
 mod undo;
+
+pub use etc_files::MIN_ETC_CAPACITY;
 
 /// File name of sandbox records.
 const RECORD: &str = "sandbox.json";
@@ -62,11 +65,11 @@ pub struct SandboxRecord {
     pub pod_ips: Vec<String>,
     /// Pod hostname.
     pub hostname: String,
-    /// Managed `/etc/hosts`, or `None` when a container brings its own.
+    /// Managed `/etc/hosts` (on the sandbox's small tmpfs, see `etc_files`).
     pub hosts_file: PathBuf,
-    /// Managed `/etc/hostname`.
+    /// Managed `/etc/hostname` (same tmpfs).
     pub hostname_file: PathBuf,
-    /// Managed `/etc/resolv.conf`.
+    /// Managed `/etc/resolv.conf` (same tmpfs).
     pub resolv_file: PathBuf,
 }
 
@@ -191,7 +194,16 @@ async fn build(
         setup_network(cfg, req, id, &ns_dir.join("net"), made).await?
     };
     let pod_dir = cfg.pod_dir(req.uid);
-    write_etc_files(cfg, req, &hostname, fqdn.as_deref(), &kernel_hostname, &pod_ips)?;
+    sys::fs::create_dir_all_mode(&pod_dir, 0o700).map_err(|source| Error::io("create", &pod_dir, source))?;
+    let etc = write_etc_files(
+        cfg,
+        req,
+        &dir,
+        &hostname,
+        fqdn.as_deref(),
+        &kernel_hostname,
+        &pod_ips,
+    )?;
     let record = SandboxRecord {
         id: id.to_string(),
         attempt: req.attempt,
@@ -206,9 +218,9 @@ async fn build(
         shm,
         pod_ips,
         hostname,
-        hosts_file: pod_dir.join("etc-hosts"),
-        hostname_file: pod_dir.join("etc-hostname"),
-        resolv_file: pod_dir.join("etc-resolv.conf"),
+        hosts_file: etc.hosts,
+        hostname_file: etc.hostname,
+        resolv_file: etc.resolv,
     };
     let rec_path = dir.join(RECORD);
     sys::fs::write_json_atomic(&rec_path, &record).map_err(|source| Error::io("write", &rec_path, source))?;
@@ -278,18 +290,18 @@ async fn start_pause(
     Ok(pause)
 }
 
-/// Writes the pod's managed `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`.
+/// Writes the pod's managed `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` on their own tmpfs in the
+/// sandbox directory `dir` (see `etc_files`).
 fn write_etc_files(
     cfg: &RuntimeConfig,
     req: &SandboxRequest<'_>,
+    dir: &Path,
     hostname: &str,
     fqdn: Option<&str>,
     kernel_hostname: &str,
     pod_ips: &[String],
-) -> Result<(), Error> {
+) -> Result<etc_files::EtcFiles, Error> {
     let spec = req.spec;
-    let pod_dir = cfg.pod_dir(req.uid);
-    sys::fs::create_dir_all_mode(&pod_dir, 0o700).map_err(|source| Error::io("create", &pod_dir, source))?;
     let hosts = if spec.host_network.unwrap_or(false) {
         etc::host_network_hosts(spec, &std::fs::read_to_string("/etc/hosts").unwrap_or_default())
     } else {
@@ -297,17 +309,7 @@ fn write_etc_files(
     };
     let host_resolv = Resolv::parse(&std::fs::read_to_string(&cfg.resolv_conf).unwrap_or_default());
     let resolv = etc::resolv_conf(spec, req.namespace, &cfg.cluster_dns, &host_resolv).render();
-    let files = [
-        ("etc-hosts", hosts),
-        ("etc-hostname", format!("{kernel_hostname}\n")),
-        ("etc-resolv.conf", resolv),
-    ];
-    for (name, content) in &files {
-        let path = pod_dir.join(name);
-        sys::fs::write_atomic(&path, content.as_bytes(), 0o644)
-            .map_err(|source| Error::io("write", &path, source))?;
-    }
-    Ok(())
+    etc_files::write(dir, &hosts, &format!("{kernel_hostname}\n"), &resolv)
 }
 
 fn cni_client(cfg: &RuntimeConfig) -> CniConfig {
@@ -388,7 +390,7 @@ pub async fn stop(cfg: &RuntimeConfig, record: &SandboxRecord) -> Result<(), Err
     teardown_dir(&cfg.sandbox_run_dir(&record.id))
 }
 
-/// Removes a sandbox directory and every mount under it (pins, shm).
+/// Removes a sandbox directory and every mount under it (pins, shm, the managed `/etc` files).
 pub fn teardown_dir(dir: &std::path::Path) -> Result<(), Error> {
     sys::mount::unmount_all_under(dir).map_err(|source| Error::io("unmount under", dir, source))?;
     sys::fs::remove_dir_atomic(dir).map_err(|source| Error::io("remove", dir, source))

@@ -2,7 +2,7 @@
 //! attempt, newest first, as containerd's `RunPodSandbox` does with its deferred cleanups: the CNI
 //! attachment (DEL while the network namespace is still pinned), the pause process and everything in its
 //! session, the pod cgroup when this attempt created it, and the volatile directory with its mounts
-//! (namespace pins, `/dev/shm`).
+//! (namespace pins, `/dev/shm`, the tmpfs of the managed `/etc` files).
 //!
 //! Each release step is best effort: a failure is logged and the remaining steps still run.
 
@@ -21,7 +21,7 @@ const KILL_DEADLINE: Duration = Duration::from_secs(10);
 /// One thing a sandbox creation made.
 #[derive(Debug)]
 enum Step {
-    /// The sandbox's volatile directory: namespace pins, shm, the pause log.
+    /// The sandbox's volatile directory: namespace pins, shm, the managed `/etc` files' tmpfs, the pause log.
     Dir(PathBuf),
     /// The pod cgroup, created by this attempt (it did not exist before).
     Cgroup(String),
