@@ -347,6 +347,17 @@ impl Shim {
                 eprintln!("peapod shim: unmount {}: {e}", rootfs.display());
             }
         }
+        // The message is in the exit record by now: its tmpfs holds nothing anyone reads again.
+        if let Some(mount) = self
+            .config
+            .termination_message
+            .as_ref()
+            .and_then(|tm| tm.host_path.parent())
+        {
+            if let Err(e) = sys::mount::unmount(mount) {
+                eprintln!("peapod shim: unmount {}: {e}", mount.display());
+            }
+        }
     }
 }
 
