@@ -3,6 +3,7 @@
 #   make demo   install what is missing (Debian packages), build, and run the two-container example
 #   make test   install what is missing, lint, and run every test (unit, root integration, cluster)
 #   make bench  benchmarks beside bare runc and podman (results in BENCHMARKS.md)
+#   make soak   supervisor chaos: SOAK_KILLS SIGKILLs of `peapod run` with SOAK_PODS pods; prints the figures
 #
 # Everything works offline: packages come from Debian's repositories, test images are built from the
 # host's busybox-static, the test control plane is built from Debian's kubernetes source package.
@@ -12,7 +13,7 @@ CARGO ?= cargo
 IMAGES := target/test-images
 export PEAPOD_TEST_IMAGES := $(CURDIR)/$(IMAGES)
 
-.PHONY: all build release demo test deps-demo deps-test images apiserver lint lint-chart unit-and-integration crds bench clean
+.PHONY: all build release demo test deps-demo deps-test images apiserver lint lint-chart unit-and-integration crds bench soak clean
 
 all: build
 
@@ -55,6 +56,13 @@ crds:
 
 bench: deps-test release images
 	hack/bench.sh
+
+# Long chaos round (tests/chaos.rs `soak`); PEAPOD_CHAOS_SEED replays a printed seed.
+SOAK_KILLS ?= 100
+SOAK_PODS ?= 50
+soak: images
+	SOAK_KILLS=$(SOAK_KILLS) SOAK_PODS=$(SOAK_PODS) $(CARGO) nextest run --locked --test chaos \
+		--run-ignored only --no-capture soak
 
 clean:
 	$(CARGO) clean

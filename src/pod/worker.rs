@@ -266,6 +266,7 @@ impl Worker {
         if inst.exited.is_some() {
             return;
         }
+        crate::sys::crash::point("exit-seen");
         inst.exited = container::read_exit(&cfg, &self.uid, &inst.record.name, inst.record.attempt);
         inst.shim = None;
         self.probes.stop(id);
@@ -405,15 +406,22 @@ impl Worker {
         self.report(false);
     }
 
-    /// Picks up `started.json` of instances a previous supervisor was still starting.
+    /// Picks up `started.json` of instances a previous supervisor was still starting, and the identity of
+    /// their shims when it was not recorded yet at recovery.
     fn refresh_created(&mut self) {
         let cfg = &self.ctx.runtime;
         for inst in self.instances.values_mut().flatten() {
-            if inst.started.is_none() && inst.exited.is_none() {
-                let dir = cfg.instance_dir(&self.uid, &inst.record.name, inst.record.attempt);
+            if inst.exited.is_some() {
+                continue;
+            }
+            let dir = cfg.instance_dir(&self.uid, &inst.record.name, inst.record.attempt);
+            if inst.started.is_none() {
                 inst.started = crate::sys::fs::read_json(&dir.join(crate::runtime::record::STARTED))
                     .ok()
                     .flatten();
+            }
+            if inst.shim.is_none() {
+                inst.shim = container::shim_identity(cfg, &inst.record.id, &dir);
             }
         }
     }
