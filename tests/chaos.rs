@@ -13,7 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::chaos::{self, Figures, History, PodPlan, Rng};
-use common::Node;
+use common::{wait_for, Node};
 
 /// The seed of the default round.
 const SEED: u64 = 0x0010_5eed;
@@ -60,7 +60,16 @@ fn chaos(pods: usize, kills: usize, seed: u64, settle: Duration) -> Figures {
     let last = chaos::settle(&node, &plans, &mut history, &mut figures, settle);
     chaos::check_final(&plans, &last, &runs, &mut figures);
     figures.print(seed);
-    assert!(node.stop(Duration::from_secs(120)).success());
+    // SIGINT stops gracefully once the last supervisor has come up (before that it simply ends it).
+    wait_for("the last supervisor to start", Duration::from_secs(30), || {
+        let started = node.supervisor_log().matches("peapod run started").count();
+        (started > kills).then_some(())
+    });
+    let stopped = node.stop(Duration::from_secs(120));
+    let log = std::env::temp_dir().join(format!("peapod-chaos-{seed}.log"));
+    let _ = std::fs::write(&log, node.supervisor_log());
+    println!("chaos seed={seed} supervisor log: {}", log.display());
+    assert!(stopped.success(), "graceful stop failed: {stopped:?}");
     node.assert_clean();
     println!("chaos seed={seed} leaks=0 (graceful stop left nothing behind)");
     figures

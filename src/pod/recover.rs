@@ -51,6 +51,12 @@ impl Worker {
                 if inst.exited.is_none() && inst.shim.is_none() && shim_alive {
                     // The previous supervisor died between spawning the shim and recording it.
                     inst.shim = self.await_shim_identity(&inst).await;
+                    tracing::info!(
+                        pod = %self.pod.key(),
+                        container = %name,
+                        shim = ?inst.shim,
+                        "adopted a shim its supervisor died before recording"
+                    );
                     if inst.shim.is_none() {
                         self.watch_lock(&inst);
                         list.push(inst);

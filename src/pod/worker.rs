@@ -380,10 +380,10 @@ impl Worker {
             && plan.kill.is_empty();
         // A sidecar that started (without a startup probe) lets the next init container start: no exit
         // or probe message will come to trigger that sync, so it follows at once.
-        if plan.kill_pod && stopping {
-            // The kubelet reports the terminating status (not ready) before it stops the containers.
-            self.report(false);
-        }
+        // The kubelet reports what it observed before it acts (`SyncPod`: the API status first, then the
+        // runtime's `SyncPod`): an exit seen now, or at recovery, must not wait for the starts below, and a
+        // terminating pod shows not ready before its containers stop.
+        self.report(false);
         let sidecar = plan.start_init.clone().filter(|name| self.is_sidecar(name));
         let instances_of = |w: &Self, name: &str| w.instances.get(name).map_or(0, Vec::len);
         let before = sidecar.as_deref().map(|n| instances_of(self, n));

@@ -140,7 +140,7 @@ impl PodPlan {
                         n,
                         "app",
                         &format!("trap \"{rm}app.live; exit 143\" TERM; sleep 3600 & wait"),
-                        "    readinessProbe: {exec: {command: [true]}, periodSeconds: 1}\n"
+                        "    readinessProbe: {exec: {command: [\"true\"]}, periodSeconds: 1}\n"
                     )
                 ),
             ),
@@ -356,17 +356,30 @@ pub fn check_converges(
             .into_iter()
             .filter_map(|p| Some((p.metadata.name.clone()?, p)))
             .collect();
-        let behind: Vec<&String> = truth
+        let behind: Vec<_> = truth
             .iter()
             .filter(|(name, exits)| !pods.get(name).is_some_and(|p| reports_exits(p, exits)))
-            .map(|(name, _)| name)
             .collect();
         if behind.is_empty() {
             return;
         }
         if std::time::Instant::now() >= deadline {
             figures.lost_exits += behind.len();
-            figures.violation(format!("not converged {CONVERGE:?} after restart: {behind:?}"));
+            for (name, exits) in behind {
+                let shown: Vec<_> = pods
+                    .get(name)
+                    .and_then(|p| p.status.as_ref())
+                    .map(|s| {
+                        let all = s.pod.init_container_statuses.iter().flatten();
+                        all.chain(s.pod.container_statuses.iter().flatten())
+                            .map(|c| (c.name.clone(), c.restart_count, c.state.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                figures.violation(format!(
+                    "{name}: not converged {CONVERGE:?} after restart: disk {exits:?}, status {shown:?}"
+                ));
+            }
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));

@@ -423,12 +423,25 @@ impl Node {
     /// Asserts that nothing of this node is left on the host: processes, mounts, cgroups, sandboxes.
     pub fn assert_clean(&self) {
         reap_orphans();
-        let helpers = wait_for("helpers to exit", Duration::from_secs(15), || {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
             reap_orphans();
-            let p = self.helper_pids();
-            p.is_empty().then_some(p)
-        });
-        assert!(helpers.is_empty());
+            let left = self.helper_pids();
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let cmdlines: Vec<String> = left
+                    .iter()
+                    .map(|pid| {
+                        let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                        format!("{pid}: {}", String::from_utf8_lossy(&raw).replace('\0', " "))
+                    })
+                    .collect();
+                panic!("helpers left after 15s: {cmdlines:#?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         assert!(
             self.pids_in_cgroups().is_empty(),
             "container processes left: {:?}",
