@@ -98,11 +98,6 @@ fn crash_when_an_exit_reaches_the_worker() {
 }
 
 #[test]
-fn crash_mid_record_write_early() {
-    crash_at("atomic-write:3", plan(Kind::Never));
-}
-
-#[test]
 fn crash_mid_record_write_during_starts() {
     crash_at("atomic-write:9", plan(Kind::Never));
 }
