@@ -98,8 +98,13 @@ fn crash_when_an_exit_reaches_the_worker() {
 }
 
 #[test]
-fn crash_mid_record_write_during_starts() {
-    crash_at("atomic-write:9", plan(Kind::Never));
+fn crash_mid_write_of_the_second_instance_record() {
+    crash_at("atomic-write=instance.json:2", plan(Kind::Never));
+}
+
+#[test]
+fn crash_mid_write_of_a_pod_checkpoint() {
+    crash_at("atomic-write=pod.json:3", plan(Kind::Never));
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //! `container-started` (container start, `runtime::container`), `runc-created` (the shim kills its parent,
 //! the supervisor, between `runc create` and `runc start`), `sandbox-created` and `containers-stopped` (pod
 //! worker), `exit-seen` (a shim's exit reached the worker), `atomic-write` (between fsync and rename of any
-//! record, checkpoint or status file).
+//! record, checkpoint or status file; `atomic-write=<file name>` for one file name only).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -62,6 +62,26 @@ pub fn point(name: &str) {
     }
 }
 
+/// [`point`] for a point reached with a detail (the file name of an atomic write): `<name>` arms it for every
+/// detail, `<name>=<detail>` for that one only.
+pub fn point_at(name: &str, detail: &str) {
+    if HELPER.load(Ordering::Relaxed) {
+        return;
+    }
+    let Some((armed, _)) = armed() else { return };
+    let scoped = armed
+        .strip_prefix(name)
+        .and_then(|rest| rest.strip_prefix('='))
+        .is_some_and(|d| d == detail);
+    if scoped {
+        if fires(armed) {
+            let _ = kill(getpid(), Signal::SIGKILL);
+        }
+    } else {
+        point(name);
+    }
+}
+
 /// SIGKILLs the parent process at point `name` if it is still `spawner` (the supervisor that spawned this
 /// helper; once it is gone the parent is a reaper that must live).
 pub fn kill_parent_at(name: &str, spawner: Pid) {
@@ -78,6 +98,10 @@ mod tests {
     fn points_parse_with_an_optional_visit_count() {
         assert_eq!(parse("shim-spawned"), Some(("shim-spawned".into(), 1)));
         assert_eq!(parse("atomic-write:7"), Some(("atomic-write".into(), 7)));
+        assert_eq!(
+            parse("atomic-write=pod.json:3"),
+            Some(("atomic-write=pod.json".into(), 3))
+        );
         assert_eq!(parse("atomic-write:0"), None);
         assert_eq!(parse("x:y"), None);
         assert_eq!(parse(""), None);
