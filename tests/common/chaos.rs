@@ -240,8 +240,11 @@ impl History {
     }
 }
 
+/// Exits recorded on disk: (container, attempt, exit code).
+pub type Exits = Vec<(String, u32, i32)>;
+
 /// Exit records on disk of the newest instance of each container of pod `uid`: (container, attempt, code).
-pub fn exits_on_disk(state: &Path, uid: &str) -> Vec<(String, u32, i32)> {
+pub fn exits_on_disk(state: &Path, uid: &str) -> Exits {
     let mut out = Vec::new();
     let containers = state.join("pods").join(uid).join("containers");
     for c in fs::read_dir(&containers).into_iter().flatten().flatten() {
@@ -332,7 +335,7 @@ pub fn runs_dir(node_dir: &Path) -> PathBuf {
 pub const CONVERGE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The exits recorded on disk for every pod that has a status: (pod name, exits).
-pub fn disk_truth(node: &super::Node) -> Vec<(String, Vec<(String, u32, i32)>)> {
+pub fn disk_truth(node: &super::Node) -> Vec<(String, Exits)> {
     node.pods()
         .iter()
         .filter_map(|p| {
@@ -344,11 +347,7 @@ pub fn disk_truth(node: &super::Node) -> Vec<(String, Vec<(String, u32, i32)>)> 
 
 /// Right after a restart: polls until every status reports the exits of `truth`, counting each pod that
 /// does not within [`CONVERGE`] as a lost exit.
-pub fn check_converges(
-    node: &super::Node,
-    truth: &[(String, Vec<(String, u32, i32)>)],
-    figures: &mut Figures,
-) {
+pub fn check_converges(node: &super::Node, truth: &[(String, Exits)], figures: &mut Figures) {
     let deadline = std::time::Instant::now() + CONVERGE;
     loop {
         let pods: HashMap<String, PodGroup> = node
