@@ -73,6 +73,11 @@ fn crash_after_the_shim_config() {
 }
 
 #[test]
+fn crash_between_the_shim_spawn_and_its_record() {
+    crash_at("shim-forked", plan(Kind::Never));
+}
+
+#[test]
 fn crash_right_after_the_shim_is_spawned() {
     crash_at("shim-spawned", plan(Kind::Never));
 }

@@ -210,6 +210,7 @@ async fn spawn_shim(cfg: &RuntimeConfig, id: &str, dir: &Path) -> Result<process
         .map_err(|e| StartError::Create(format!("start shim: {e}")))?;
     // The shim's copy of the lock is now the only one that keeps it.
     drop(lock);
+    sys::crash::point("shim-forked");
     let shims_dir = cfg.run_dir.join("shims");
     let _ = sys::fs::create_dir_all_mode(&shims_dir, 0o700);
     let _ = sys::fs::write_json_atomic(&cfg.shim_record(id), &pending.id);

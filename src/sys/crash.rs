@@ -4,7 +4,8 @@
 //! inert unless the variable is set (one atomic load per point then). It must not do anything else: no
 //! logging, no cleanup, nothing a real SIGKILL would not do.
 //!
-//! Points (each named where it is reached): `instance-recorded`, `shim-config-written`, `shim-spawned`,
+//! Points (each named where it is reached): `instance-recorded`, `shim-config-written`, `shim-forked`
+//! (spawned, not yet recorded: only its lock and its own record prove it), `shim-spawned`,
 //! `container-started` (container start, `runtime::container`), `runc-created` (the shim kills its parent,
 //! the supervisor, between `runc create` and `runc start`), `sandbox-created` and `containers-stopped` (pod
 //! worker), `exit-seen` (a shim's exit reached the worker), `atomic-write` (between fsync and rename of any
