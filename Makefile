@@ -4,6 +4,7 @@
 #   make test   install what is missing, lint, and run every test (unit, root integration, cluster)
 #   make bench  benchmarks beside bare runc and podman (results in BENCHMARKS.md)
 #   make fuzz   the property tests (manifests, layer paths, subPaths, keyrings) with 10^6 cases in total
+#   make soak   supervisor chaos: SOAK_KILLS SIGKILLs of `peapod run` with SOAK_PODS pods; prints the figures
 #
 # Everything works offline: packages come from Debian's repositories, test images are built from the
 # host's busybox-static, the test control plane is built from Debian's kubernetes source package.
@@ -13,7 +14,7 @@ CARGO ?= cargo
 IMAGES := target/test-images
 export PEAPOD_TEST_IMAGES := $(CURDIR)/$(IMAGES)
 
-.PHONY: all build release demo test deps-demo deps-test images apiserver lint lint-chart unit-and-integration crds bench fuzz clean
+.PHONY: all build release demo test deps-demo deps-test images apiserver lint lint-chart unit-and-integration crds bench fuzz soak clean
 
 all: build
 
@@ -67,6 +68,13 @@ fuzz:
 
 bench: deps-test release images
 	hack/bench.sh
+
+# Long chaos round (tests/chaos.rs `soak`); PEAPOD_CHAOS_SEED replays a printed seed.
+SOAK_KILLS ?= 100
+SOAK_PODS ?= 50
+soak: images
+	SOAK_KILLS=$(SOAK_KILLS) SOAK_PODS=$(SOAK_PODS) $(CARGO) nextest run --locked --test chaos \
+		--run-ignored only --no-capture soak
 
 clean:
 	$(CARGO) clean

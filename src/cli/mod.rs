@@ -91,6 +91,9 @@ pub struct CrdArgs {
 /// Entry point called by `main.rs`.
 pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    if matches!(args.get(1).map(String::as_str), Some("pause" | "shim")) {
+        crate::sys::crash::helper_process();
+    }
     match args.get(1).map(String::as_str) {
         Some("pause") => return crate::runtime::pause::main(args.get(2..).unwrap_or_default()),
         Some("shim") => return crate::runtime::shim::main(args.get(2..).unwrap_or_default()),

@@ -178,23 +178,28 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
         .build()
         .map_err(|e| CliError::context("start runtime", e))?;
     rt.block_on(async move {
+        // Handlers first: a SIGINT during recovery stops gracefully instead of ending the process.
+        let shutdown = shutdown_signal();
         super::image::spawn_image_gc(images, &ctx.runtime, gc_policy);
         tracing::info!(node = %ctx.runtime.node_name, node_ip = ?ctx.runtime.node_ip, "peapod run started");
-        standalone::run(opts, ctx, shutdown_signal()).await;
+        standalone::run(opts, ctx, shutdown).await;
     });
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called (inside the runtime), not
+/// when the future is first polled, so a signal that comes while the supervisor recovers is not fatal.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = int.recv() => tracing::info!("SIGINT received"),
-        _ = term.recv() => tracing::info!("SIGTERM received"),
+    let handlers = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+    async move {
+        let (Ok(mut int), Ok(mut term)) = handlers else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT received"),
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+        }
     }
 }

@@ -36,6 +36,7 @@ impl Worker {
             if !self.create_sandbox(attempt).await {
                 return;
             }
+            crate::sys::crash::point("sandbox-created");
         }
         // A termination request cancels the starts still to come (each start takes a while, and a pod may
         // have many containers): the next sync stops what did start.
@@ -117,6 +118,7 @@ impl Worker {
         for id in stopper.stop_all(jobs).await {
             self.collect_exit(&id).await;
         }
+        crate::sys::crash::point("containers-stopped");
         let cfg = self.ctx.runtime.clone();
         if let Some(sb) = self.sandbox.take() {
             if let Err(e) = sandbox::stop(&cfg, &sb).await {
@@ -188,27 +190,9 @@ impl Worker {
     /// Prepares volumes and creates the sandbox; false (with a warning event) when it failed.
     async fn create_sandbox(&mut self, attempt: u32) -> bool {
         let cfg = self.ctx.runtime.clone();
-        let pod_dir = cfg.pod_dir(&self.uid);
-        let spec = self.pod.spec.pod.clone();
-        let protected = [cfg.state_dir.clone(), cfg.run_dir.clone()];
-        let prepared = tokio::task::spawn_blocking({
-            let pod_dir = pod_dir.clone();
-            move || {
-                crate::sys::fs::create_dir_all_mode(&pod_dir, 0o700).map_err(|e| e.to_string())?;
-                volume::prepare(&pod_dir, &spec, &protected).map_err(|e| e.to_string())
-            }
-        })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
-        match prepared {
-            Ok(v) => self.volumes = Some(v),
-            Err(message) => {
-                self.record(Event::warning("FailedMount", message));
-                self.retry_at = Timestamp::now()
-                    .checked_add(SignedDuration::from_secs(RETRY.as_secs() as i64))
-                    .ok();
-                return false;
-            }
+        self.volumes = None;
+        if self.ensure_volumes().await.is_none() {
+            return false;
         }
         let name = self.pod.metadata.name.clone().unwrap_or_default();
         let namespace = self
@@ -310,7 +294,11 @@ impl Worker {
         let Some(image) = self.ensure_image(c, &field_path).await else {
             return;
         };
-        let (Some(sandbox), Some(volumes)) = (self.sandbox.clone(), self.volumes.clone()) else {
+        let Some(sandbox) = self.sandbox.clone() else {
+            return;
+        };
+        // A worker that adopted a running sandbox after a restart prepares its volumes again here.
+        let Some(volumes) = self.ensure_volumes().await else {
             return;
         };
         let attempt = self

@@ -2,10 +2,25 @@
 //! container instances and their exit records), re-attaches to live shims and the pause process through
 //! pidfds, restarts the probes of running instances, and records instances whose shim is gone as
 //! `ContainerStatusUnknown` after killing what may be left of them. It never starts anything.
+//!
+//! Whether a shim runs is proven by its liveness lock (`sys::lock`), not by records the dead supervisor may
+//! not have written: an instance whose lock is held is adopted even when no pid was recorded for it, and
+//! only an instance whose lock is free and that never started is forgotten (its attempt is then reused).
+//! It also prepares the pod's volumes again for an adopted sandbox (preparing is idempotent).
 
-use super::worker::{Instance, Worker};
+use std::time::Duration;
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use super::events::Event;
+use super::worker::{Instance, Msg, Worker, RETRY};
 use crate::runtime::container;
+use crate::runtime::record::SHIM_LOCK;
 use crate::runtime::sandbox;
+use crate::volume::{self, PodVolumes};
+
+/// How long recovery waits for a live shim to record its own identity (its first action).
+const SHIM_IDENTITY_WAIT: Duration = Duration::from_secs(5);
 
 impl Worker {
     /// Loads what exists on disk for this pod and re-attaches to live shims and the pause process.
@@ -26,15 +41,31 @@ impl Worker {
         for name in names {
             let mut list = Vec::new();
             for o in container::observe(cfg, &self.uid, &name) {
+                let shim_alive = o.shim_alive;
                 let mut inst = Instance {
                     record: o.instance,
                     started: o.started,
                     exited: o.exited,
                     shim: o.shim,
                 };
+                if inst.exited.is_none() && inst.shim.is_none() && shim_alive {
+                    // The previous supervisor died between spawning the shim and recording it.
+                    inst.shim = self.await_shim_identity(&inst).await;
+                    tracing::info!(
+                        pod = %self.pod.key(),
+                        container = %name,
+                        shim = ?inst.shim,
+                        "adopted a shim its supervisor died before recording"
+                    );
+                    if inst.shim.is_none() {
+                        self.watch_lock(&inst);
+                        list.push(inst);
+                        continue;
+                    }
+                }
                 match (&inst.exited, &inst.started, &inst.shim) {
                     (Some(_), _, _) => {}
-                    (None, Some(_), Some(_)) | (None, None, Some(_)) => self.watch_instance(&inst),
+                    (None, _, Some(_)) => self.watch_instance(&inst),
                     (None, Some(_), None) => {
                         // Its shim died: the container cannot be proven to be the one we started.
                         self.abandon(
@@ -71,6 +102,66 @@ impl Worker {
             let known = self.reported_probe_state(&inst.record.id);
             self.start_probes(&c, &inst, known);
         }
+    }
+
+    /// Polls for the identity a live shim writes first thing; `None` if it does not appear in time.
+    async fn await_shim_identity(&self, inst: &Instance) -> Option<crate::runtime::record::ProcessId> {
+        let cfg = &self.ctx.runtime;
+        let dir = cfg.instance_dir(&self.uid, &inst.record.name, inst.record.attempt);
+        let deadline = tokio::time::Instant::now() + SHIM_IDENTITY_WAIT;
+        loop {
+            if let Some(id) = container::shim_identity(cfg, &inst.record.id, &dir) {
+                return Some(id);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Watches a shim through its liveness lock alone: the exit message comes once the lock is free.
+    fn watch_lock(&self, inst: &Instance) {
+        let cfg = &self.ctx.runtime;
+        let lock = cfg
+            .instance_dir(&self.uid, &inst.record.name, inst.record.attempt)
+            .join(SHIM_LOCK);
+        let tx = self.tx.clone();
+        let id = inst.record.id.clone();
+        tokio::spawn(async move {
+            let _ = tokio::task::spawn_blocking(move || crate::sys::lock::wait_released(&lock)).await;
+            let _ = tx.send(Msg::Exited { id });
+        });
+    }
+
+    /// The pod's prepared volumes, preparing them (idempotently) when this worker has none: after a
+    /// restart that adopted a running sandbox, or for a new sandbox. `None` (with a `FailedMount` event and
+    /// a retry) when that fails.
+    pub(super) async fn ensure_volumes(&mut self) -> Option<PodVolumes> {
+        if self.volumes.is_none() {
+            let cfg = self.ctx.runtime.clone();
+            let pod_dir = cfg.pod_dir(&self.uid);
+            let spec = self.pod.spec.pod.clone();
+            let protected = [cfg.state_dir.clone(), cfg.run_dir.clone()];
+            let prepared = tokio::task::spawn_blocking(move || {
+                crate::sys::fs::create_dir_all_mode(&pod_dir, 0o700).map_err(|e| e.to_string())?;
+                volume::prepare(&pod_dir, &spec, &protected).map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            match prepared {
+                Ok(v) => self.volumes = Some(v),
+                Err(message) => {
+                    self.ctx
+                        .recorder
+                        .record(&self.pod, Event::warning("FailedMount", message));
+                    self.retry_at = Timestamp::now()
+                        .checked_add(SignedDuration::from_secs(RETRY.as_secs() as i64))
+                        .ok();
+                }
+            }
+        }
+        self.volumes.clone()
     }
 
     /// What the last reported status said of instance `id`: (started, ready).

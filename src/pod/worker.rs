@@ -266,6 +266,7 @@ impl Worker {
         if inst.exited.is_some() {
             return;
         }
+        crate::sys::crash::point("exit-seen");
         inst.exited = container::read_exit(&cfg, &self.uid, &inst.record.name, inst.record.attempt);
         inst.shim = None;
         self.probes.stop(id);
@@ -379,10 +380,10 @@ impl Worker {
             && plan.kill.is_empty();
         // A sidecar that started (without a startup probe) lets the next init container start: no exit
         // or probe message will come to trigger that sync, so it follows at once.
-        if plan.kill_pod && stopping {
-            // The kubelet reports the terminating status (not ready) before it stops the containers.
-            self.report(false);
-        }
+        // The kubelet reports what it observed before it acts (`SyncPod`: the API status first, then the
+        // runtime's `SyncPod`): an exit seen now, or at recovery, must not wait for the starts below, and a
+        // terminating pod shows not ready before its containers stop.
+        self.report(false);
         let sidecar = plan.start_init.clone().filter(|name| self.is_sidecar(name));
         let instances_of = |w: &Self, name: &str| w.instances.get(name).map_or(0, Vec::len);
         let before = sidecar.as_deref().map(|n| instances_of(self, n));
@@ -405,15 +406,22 @@ impl Worker {
         self.report(false);
     }
 
-    /// Picks up `started.json` of instances a previous supervisor was still starting.
+    /// Picks up `started.json` of instances a previous supervisor was still starting, and the identity of
+    /// their shims when it was not recorded yet at recovery.
     fn refresh_created(&mut self) {
         let cfg = &self.ctx.runtime;
         for inst in self.instances.values_mut().flatten() {
-            if inst.started.is_none() && inst.exited.is_none() {
-                let dir = cfg.instance_dir(&self.uid, &inst.record.name, inst.record.attempt);
+            if inst.exited.is_some() {
+                continue;
+            }
+            let dir = cfg.instance_dir(&self.uid, &inst.record.name, inst.record.attempt);
+            if inst.started.is_none() {
                 inst.started = crate::sys::fs::read_json(&dir.join(crate::runtime::record::STARTED))
                     .ok()
                     .flatten();
+            }
+            if inst.shim.is_none() {
+                inst.shim = container::shim_identity(cfg, &inst.record.id, &dir);
             }
         }
     }

@@ -19,7 +19,7 @@ use super::layout::{derive_id, RuntimeConfig};
 use super::process::{self, ExitWatch};
 use super::record::{
     ExitRecord, InstanceRecord, ProcessId, ShimConfig, StartedRecord, TerminationMessage, EXITED, INSTANCE,
-    SHIM_CONFIG, STARTED,
+    SHIM_CONFIG, SHIM_LOCK, SHIM_PROCESS, STARTED,
 };
 use super::resources::{self, QosClass};
 use super::sandbox::SandboxRecord;
@@ -146,19 +146,14 @@ pub async fn start(cfg: &RuntimeConfig, req: &ContainerRequest<'_>) -> Result<St
             return Err(e);
         }
     };
-    let args = vec!["shim".to_string(), dir.display().to_string()];
-    let spawned =
-        match process::spawn_helper(&cfg.self_exe, &args, &dir.join("shim.log"), START_DEADLINE).await {
-            Ok(spawned) => spawned,
-            Err(e) => {
-                discard_bundle(&dir);
-                return Err(StartError::Create(format!("start shim: {e}")));
-            }
-        };
+    let spawned = match spawn_shim(cfg, &id, &dir).await {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            discard_bundle(&dir);
+            return Err(e);
+        }
+    };
     let shim = spawned.id;
-    let shims_dir = cfg.run_dir.join("shims");
-    let _ = sys::fs::create_dir_all_mode(&shims_dir, 0o700);
-    let _ = sys::fs::write_json_atomic(&cfg.shim_record(&id), &shim);
     let mut child = spawned.child;
     tokio::spawn(async move {
         let _ = child.wait().await;
@@ -169,6 +164,7 @@ pub async fn start(cfg: &RuntimeConfig, req: &ContainerRequest<'_>) -> Result<St
                 .ok()
                 .flatten()
                 .ok_or_else(|| StartError::Run("shim reported a start but wrote no record".to_string()))?;
+            sys::crash::point("container-started");
             Ok(Started {
                 instance,
                 started,
@@ -226,10 +222,31 @@ async fn bundle(
     };
     sys::fs::write_json_atomic(&dir.join(INSTANCE), &instance)
         .map_err(|e| StartError::Create(e.to_string()))?;
+    sys::crash::point("instance-recorded");
     let shim_config = prepare(cfg, req, dir, &rootfs, id).await?;
     sys::fs::write_json_atomic(&dir.join(SHIM_CONFIG), &shim_config)
         .map_err(|e| StartError::Create(e.to_string()))?;
+    sys::crash::point("shim-config-written");
     Ok(instance)
+}
+
+/// Spawns the shim of instance `id` holding the instance's liveness lock, records its identity, and waits
+/// for its status line. From the spawn on, a restarted supervisor can prove from disk whether it runs.
+async fn spawn_shim(cfg: &RuntimeConfig, id: &str, dir: &Path) -> Result<process::Spawned, StartError> {
+    let args = vec!["shim".to_string(), dir.display().to_string()];
+    let lock_path = dir.join(SHIM_LOCK);
+    let lock = sys::lock::take(&lock_path)
+        .map_err(|e| StartError::Create(format!("lock {}: {e}", lock_path.display())))?;
+    let pending = process::spawn(&cfg.self_exe, &args, &dir.join("shim.log"), Some(&lock))
+        .map_err(|e| StartError::Create(format!("start shim: {e}")))?;
+    // The shim's copy of the lock is now the only one that keeps it.
+    drop(lock);
+    sys::crash::point("shim-forked");
+    let shims_dir = cfg.run_dir.join("shims");
+    let _ = sys::fs::create_dir_all_mode(&shims_dir, 0o700);
+    let _ = sys::fs::write_json_atomic(&cfg.shim_record(id), &pending.id);
+    sys::crash::point("shim-spawned");
+    Ok(pending.first_line(START_DEADLINE).await)
 }
 
 /// Everything between an empty instance dir and a runnable bundle.
@@ -483,8 +500,10 @@ pub struct Observed {
     pub started: Option<StartedRecord>,
     /// The shim's exit record.
     pub exited: Option<ExitRecord>,
-    /// The shim, if it still runs.
+    /// The shim, if it still runs and its identity is recorded.
     pub shim: Option<ProcessId>,
+    /// A shim holds the instance's liveness lock: it runs (or is about to exec), recorded or not.
+    pub shim_alive: bool,
 }
 
 /// Reads every recorded instance of a container, oldest first.
@@ -498,19 +517,26 @@ pub fn observe(cfg: &RuntimeConfig, uid: &str, container: &str) -> Vec<Observed>
         let Ok(Some(instance)) = sys::fs::read_json::<InstanceRecord>(&dir.join(INSTANCE)) else {
             continue;
         };
-        let shim = sys::fs::read_json::<ProcessId>(&cfg.shim_record(&instance.id))
-            .ok()
-            .flatten()
-            .filter(process::is_alive);
+        // The lock first: a shim that releases it has written its exit record before.
+        let shim_alive = sys::lock::is_held(&dir.join(SHIM_LOCK)).unwrap_or(false);
         out.push(Observed {
             started: sys::fs::read_json(&dir.join(STARTED)).ok().flatten(),
             exited: sys::fs::read_json(&dir.join(EXITED)).ok().flatten(),
-            shim,
+            shim: shim_identity(cfg, &instance.id, &dir),
+            shim_alive,
             instance,
         });
     }
     out.sort_by_key(|o| o.instance.attempt);
     out
+}
+
+/// The live shim of instance `id`: the supervisor's record, else the one the shim wrote itself.
+pub fn shim_identity(cfg: &RuntimeConfig, id: &str, dir: &Path) -> Option<ProcessId> {
+    [cfg.shim_record(id), dir.join(SHIM_PROCESS)]
+        .iter()
+        .filter_map(|p| sys::fs::read_json::<ProcessId>(p).ok().flatten())
+        .find(process::is_alive)
 }
 
 /// Re-reads the exit record of an instance.

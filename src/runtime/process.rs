@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdout, Command};
 
 use super::record::ProcessId;
 use crate::sys;
@@ -31,6 +31,30 @@ pub struct Spawned {
     pub child: Child,
 }
 
+/// A helper that was spawned and has not yet printed its status line.
+pub struct Pending {
+    /// Its identity.
+    pub id: ProcessId,
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Pending {
+    /// Waits up to `deadline` for the helper's status line.
+    pub async fn first_line(mut self, deadline: Duration) -> Spawned {
+        let mut line = String::new();
+        let line = match tokio::time::timeout(deadline, self.stdout.read_line(&mut line)).await {
+            Ok(Ok(n)) if n > 0 => Some(line.trim_end().to_string()),
+            _ => None,
+        };
+        Spawned {
+            id: self.id,
+            line,
+            child: self.child,
+        }
+    }
+}
+
 /// Spawns `self_exe <args>` and waits up to `deadline` for its status line.
 pub async fn spawn_helper(
     self_exe: &Path,
@@ -38,17 +62,32 @@ pub async fn spawn_helper(
     stderr_log: &Path,
     deadline: Duration,
 ) -> io::Result<Spawned> {
+    Ok(spawn(self_exe, args, stderr_log, None)?
+        .first_line(deadline)
+        .await)
+}
+
+/// Spawns `self_exe <args>`, handing it `lock` (see `sys::lock`) when given.
+pub fn spawn(
+    self_exe: &Path,
+    args: &[String],
+    stderr_log: &Path,
+    lock: Option<&std::fs::File>,
+) -> io::Result<Pending> {
     let stderr = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(stderr_log)?;
-    let mut child = Command::new(self_exe)
-        .args(args)
+    let mut cmd = Command::new(self_exe);
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(stderr))
-        .kill_on_drop(false)
-        .spawn()?;
+        .kill_on_drop(false);
+    if let Some(lock) = lock {
+        sys::lock::inherit(&mut cmd, lock);
+    }
+    let mut child = cmd.spawn()?;
     let pid = child
         .id()
         .ok_or_else(|| io::Error::other("helper exited before it could be watched"))? as i32;
@@ -57,16 +96,10 @@ pub async fn spawn_helper(
         .stdout
         .take()
         .ok_or_else(|| io::Error::other("helper stdout missing"))?;
-    let mut reader = BufReader::new(stdout);
-    let mut line = String::new();
-    let line = match tokio::time::timeout(deadline, reader.read_line(&mut line)).await {
-        Ok(Ok(n)) if n > 0 => Some(line.trim_end().to_string()),
-        _ => None,
-    };
-    Ok(Spawned {
+    Ok(Pending {
         id: ProcessId { pid, start_time },
-        line,
         child,
+        stdout: BufReader::new(stdout),
     })
 }
 

@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 pub const SHIM_CONFIG: &str = "shim.json";
 /// What the supervisor decided for the instance, in the instance directory.
 pub const INSTANCE: &str = "instance.json";
+/// Locked by the supervisor before it spawns the shim and held by the shim for its whole life (`sys::lock`).
+pub const SHIM_LOCK: &str = "shim.lock";
+/// The shim's own identity ([`ProcessId`]), written by the shim before it does anything else.
+pub const SHIM_PROCESS: &str = "shim-process.json";
 /// Written by the shim once the container runs.
 pub const STARTED: &str = "started.json";
 /// Written by the shim once the container has exited or failed to start.

@@ -38,8 +38,14 @@ pub fn main(args: &[String]) -> ExitCode {
         eprintln!("peapod shim: usage: peapod shim <instance-dir>");
         return ExitCode::from(2);
     };
+    let spawner = nix::unistd::getppid();
+    sys::lock::keep_inherited();
     let _ = nix::unistd::setsid();
     let _ = std::env::set_current_dir("/");
+    // Who we are, before anything else: a supervisor that died before recording it finds it here.
+    if let Some(me) = super::process::identify(std::process::id() as i32) {
+        let _ = sys::fs::write_json_atomic(&dir.join(super::record::SHIM_PROCESS), &me);
+    }
     let config: ShimConfig = match sys::fs::read_json(&dir.join(super::record::SHIM_CONFIG)) {
         Ok(Some(c)) => c,
         Ok(None) => return fail_early(&dir, "shim config missing"),
@@ -49,6 +55,7 @@ pub fn main(args: &[String]) -> ExitCode {
         dir,
         config,
         tail: Tail::default(),
+        spawner,
     };
     match shim.run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -79,6 +86,8 @@ struct Shim {
     dir: PathBuf,
     config: ShimConfig,
     tail: Tail,
+    /// The supervisor that spawned this shim (for the `runc-created` crash point only).
+    spawner: nix::unistd::Pid,
 }
 
 impl Shim {
@@ -147,6 +156,7 @@ impl Shim {
             .and_then(|s| s.trim().parse::<i32>().ok())
             .ok_or_else(|| "runc create wrote no pid file".to_string())?;
         self.verify_masks(pid)?;
+        sys::crash::kill_parent_at("runc-created", self.spawner);
         let start = self
             .runc()
             .arg("start")

@@ -30,6 +30,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
             .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
+        super::crash::point_at("atomic-write", &name.to_string_lossy());
         fs::rename(&tmp, path)?;
         File::open(dir)?.sync_all()
     })();

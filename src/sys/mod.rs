@@ -5,7 +5,9 @@
 //! tests can point them at a temporary directory.
 #![allow(unsafe_code)]
 
+pub mod crash;
 pub mod fs;
+pub mod lock;
 pub mod mount;
 pub mod net;
 pub mod netns;

@@ -7,6 +7,7 @@
 //! (processes, mounts, cgroups) after stopping everything.
 #![allow(dead_code)]
 
+pub mod chaos;
 pub mod cluster;
 
 use std::fs;
@@ -151,6 +152,11 @@ impl Node {
 
     /// Starts `peapod run` on the manifest directory.
     pub fn start(&mut self) {
+        self.start_env(&[]);
+    }
+
+    /// Starts `peapod run` on the manifest directory with extra environment (e.g. a crash point).
+    pub fn start_env(&mut self, env: &[(&str, &std::ffi::OsStr)]) {
         let manifests = self.manifests.to_str().unwrap().to_string();
         let parent = self.cgroup_parent.clone();
         self.start_with(
@@ -163,7 +169,7 @@ impl Node {
                 "--cgroup-parent",
                 &parent,
             ],
-            &[],
+            env,
         );
     }
 
@@ -198,6 +204,23 @@ impl Node {
         let mut child = self.supervisor.take().expect("supervisor running");
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    /// Waits for the supervisor to exit on its own (a crash point) and returns how it ended.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let child = self.supervisor.as_mut().expect("supervisor running");
+        let status = wait_for("supervisor to exit", timeout, || child.try_wait().unwrap());
+        self.supervisor = None;
+        status
+    }
+
+    /// Every pod's live status (one per name).
+    pub fn pods(&self) -> Vec<PodGroup> {
+        let mut pods = peapod::standalone::store::StatusStore::new(&self.state).list();
+        pods.sort_by_key(|p| p.metadata.deletion_timestamp.is_some());
+        let mut seen = std::collections::HashSet::new();
+        pods.retain(|p| seen.insert(p.metadata.name.clone()));
+        pods
     }
 
     /// Sends SIGINT and waits for the supervisor to exit (it stops every pod first).
@@ -402,12 +425,25 @@ impl Node {
     /// Asserts that nothing of this node is left on the host: processes, mounts, cgroups, sandboxes.
     pub fn assert_clean(&self) {
         reap_orphans();
-        let helpers = wait_for("helpers to exit", Duration::from_secs(15), || {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
             reap_orphans();
-            let p = self.helper_pids();
-            p.is_empty().then_some(p)
-        });
-        assert!(helpers.is_empty());
+            let left = self.helper_pids();
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let cmdlines: Vec<String> = left
+                    .iter()
+                    .map(|pid| {
+                        let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                        format!("{pid}: {}", String::from_utf8_lossy(&raw).replace('\0', " "))
+                    })
+                    .collect();
+                panic!("helpers left after 15s: {cmdlines:#?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         assert!(
             self.pids_in_cgroups().is_empty(),
             "container processes left: {:?}",
