@@ -88,7 +88,7 @@ pub async fn run(
     });
 
     // Recover before reconciling: adopt every pod checkpointed on this node, whatever the API says.
-    crate::runtime::sandbox::collect_network_garbage(&ctx.runtime).await;
+    crate::runtime::sandbox::collect_garbage(&ctx.runtime).await;
     let adopted: HashSet<String> = {
         let pods = checkpointed_pods(&ctx.runtime);
         let mut uids = HashSet::new();

@@ -5,7 +5,8 @@
 //! (`<state>/pods/<uid>/sandbox.json`) only remembers the last id and attempt, so that after a reboot the
 //! next sandbox gets the next attempt and the pod's init containers run again, as with the kubelet.
 //! Sandbox ids are random per creation (containerd's rule), so they are only ever read back from these
-//! records; a failed creation releases what it made (see `undo`) before the next attempt.
+//! records; a failed creation releases what it made (see `undo`) before the next attempt, and one a crash
+//! interrupted is found by the intent it wrote first and released at the next start-up (see `orphans`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,8 +24,10 @@ use super::record::ProcessId;
 use super::Error;
 use crate::network::cni::{CniConfig, CniRuntime};
 use crate::sys;
+use orphans::{Intent, INTENT};
 use undo::Made;
 
+mod orphans;
 mod undo;
 
 /// File name of sandbox records.
@@ -155,6 +158,15 @@ async fn build(
     let ns_dir = dir.join("ns");
     made.dir(dir.clone());
     sys::fs::create_dir_all_mode(&ns_dir, 0o700).map_err(|source| Error::io("create", &ns_dir, source))?;
+    // Durable before anything else is made: a crash from here on leaves a directory that says whose it is.
+    let intent = Intent {
+        id: id.to_string(),
+        uid: req.uid.to_string(),
+        attempt: req.attempt,
+    };
+    let intent_path = dir.join(INTENT);
+    sys::fs::write_json_atomic(&intent_path, &intent)
+        .map_err(|source| Error::io("write", &intent_path, source))?;
 
     let shm = if spec.host_ipc.unwrap_or(false) {
         None
@@ -344,8 +356,11 @@ async fn setup_network(
     Ok(ips)
 }
 
-/// Releases CNI attachments whose sandbox no longer exists (after a reboot, the leases would leak).
-pub async fn collect_network_garbage(cfg: &RuntimeConfig) {
+/// Start-up garbage collection, before any pod worker runs: releases the sandboxes no pod adopts (creations
+/// a crash interrupted), then the CNI attachments whose sandbox no longer exists (after a reboot, the leases
+/// would leak).
+pub async fn collect_garbage(cfg: &RuntimeConfig) {
+    orphans::sweep(cfg).await;
     release_networks(cfg, |id| load(cfg, id).is_some()).await;
 }
 

@@ -1,0 +1,125 @@
+//! Root tests of start-up recovery after a supervisor was SIGKILLed while it created a sandbox. Sandbox ids
+//! are random per creation, so such a sandbox is named by no pod's pointer: the restarted supervisor must
+//! find it (by the intent every creation writes first), kill its pause process, unmount its pins and `/dev/shm`
+//! and remove its directory, leave the pod's adopted sandbox alone, and a graceful stop then leaves nothing.
+//!
+//! The crash points are made with the real creation code (`sandbox::create`, the same path the supervisor
+//! runs, live `peapod pause` included), then the records it writes last are rolled back as a crash would
+//! have left them.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{reap_orphans, st, wait_for, Node, BUSYBOX};
+use peapod::api::PodGroup;
+use peapod::runtime::layout::RuntimeConfig;
+use peapod::runtime::process;
+use peapod::runtime::sandbox::{self, SandboxRecord, SandboxRequest};
+
+const T: Duration = Duration::from_secs(60);
+
+fn pod(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 2\n  restartPolicy: Never\n  shareProcessNamespace: true\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n"
+    )
+}
+
+/// The runtime configuration the supervisor of `node` uses, for the library calls.
+fn runtime_config(node: &Node) -> RuntimeConfig {
+    let mut cfg = RuntimeConfig::new(
+        node.state.clone(),
+        node.run.clone(),
+        PathBuf::from("runc"),
+        common::peapod_bin(),
+    );
+    cfg.cni_conf_dir = node.cni_conf.clone();
+    cfg.cgroup_parent = node.cgroup_parent.clone();
+    cfg
+}
+
+/// Creates a sandbox for `pod` through the supervisor's own code path.
+fn create_sandbox(cfg: &RuntimeConfig, pod: &PodGroup, attempt: u32) -> SandboxRecord {
+    let req = SandboxRequest {
+        uid: pod.metadata.uid.as_deref().unwrap(),
+        name: pod.metadata.name.as_deref().unwrap(),
+        namespace: "default",
+        spec: &pod.spec.pod,
+        attempt,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(sandbox::create(cfg, &req)).expect("create sandbox")
+}
+
+fn sandbox_dir(node: &Node, record: &SandboxRecord) -> PathBuf {
+    node.run.join("sandboxes").join(&record.id)
+}
+
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let prefix = dir.to_string_lossy().into_owned();
+    peapod::sys::mount::mountinfo_targets(&info)
+        .filter(|t| t.starts_with(&prefix))
+        .collect()
+}
+
+/// A supervisor killed after a sandbox's record but before its pointer, and another killed before even the
+/// record: both orphans are released at the restart, the adopted sandbox keeps running.
+#[test]
+fn sandboxes_a_killed_supervisor_was_creating_are_released_at_restart() {
+    let mut node = Node::new();
+    node.apply("keeper.yaml", &pod("keeper"));
+    node.start();
+    let before = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    let uid = before.metadata.uid.clone().unwrap();
+    let container_id = st::container(&before, "c").container_id.clone();
+    node.kill9();
+
+    let cfg = runtime_config(&node);
+    let adopted = sandbox::pointer(&cfg, &uid).expect("the running pod's pointer");
+    let pointer_path = node.state.join("pods").join(&uid).join("sandbox.json");
+    let pointer = fs::read(&pointer_path).unwrap();
+    // Crash after the record, before the pointer: the pointer still names the adopted sandbox.
+    let recorded = create_sandbox(&cfg, &before, adopted.attempt + 1);
+    // Crash before the record: the pause process runs, the pins and shm are mounted, nothing says so.
+    let unrecorded = create_sandbox(&cfg, &before, adopted.attempt + 2);
+    fs::write(&pointer_path, &pointer).unwrap();
+    fs::remove_file(sandbox_dir(&node, &unrecorded).join("sandbox.json")).unwrap();
+    let orphans = [recorded, unrecorded];
+    for o in &orphans {
+        assert!(process::is_alive(&o.pause), "orphan pause {:?} runs", o.pause);
+        assert!(!mounts_under(&sandbox_dir(&node, o)).is_empty());
+    }
+
+    node.start();
+    wait_for("orphan sandboxes released", T, || {
+        reap_orphans();
+        let left: Vec<_> = orphans
+            .iter()
+            .filter(|o| process::is_alive(&o.pause) || sandbox_dir(&node, o).exists())
+            .collect();
+        left.is_empty().then_some(())
+    });
+    for o in &orphans {
+        assert!(
+            mounts_under(&sandbox_dir(&node, o)).is_empty(),
+            "pins of {} left",
+            o.id
+        );
+    }
+    let after = node.wait_pod("keeper", "still running", T, |p| st::running(p, "c"));
+    assert_eq!(
+        st::container(&after, "c").container_id,
+        container_id,
+        "the adopted pod was not restarted"
+    );
+    assert_eq!(sandbox::pointer(&cfg, &uid), Some(adopted.clone()));
+    assert!(sandbox::load(&cfg, &adopted.id).is_some_and(|r| sandbox::is_ready(&r)));
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
