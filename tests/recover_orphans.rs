@@ -1,7 +1,8 @@
 //! Root tests of start-up recovery after a supervisor was SIGKILLed while it created a sandbox. Sandbox ids
 //! are random per creation, so such a sandbox is named by no pod's pointer: the restarted supervisor must
 //! find it (by the intent every creation writes first), kill its pause process, unmount its pins and `/dev/shm`
-//! and remove its directory, leave the pod's adopted sandbox alone, and a graceful stop then leaves nothing.
+//! and remove its directory, remove the pod cgroup of a pod left with no sandbox at all, leave the pod's
+//! adopted sandbox alone, and a graceful stop then leaves nothing.
 //!
 //! The crash points are made with the real creation code (`sandbox::create`, the same path the supervisor
 //! runs, live `peapod pause` included), then the records it writes last are rolled back as a crash would
@@ -120,6 +121,50 @@ fn sandboxes_a_killed_supervisor_was_creating_are_released_at_restart() {
     );
     assert_eq!(sandbox::pointer(&cfg, &uid), Some(adopted.clone()));
     assert!(sandbox::load(&cfg, &adopted.id).is_some_and(|r| sandbox::is_ready(&r)));
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
+
+/// Whether the cgroup `path` exists in any hierarchy of this host.
+fn cgroup_exists(path: &str) -> bool {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    peapod::runtime::cgroup::hierarchies(&info)
+        .iter()
+        .any(|h| h.mount.join(path.trim_start_matches('/')).exists())
+}
+
+/// A supervisor killed during a pod's first sandbox creation, after the pause process started and before
+/// the pod directory existed (the pod is gone by the restart): the orphan and the pod cgroup it made are
+/// released, and the other pod keeps running.
+#[test]
+fn a_first_sandbox_a_killed_supervisor_was_creating_leaves_no_pod_cgroup() {
+    let mut node = Node::new();
+    node.apply("keeper.yaml", &pod("keeper"));
+    node.start();
+    let keeper = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    node.kill9();
+
+    let cfg = runtime_config(&node);
+    let mut gone = keeper.clone();
+    gone.metadata.name = Some("gone".into());
+    gone.metadata.uid = Some("0a1b2c3d-0000-4000-8000-00000000beef".into());
+    let uid = gone.metadata.uid.clone().unwrap();
+    let orphan = create_sandbox(&cfg, &gone, 0);
+    // The pod directory (managed /etc files, pointer) is written after the pause process starts.
+    fs::remove_dir_all(node.state.join("pods").join(&uid)).unwrap();
+    let pod_cgroup = format!("{}/besteffort/pod{uid}", node.cgroup_parent);
+    assert!(cgroup_exists(&pod_cgroup) && process::is_alive(&orphan.pause));
+
+    node.start();
+    wait_for("orphan sandbox and its pod cgroup released", T, || {
+        reap_orphans();
+        let released = !process::is_alive(&orphan.pause)
+            && !sandbox_dir(&node, &orphan).exists()
+            && !cgroup_exists(&pod_cgroup);
+        released.then_some(())
+    });
+    assert!(mounts_under(&sandbox_dir(&node, &orphan)).is_empty());
+    node.wait_pod("keeper", "still running", T, |p| st::running(p, "c"));
     assert!(node.stop(T).success());
     node.assert_clean();
 }
