@@ -18,6 +18,7 @@ use common::{reap_orphans, st, wait_for, Node, BUSYBOX};
 use peapod::api::PodGroup;
 use peapod::runtime::layout::RuntimeConfig;
 use peapod::runtime::process;
+use peapod::runtime::record::ProcessId;
 use peapod::runtime::sandbox::{self, SandboxRecord, SandboxRequest};
 
 const T: Duration = Duration::from_secs(60);
@@ -165,6 +166,38 @@ fn a_first_sandbox_a_killed_supervisor_was_creating_leaves_no_pod_cgroup() {
     });
     assert!(mounts_under(&sandbox_dir(&node, &orphan)).is_empty());
     node.wait_pod("keeper", "still running", T, |p| st::running(p, "c"));
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
+
+/// A supervisor killed while a container started, after its shim was spawned and before the shim's pid
+/// record was written (that window spans the whole `runc create`/`start`): the restart finds the live shim
+/// by its command line and executable, records it again and adopts the running container, instead of
+/// killing it and reporting it lost.
+#[test]
+fn a_shim_a_crash_left_unrecorded_is_adopted_at_restart() {
+    let mut node = Node::new();
+    node.apply("keeper.yaml", &pod("keeper"));
+    node.start();
+    let before = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    let container_id = st::container(&before, "c").container_id.clone().unwrap();
+    let id = container_id.strip_prefix("peapod://").unwrap();
+    node.kill9();
+
+    let record = node.run.join("shims").join(format!("{id}.json"));
+    let shim: ProcessId = serde_json::from_slice(&fs::read(&record).unwrap()).unwrap();
+    fs::remove_file(&record).unwrap();
+
+    node.start();
+    let found = wait_for("the shim recorded again", T, || {
+        serde_json::from_slice::<ProcessId>(&fs::read(&record).ok()?).ok()
+    });
+    assert_eq!(found, shim);
+    let after = node.wait_pod("keeper", "running after the restart", T, |p| st::running(p, "c"));
+    let c = st::container(&after, "c");
+    assert_eq!(c.container_id.as_deref(), Some(container_id.as_str()));
+    assert_eq!(c.restart_count, 0);
+    assert!(process::is_alive(&shim));
     assert!(node.stop(T).success());
     node.assert_clean();
 }

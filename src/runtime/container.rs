@@ -33,7 +33,7 @@ use crate::volume::{self, PodVolumes};
 mod release;
 
 pub use release::remove_instance;
-use release::{abandon_shim, discard_bundle};
+use release::{abandon_shim, discard_bundle, find_unrecorded_shim};
 
 /// How long a shim may take to report that its container started.
 const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -488,7 +488,8 @@ pub struct Observed {
     pub shim: Option<ProcessId>,
 }
 
-/// Reads every recorded instance of a container, oldest first.
+/// Reads every recorded instance of a container, oldest first. A live shim whose pid record a crash
+/// prevented is found again and recorded.
 pub fn observe(cfg: &RuntimeConfig, uid: &str, container: &str) -> Vec<Observed> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(cfg.container_dir(uid, container)) else {
@@ -499,13 +500,15 @@ pub fn observe(cfg: &RuntimeConfig, uid: &str, container: &str) -> Vec<Observed>
         let Ok(Some(instance)) = sys::fs::read_json::<InstanceRecord>(&dir.join(INSTANCE)) else {
             continue;
         };
-        let shim = sys::fs::read_json::<ProcessId>(&cfg.shim_record(&instance.id))
-            .ok()
-            .flatten()
-            .filter(process::is_alive);
+        let exited: Option<ExitRecord> = sys::fs::read_json(&dir.join(EXITED)).ok().flatten();
+        let shim = match sys::fs::read_json::<ProcessId>(&cfg.shim_record(&instance.id)) {
+            Ok(Some(shim)) => Some(shim).filter(process::is_alive),
+            _ if exited.is_none() => find_unrecorded_shim(cfg, &instance.id, &dir),
+            _ => None,
+        };
         out.push(Observed {
             started: sys::fs::read_json(&dir.join(STARTED)).ok().flatten(),
-            exited: sys::fs::read_json(&dir.join(EXITED)).ok().flatten(),
+            exited,
             shim,
             instance,
         });

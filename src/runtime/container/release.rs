@@ -1,6 +1,6 @@
 //! Releasing what a container instance holds: its OCI runtime state, its rootfs mount and its directory,
 //! both for an instance that is gone and for a start that failed part-way (the bundle no shim has seen, a
-//! shim that went silent).
+//! shim that went silent), and finding again a live shim whose pid record a crash prevented.
 
 use std::path::Path;
 use std::time::Duration;
@@ -58,4 +58,25 @@ pub(super) async fn abandon_shim(cfg: &RuntimeConfig, id: &str, dir: &Path, shim
     if let Err(e) = result {
         tracing::warn!(container = %id, error = %e, "failed to clean up after a silent shim");
     }
+}
+
+/// The live shim of the instance in `dir` when its pid record is missing (the supervisor died between
+/// starting it and recording it, which spans the whole container start): found by command line and
+/// executable, then recorded, so recovery adopts it instead of abandoning a healthy container.
+pub(super) fn find_unrecorded_shim(cfg: &RuntimeConfig, id: &str, dir: &Path) -> Option<ProcessId> {
+    let dir = dir.as_os_str().as_encoded_bytes();
+    // Oldest first: the shim itself, not a child it forked before exec.
+    let shim = process::find_helpers(&cfg.self_exe, |args| args == [b"shim".as_slice(), dir])
+        .into_iter()
+        .next()?;
+    let record = cfg.shim_record(id);
+    let recorded = record
+        .parent()
+        .map_or(Ok(()), |d| sys::fs::create_dir_all_mode(d, 0o700))
+        .and_then(|()| sys::fs::write_json_atomic(&record, &shim));
+    if let Err(e) = recorded {
+        tracing::warn!(container = %id, error = %e, "failed to record a shim found without its record");
+    }
+    tracing::info!(container = %id, pid = shim.pid, "found a shim without its pid record");
+    Some(shim)
 }

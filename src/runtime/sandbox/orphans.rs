@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::{load, pointer};
 use crate::runtime::cgroup;
 use crate::runtime::layout::RuntimeConfig;
-use crate::runtime::process::{self, PROC};
+use crate::runtime::process;
 use crate::runtime::record::ProcessId;
 use crate::sys;
 
@@ -131,37 +131,8 @@ async fn remove_pod_cgroup(cfg: &RuntimeConfig, uid: &str) {
 /// namespace, the namespace init it forked): found by command line and executable, so a creation killed
 /// before it recorded its pause process still has it found.
 fn pause_processes(cfg: &RuntimeConfig, dir: &Path) -> Vec<ProcessId> {
-    let Ok(entries) = std::fs::read_dir(PROC) else {
-        return Vec::new();
-    };
-    let exe = std::fs::canonicalize(&cfg.self_exe).unwrap_or_else(|_| cfg.self_exe.clone());
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| is_pause_of(pid, dir, &exe))
-        .filter_map(process::identify)
-        .filter(process::is_alive)
-        .collect()
-}
-
-/// Whether `pid` runs `exe pause ... --dir <dir> ...`.
-fn is_pause_of(pid: i32, dir: &Path, exe: &Path) -> bool {
-    let Ok(cmdline) = std::fs::read(format!("{PROC}/{pid}/cmdline")) else {
-        return false;
-    };
-    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    if args.get(1) != Some(&b"pause".as_slice()) {
-        return false;
-    }
     let dir = dir.as_os_str().as_encoded_bytes();
-    if !args.windows(2).any(|w| w[0] == b"--dir" && w[1] == dir) {
-        return false;
-    }
-    let Ok(running) = std::fs::read_link(format!("{PROC}/{pid}/exe")) else {
-        return false;
-    };
-    // A binary replaced since the process started reads back as "<path> (deleted)".
-    let running = running.as_os_str().as_encoded_bytes();
-    let running = running.strip_suffix(b" (deleted)").unwrap_or(running);
-    running == exe.as_os_str().as_encoded_bytes()
+    process::find_helpers(&cfg.self_exe, |args| {
+        args[0] == b"pause" && args.windows(2).any(|w| w[0] == b"--dir" && w[1] == dir)
+    })
 }
