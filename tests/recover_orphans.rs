@@ -201,3 +201,81 @@ fn a_shim_a_crash_left_unrecorded_is_adopted_at_restart() {
     assert!(node.stop(T).success());
     node.assert_clean();
 }
+
+/// Removes the test's bridge on drop.
+struct Bridge(String);
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.0])
+            .output();
+    }
+}
+
+/// A recorded sandbox no pointer names (a crash between its record and its pointer) on a bridge network:
+/// the restart releases its address (CNI DEL while its network namespace is still pinned) and keeps the
+/// adopted sandbox's.
+#[test]
+fn an_orphan_sandbox_on_a_cni_network_releases_its_address_at_restart() {
+    let plugins = ["/usr/lib/cni", "/opt/cni/bin"]
+        .iter()
+        .find(|d| Path::new(d).join("bridge").is_file() && Path::new(d).join("host-local").is_file());
+    if plugins.is_none() {
+        eprintln!("skipping: the bridge and host-local CNI plugins are not installed");
+        return;
+    }
+    let mut node = Node::new();
+    let suffix = node.cgroup_parent.trim_start_matches("/peapod-test-").to_string();
+    let bridge = Bridge(format!("po{}", &suffix[..6]));
+    let octet = u8::from_str_radix(&suffix[..2], 16).unwrap() % 200 + 20;
+    let ipam = node.dir.path().join("cni-ipam");
+    let conflist = format!(
+        r#"{{"cniVersion": "1.0.0", "name": "peapod-orphans", "plugins": [{{"type": "bridge", "bridge": "{}", "isGateway": true, "ipMasq": false,
+           "ipam": {{"type": "host-local", "dataDir": "{}", "ranges": [[{{"subnet": "10.97.{octet}.0/24"}}]]}}}}]}}"#,
+        bridge.0,
+        ipam.display()
+    );
+    fs::write(node.cni_conf.join("10-orphans.conflist"), conflist).unwrap();
+    node.apply("keeper.yaml", &pod("keeper"));
+    node.start();
+    let keeper = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    let keeper_ip = keeper.status.as_ref().unwrap().pod.pod_ip.clone().unwrap();
+    node.kill9();
+
+    let cfg = runtime_config(&node);
+    let pointer_path = node
+        .state
+        .join("pods")
+        .join(keeper.metadata.uid.as_deref().unwrap())
+        .join("sandbox.json");
+    let pointer = fs::read(&pointer_path).unwrap();
+    let orphan = create_sandbox(&cfg, &keeper, 1);
+    fs::write(&pointer_path, &pointer).unwrap();
+    let leases = ipam.join("peapod-orphans");
+    let orphan_ip = orphan
+        .pod_ips
+        .first()
+        .cloned()
+        .expect("the orphan has an address");
+    assert!(leases.join(&orphan_ip).exists() && leases.join(&keeper_ip).exists());
+
+    node.start();
+    wait_for("the orphan's address released", T, || {
+        reap_orphans();
+        let released = !leases.join(&orphan_ip).exists()
+            && !process::is_alive(&orphan.pause)
+            && !sandbox_dir(&node, &orphan).exists();
+        released.then_some(())
+    });
+    assert!(
+        leases.join(&keeper_ip).exists(),
+        "the adopted sandbox keeps its address"
+    );
+    node.wait_pod("keeper", "still running", T, |p| st::running(p, "c"));
+    let stopped = node.stop(T);
+    assert!(stopped.success(), "{stopped}: {}", node.supervisor_log());
+    assert!(!leases.join(&keeper_ip).exists());
+    node.assert_clean();
+    drop(bridge);
+}
