@@ -1,8 +1,9 @@
-//! Root tests of start-up recovery after a supervisor was SIGKILLed while it created a sandbox. Sandbox ids
-//! are random per creation, so such a sandbox is named by no pod's pointer: the restarted supervisor must
-//! find it (by the intent every creation writes first), kill its pause process, unmount its pins and `/dev/shm`
-//! and remove its directory, remove the pod cgroup of a pod left with no sandbox at all, leave the pod's
-//! adopted sandbox alone, and a graceful stop then leaves nothing.
+//! Root tests of start-up recovery after a supervisor was SIGKILLed mid-creation. Sandbox ids are random per
+//! creation, so a sandbox it was creating is named by no pod's pointer: the restarted supervisor must find
+//! it (by the intent every creation writes first), CNI DEL it while its network namespace is pinned, kill its
+//! pause process, unmount its pins and `/dev/shm`, remove its directory, remove the pod cgroup of a pod left
+//! with no sandbox at all, and leave the pod's adopted sandbox alone. A shim whose pid record the crash
+//! prevented is found again and its container adopted. A graceful stop then leaves nothing.
 //!
 //! The crash points are made with the real creation code (`sandbox::create`, the same path the supervisor
 //! runs, live `peapod pause` included), then the records it writes last are rolled back as a crash would
