@@ -24,7 +24,6 @@ use super::record::ProcessId;
 use super::Error;
 use crate::network::cni::{CniConfig, CniRuntime};
 use crate::sys;
-use orphans::{Intent, INTENT};
 use undo::Made;
 
 mod orphans;
@@ -159,14 +158,7 @@ async fn build(
     made.dir(dir.clone());
     sys::fs::create_dir_all_mode(&ns_dir, 0o700).map_err(|source| Error::io("create", &ns_dir, source))?;
     // Durable before anything else is made: a crash from here on leaves a directory that says whose it is.
-    let intent = Intent {
-        id: id.to_string(),
-        uid: req.uid.to_string(),
-        attempt: req.attempt,
-    };
-    let intent_path = dir.join(INTENT);
-    sys::fs::write_json_atomic(&intent_path, &intent)
-        .map_err(|source| Error::io("write", &intent_path, source))?;
+    orphans::write_intent(&dir, id, req.uid, req.attempt)?;
 
     let shm = if spec.host_ipc.unwrap_or(false) {
         None

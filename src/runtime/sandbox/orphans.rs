@@ -19,22 +19,34 @@ use crate::runtime::cgroup;
 use crate::runtime::layout::RuntimeConfig;
 use crate::runtime::process;
 use crate::runtime::record::ProcessId;
+use crate::runtime::Error;
 use crate::sys;
 
 /// File name of the intent record, written before anything of the sandbox exists.
-pub(super) const INTENT: &str = "intent.json";
+const INTENT: &str = "intent.json";
 /// How long an orphan pause process and what it forked may take to die.
 const KILL_DEADLINE: Duration = Duration::from_secs(10);
 
 /// What a sandbox creation is about to make: enough to release it if the creation never completes.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub(super) struct Intent {
+struct Intent {
     /// Sandbox id.
     pub id: String,
     /// Pod uid.
     pub uid: String,
     /// Sandbox attempt.
     pub attempt: u32,
+}
+
+/// Writes the intent of a creation into its new directory `dir`, durably, before anything else is made.
+pub(super) fn write_intent(dir: &Path, id: &str, uid: &str, attempt: u32) -> Result<(), Error> {
+    let intent = Intent {
+        id: id.to_string(),
+        uid: uid.to_string(),
+        attempt,
+    };
+    let path = dir.join(INTENT);
+    sys::fs::write_json_atomic(&path, &intent).map_err(|source| Error::io("write", &path, source))
 }
 
 /// Releases every sandbox directory under the run dir that no pod's pointer names (see the module header).
