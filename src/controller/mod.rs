@@ -102,7 +102,7 @@ pub async fn run(
 
     // Recover before reconciling: adopt every pod checkpointed on this node, whatever the API says, with
     // the spec it was admitted with, against which every edit is judged.
-    crate::runtime::sandbox::collect_network_garbage(&ctx.runtime).await;
+    crate::runtime::sandbox::collect_garbage(&ctx.runtime).await;
     crate::runtime::leftovers::finish(&ctx.runtime).await;
     let adopted = adopt(&agent, &ctx);
     tracing::info!(pods = adopted.len(), node = %opts.node, "recovered pods from disk");

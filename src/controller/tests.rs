@@ -333,11 +333,21 @@ async fn an_edit_is_judged_against_the_admitted_spec_on_disk() {
     let mut defaulted = admitted.clone();
     crate::api::defaults::apply_defaults(&mut defaulted);
     crate::pod::admitted::write_admitted(&f.agent.runtime, &defaulted).unwrap();
-    let loaded = crate::pod::admitted::load_admitted(&f.agent.runtime, "7c6f1b0e-2d4a-4e8b-9c3d-5a1e2f3b4c5d").unwrap();
-    f.agent.specs.lock().unwrap().insert("7c6f1b0e-2d4a-4e8b-9c3d-5a1e2f3b4c5d".into(), loaded);
+    let loaded =
+        crate::pod::admitted::load_admitted(&f.agent.runtime, "7c6f1b0e-2d4a-4e8b-9c3d-5a1e2f3b4c5d")
+            .unwrap();
+    f.agent
+        .specs
+        .lock()
+        .unwrap()
+        .insert("7c6f1b0e-2d4a-4e8b-9c3d-5a1e2f3b4c5d".into(), loaded);
     let mut running = crate::api::PodGroupStatus::default();
     running.pod.phase = Some("Running".into());
-    f.agent.statuses.lock().unwrap().insert("7c6f1b0e-2d4a-4e8b-9c3d-5a1e2f3b4c5d".into(), running);
+    f.agent
+        .statuses
+        .lock()
+        .unwrap()
+        .insert("7c6f1b0e-2d4a-4e8b-9c3d-5a1e2f3b4c5d".into(), running);
 
     let mut edited = podgroup(fin.clone());
     edited.spec.pod.containers[0].security_context =

@@ -506,7 +506,8 @@ pub struct Observed {
     pub shim_alive: bool,
 }
 
-/// Reads every recorded instance of a container, oldest first.
+/// Reads every recorded instance of a container, oldest first. A live shim whose pid record a crash
+/// prevented is still found, by the identity it records itself and the liveness lock it holds.
 pub fn observe(cfg: &RuntimeConfig, uid: &str, container: &str) -> Vec<Observed> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(cfg.container_dir(uid, container)) else {

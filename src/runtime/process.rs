@@ -173,6 +173,40 @@ pub async fn kill_session(id: &ProcessId, deadline: Duration) {
     let _ = tokio::time::timeout(deadline, all).await;
 }
 
+/// Live processes of the executable `exe` whose arguments after `argv[0]` satisfy `matches`, oldest first:
+/// how a helper is found again when a crash came between its start and its pid record. The executable is
+/// checked as well as the command line, so a process that merely imitates a helper's command line (any
+/// container can) is never taken for one.
+pub fn find_helpers(exe: &Path, matches: impl Fn(&[&[u8]]) -> bool) -> Vec<ProcessId> {
+    let Ok(entries) = std::fs::read_dir(PROC) else {
+        return Vec::new();
+    };
+    let exe = std::fs::canonicalize(exe).unwrap_or_else(|_| exe.to_path_buf());
+    let mut found: Vec<ProcessId> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            let cmdline = std::fs::read(format!("{PROC}/{pid}/cmdline")).unwrap_or_default();
+            let argv = cmdline.strip_suffix(&[0]).unwrap_or(&cmdline);
+            let args: Vec<&[u8]> = argv.split(|b| *b == 0).skip(1).collect();
+            !args.is_empty() && matches(&args) && runs(pid, &exe)
+        })
+        .filter_map(identify)
+        .filter(is_alive)
+        .collect();
+    found.sort_by_key(|id| id.start_time);
+    found
+}
+
+/// Whether `pid` runs the executable `exe` (a binary replaced since reads back as `<path> (deleted)`).
+fn runs(pid: i32, exe: &Path) -> bool {
+    let Ok(running) = std::fs::read_link(format!("{PROC}/{pid}/exe")) else {
+        return false;
+    };
+    let running = running.as_os_str().as_encoded_bytes();
+    running.strip_suffix(b" (deleted)").unwrap_or(running) == exe.as_os_str().as_encoded_bytes()
+}
+
 /// The other live processes of the session `leader` leads, started no earlier than it.
 fn session_members(proc_root: &str, leader: &ProcessId) -> Vec<ProcessId> {
     let Ok(entries) = std::fs::read_dir(proc_root) else {
@@ -212,6 +246,23 @@ mod tests {
         let _ = child.wait().await;
         assert!(!is_alive(&id));
         assert!(ExitWatch::open(&id).unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn find_helpers_matches_the_executable_and_the_arguments() {
+        let mut child = Command::new("sleep").arg("300").spawn().unwrap();
+        let id = identify(child.id().unwrap() as i32).unwrap();
+        let sleep = std::fs::read_link(format!("/proc/{}/exe", id.pid)).unwrap();
+        let found = find_helpers(&sleep, |a| a == [b"300".as_slice()]);
+        assert!(found.contains(&id), "{found:?}");
+        assert!(!find_helpers(&sleep, |a| a == [b"301".as_slice()]).contains(&id));
+        let other = std::env::current_exe().unwrap();
+        assert!(
+            !find_helpers(&other, |a| a == [b"300".as_slice()]).contains(&id),
+            "another executable"
+        );
+        child.kill().await.unwrap();
+        let _ = child.wait().await;
     }
 
     #[tokio::test]

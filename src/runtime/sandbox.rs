@@ -5,7 +5,8 @@
 //! (`<state>/pods/<uid>/sandbox.json`) only remembers the last id and attempt, so that after a reboot the
 //! next sandbox gets the next attempt and the pod's init containers run again, as with the kubelet.
 //! Sandbox ids are random per creation (containerd's rule), so they are only ever read back from these
-//! records; a failed creation releases what it made (see `undo`) before the next attempt.
+//! records; a failed creation releases what it made (see `undo`) before the next attempt, and one a crash
+//! interrupted is found by the intent it wrote first and released at the next start-up (see `orphans`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +27,7 @@ use crate::sys;
 use undo::Made;
 
 mod etc_files;
+mod orphans;
 mod undo;
 
 pub use etc_files::MIN_ETC_CAPACITY;
@@ -158,6 +160,8 @@ async fn build(
     let ns_dir = dir.join("ns");
     made.dir(dir.clone());
     sys::fs::create_dir_all_mode(&ns_dir, 0o700).map_err(|source| Error::io("create", &ns_dir, source))?;
+    // Durable before anything else is made: a crash from here on leaves a directory that says whose it is.
+    orphans::write_intent(&dir, id, req.uid, req.attempt)?;
 
     let shm = if spec.host_ipc.unwrap_or(false) {
         None
@@ -346,8 +350,11 @@ async fn setup_network(
     Ok(ips)
 }
 
-/// Releases CNI attachments whose sandbox no longer exists (after a reboot, the leases would leak).
-pub async fn collect_network_garbage(cfg: &RuntimeConfig) {
+/// Start-up garbage collection, before any pod worker runs: releases the sandboxes no pod adopts (creations
+/// a crash interrupted), then the CNI attachments whose sandbox no longer exists (after a reboot, the leases
+/// would leak).
+pub async fn collect_garbage(cfg: &RuntimeConfig) {
+    orphans::sweep(cfg).await;
     release_networks(cfg, |id| load(cfg, id).is_some()).await;
 }
 

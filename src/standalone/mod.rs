@@ -196,7 +196,7 @@ pub async fn run(opts: Options, ctx: Arc<Context>, shutdown: impl Future<Output 
     let mut terminating: BTreeSet<String> = BTreeSet::new();
     let mut refused: BTreeMap<String, String> = BTreeMap::new();
 
-    crate::runtime::sandbox::collect_network_garbage(&ctx.runtime).await;
+    crate::runtime::sandbox::collect_garbage(&ctx.runtime).await;
     crate::runtime::leftovers::finish(&ctx.runtime).await;
     // Pods this node ran before and still has state for are adopted (if still wanted) or stopped.
     for pod in store.list() {

@@ -1,6 +1,6 @@
 //! Releasing what a container instance holds: its OCI runtime state, its rootfs mount and its directory,
 //! both for an instance that is gone and for a start that failed part-way (the bundle no shim has seen, a
-//! shim that went silent).
+//! shim that went silent), and finding again a live shim whose pid record a crash prevented.
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,0 +1,150 @@
+//! Start-up sweep of sandboxes no pod adopts. Sandbox ids are random per creation, so a supervisor killed
+//! while creating one leaves a run directory (with namespace pins, `/dev/shm`, maybe a live pause process and
+//! a CNI attachment) that no pod's pointer names, and that no later attempt would ever reuse.
+//!
+//! Every creation writes its intent (id, pod uid, attempt) into the new directory before it makes anything
+//! else, so each such directory says whose it was. At start-up, before any pod worker runs, every directory
+//! under `<run>/sandboxes` that is not the pointed-to sandbox of some pod is released as a failed creation
+//! is: CNI DEL while the network namespace is still pinned, the pause process and its session killed, the
+//! pod cgroup removed when the pod has no sandbox at all, then the mounts and the directory.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{load, pointer};
+use crate::runtime::cgroup;
+use crate::runtime::layout::RuntimeConfig;
+use crate::runtime::process;
+use crate::runtime::record::ProcessId;
+use crate::runtime::Error;
+use crate::sys;
+
+/// File name of the intent record, written before anything of the sandbox exists.
+const INTENT: &str = "intent.json";
+/// How long an orphan pause process and what it forked may take to die.
+const KILL_DEADLINE: Duration = Duration::from_secs(10);
+
+/// What a sandbox creation is about to make: enough to release it if the creation never completes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+struct Intent {
+    /// Sandbox id.
+    pub id: String,
+    /// Pod uid.
+    pub uid: String,
+    /// Sandbox attempt.
+    pub attempt: u32,
+}
+
+/// Writes the intent of a creation into its new directory `dir`, durably, before anything else is made.
+pub(super) fn write_intent(dir: &Path, id: &str, uid: &str, attempt: u32) -> Result<(), Error> {
+    let intent = Intent {
+        id: id.to_string(),
+        uid: uid.to_string(),
+        attempt,
+    };
+    let path = dir.join(INTENT);
+    sys::fs::write_json_atomic(&path, &intent).map_err(|source| Error::io("write", &path, source))
+}
+
+/// Releases every sandbox directory under the run dir that no pod's pointer names (see the module header).
+/// Call it before any pod worker starts: a creation in flight looks exactly like an orphan.
+pub async fn sweep(cfg: &RuntimeConfig) {
+    let root = cfg.run_dir.join("sandboxes");
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return;
+    };
+    let adopted = adopted_ids(cfg);
+    let orphans: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| !adopted.contains(e.file_name().to_string_lossy().as_ref()))
+        .map(|e| e.path())
+        .collect();
+    if orphans.is_empty() {
+        return;
+    }
+    let ids: BTreeSet<String> = orphans.iter().filter_map(|d| dir_name(d)).collect();
+    // DEL first, while the orphans' network namespaces are still pinned.
+    super::release_networks(cfg, |id| !ids.contains(id)).await;
+    for dir in orphans {
+        release(cfg, &dir).await;
+    }
+}
+
+/// The sandbox ids the pods' pointers name.
+fn adopted_ids(cfg: &RuntimeConfig) -> BTreeSet<String> {
+    let Ok(pods) = std::fs::read_dir(cfg.pods_dir()) else {
+        return BTreeSet::new();
+    };
+    pods.flatten()
+        .filter_map(|e| pointer(cfg, e.file_name().to_str()?))
+        .map(|p| p.id)
+        .collect()
+}
+
+fn dir_name(dir: &Path) -> Option<String> {
+    dir.file_name()?.to_str().map(String::from)
+}
+
+/// Kills the orphan's pause processes, removes its pod's cgroup if the pod has no sandbox, and removes the
+/// directory with its mounts.
+async fn release(cfg: &RuntimeConfig, dir: &Path) {
+    let name = dir_name(dir).unwrap_or_default();
+    let record = load(cfg, &name);
+    let intent: Option<Intent> = sys::fs::read_json(&dir.join(INTENT)).ok().flatten();
+    let uid = record
+        .as_ref()
+        .map(|r| r.uid.clone())
+        .or_else(|| intent.map(|i| i.uid));
+    tracing::info!(sandbox = %name, pod_uid = ?uid, "releasing a sandbox no pod adopts (interrupted creation)");
+    let mut pauses = pause_processes(cfg, dir);
+    pauses.extend(record.map(|r| r.pause));
+    for pause in &pauses {
+        process::kill_session(pause, KILL_DEADLINE).await;
+    }
+    if let Some(uid) = uid.filter(|u| crate::runtime::layout::is_safe_component(u)) {
+        if pointer(cfg, &uid).is_none() {
+            remove_pod_cgroup(cfg, &uid).await;
+        }
+    }
+    let dir = dir.to_path_buf();
+    let result = tokio::task::spawn_blocking(move || super::teardown_dir(&dir)).await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(sandbox = %name, error = %crate::runtime::chain(&e), "failed to remove an orphan sandbox")
+        }
+        Err(e) => tracing::warn!(sandbox = %name, error = %e, "failed to remove an orphan sandbox"),
+    }
+}
+
+/// Removes the pod's cgroup wherever its QoS class put it; the pause process has just died, so an emptied
+/// cgroup may take a moment to accept rmdir.
+async fn remove_pod_cgroup(cfg: &RuntimeConfig, uid: &str) {
+    for path in cfg.pod_cgroup_candidates(uid) {
+        let mut result = cgroup::remove(&path);
+        for _ in 0..50 {
+            if result.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            result = cgroup::remove(&path);
+        }
+        if let Err(e) = result {
+            tracing::warn!(cgroup = %path, error = %e, "failed to remove the cgroup of an orphan sandbox");
+        }
+    }
+}
+
+/// The live `peapod pause --dir <dir>` processes of this binary (the setup parent and, with a shared PID
+/// namespace, the namespace init it forked): found by command line and executable, so a creation killed
+/// before it recorded its pause process still has it found.
+fn pause_processes(cfg: &RuntimeConfig, dir: &Path) -> Vec<ProcessId> {
+    let dir = dir.as_os_str().as_encoded_bytes();
+    process::find_helpers(&cfg.self_exe, |args| {
+        args[0] == b"pause" && args.windows(2).any(|w| w[0] == b"--dir" && w[1] == dir)
+    })
+}

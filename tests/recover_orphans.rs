@@ -1,0 +1,278 @@
+//! Root tests of start-up recovery after a supervisor was SIGKILLed mid-creation. Sandbox ids are random per
+//! creation, so a sandbox it was creating is named by no pod's pointer: the restarted supervisor must find
+//! it (by the intent every creation writes first), CNI DEL it while its network namespace is pinned, kill its
+//! pause process, unmount its pins and `/dev/shm`, remove its directory, remove the pod cgroup of a pod left
+//! with no sandbox at all, and leave the pod's adopted sandbox alone. A shim whose pid record the crash
+//! prevented is found again and its container adopted. A graceful stop then leaves nothing.
+//!
+//! The crash points are made with the real creation code (`sandbox::create`, the same path the supervisor
+//! runs, live `peapod pause` included), then the records it writes last are rolled back as a crash would
+//! have left them.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{reap_orphans, st, wait_for, Node, BUSYBOX};
+use peapod::api::PodGroup;
+use peapod::runtime::layout::RuntimeConfig;
+use peapod::runtime::process;
+use peapod::runtime::record::ProcessId;
+use peapod::runtime::sandbox::{self, SandboxRecord, SandboxRequest};
+
+const T: Duration = Duration::from_secs(60);
+
+fn pod(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 2\n  restartPolicy: Never\n  shareProcessNamespace: true\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n"
+    )
+}
+
+/// The runtime configuration the supervisor of `node` uses, for the library calls.
+fn runtime_config(node: &Node) -> RuntimeConfig {
+    let mut cfg = RuntimeConfig::new(
+        node.state.clone(),
+        node.run.clone(),
+        PathBuf::from("runc"),
+        common::peapod_bin(),
+    );
+    cfg.cni_conf_dir = node.cni_conf.clone();
+    cfg.cgroup_parent = node.cgroup_parent.clone();
+    cfg
+}
+
+/// Creates a sandbox for `pod` through the supervisor's own code path.
+fn create_sandbox(cfg: &RuntimeConfig, pod: &PodGroup, attempt: u32) -> SandboxRecord {
+    let req = SandboxRequest {
+        uid: pod.metadata.uid.as_deref().unwrap(),
+        name: pod.metadata.name.as_deref().unwrap(),
+        namespace: "default",
+        spec: &pod.spec.pod,
+        attempt,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(sandbox::create(cfg, &req)).expect("create sandbox")
+}
+
+fn sandbox_dir(node: &Node, record: &SandboxRecord) -> PathBuf {
+    node.run.join("sandboxes").join(&record.id)
+}
+
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let prefix = dir.to_string_lossy().into_owned();
+    peapod::sys::mount::mountinfo_targets(&info)
+        .filter(|t| t.starts_with(&prefix))
+        .collect()
+}
+
+/// A supervisor killed after a sandbox's record but before its pointer, and another killed before even the
+/// record: both orphans are released at the restart, the adopted sandbox keeps running.
+#[test]
+fn sandboxes_a_killed_supervisor_was_creating_are_released_at_restart() {
+    let mut node = Node::new();
+    node.apply("keeper.yaml", &pod("keeper"));
+    node.start();
+    let before = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    let uid = before.metadata.uid.clone().unwrap();
+    let container_id = st::container(&before, "c").container_id.clone();
+    node.kill9();
+
+    let cfg = runtime_config(&node);
+    let adopted = sandbox::pointer(&cfg, &uid).expect("the running pod's pointer");
+    let pointer_path = node.state.join("pods").join(&uid).join("sandbox.json");
+    let pointer = fs::read(&pointer_path).unwrap();
+    // Crash after the record, before the pointer: the pointer still names the adopted sandbox.
+    let recorded = create_sandbox(&cfg, &before, adopted.attempt + 1);
+    // Crash before the record: the pause process runs, the pins and shm are mounted, nothing says so.
+    let unrecorded = create_sandbox(&cfg, &before, adopted.attempt + 2);
+    fs::write(&pointer_path, &pointer).unwrap();
+    fs::remove_file(sandbox_dir(&node, &unrecorded).join("sandbox.json")).unwrap();
+    let orphans = [recorded, unrecorded];
+    for o in &orphans {
+        assert!(process::is_alive(&o.pause), "orphan pause {:?} runs", o.pause);
+        assert!(!mounts_under(&sandbox_dir(&node, o)).is_empty());
+    }
+
+    node.start();
+    wait_for("orphan sandboxes released", T, || {
+        reap_orphans();
+        let left: Vec<_> = orphans
+            .iter()
+            .filter(|o| process::is_alive(&o.pause) || sandbox_dir(&node, o).exists())
+            .collect();
+        left.is_empty().then_some(())
+    });
+    for o in &orphans {
+        assert!(
+            mounts_under(&sandbox_dir(&node, o)).is_empty(),
+            "pins of {} left",
+            o.id
+        );
+    }
+    let after = node.wait_pod("keeper", "still running", T, |p| st::running(p, "c"));
+    assert_eq!(
+        st::container(&after, "c").container_id,
+        container_id,
+        "the adopted pod was not restarted"
+    );
+    assert_eq!(sandbox::pointer(&cfg, &uid), Some(adopted.clone()));
+    assert!(sandbox::load(&cfg, &adopted.id).is_some_and(|r| sandbox::is_ready(&r)));
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
+
+/// Whether the cgroup `path` exists in any hierarchy of this host.
+fn cgroup_exists(path: &str) -> bool {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    peapod::runtime::cgroup::hierarchies(&info)
+        .iter()
+        .any(|h| h.mount.join(path.trim_start_matches('/')).exists())
+}
+
+/// A supervisor killed during a pod's first sandbox creation, after the pause process started and before
+/// the pod directory existed (the pod is gone by the restart): the orphan and the pod cgroup it made are
+/// released, and the other pod keeps running.
+#[test]
+fn a_first_sandbox_a_killed_supervisor_was_creating_leaves_no_pod_cgroup() {
+    let mut node = Node::new();
+    node.apply("keeper.yaml", &pod("keeper"));
+    node.start();
+    let keeper = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    node.kill9();
+
+    let cfg = runtime_config(&node);
+    let mut gone = keeper.clone();
+    gone.metadata.name = Some("gone".into());
+    gone.metadata.uid = Some("0a1b2c3d-0000-4000-8000-00000000beef".into());
+    let uid = gone.metadata.uid.clone().unwrap();
+    let orphan = create_sandbox(&cfg, &gone, 0);
+    // The pod directory (managed /etc files, pointer) is written after the pause process starts.
+    fs::remove_dir_all(node.state.join("pods").join(&uid)).unwrap();
+    let pod_cgroup = format!("{}/besteffort/pod{uid}", node.cgroup_parent);
+    assert!(cgroup_exists(&pod_cgroup) && process::is_alive(&orphan.pause));
+
+    node.start();
+    wait_for("orphan sandbox and its pod cgroup released", T, || {
+        reap_orphans();
+        let released = !process::is_alive(&orphan.pause)
+            && !sandbox_dir(&node, &orphan).exists()
+            && !cgroup_exists(&pod_cgroup);
+        released.then_some(())
+    });
+    assert!(mounts_under(&sandbox_dir(&node, &orphan)).is_empty());
+    node.wait_pod("keeper", "still running", T, |p| st::running(p, "c"));
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
+
+/// A supervisor killed while a container started, after its shim was spawned and before the shim's pid
+/// record was written (that window spans the whole `runc create`/`start`): the restart finds the live shim
+/// by the identity it recorded itself and the lock it holds, and adopts the running container instead of
+/// killing it and reporting it lost.
+#[test]
+fn a_shim_a_crash_left_unrecorded_is_adopted_at_restart() {
+    let mut node = Node::new();
+    node.apply("keeper.yaml", &pod("keeper"));
+    node.start();
+    let before = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    let container_id = st::container(&before, "c").container_id.clone().unwrap();
+    let id = container_id.strip_prefix("peapod://").unwrap();
+    node.kill9();
+
+    let record = node.run.join("shims").join(format!("{id}.json"));
+    let shim: ProcessId = serde_json::from_slice(&fs::read(&record).unwrap()).unwrap();
+    fs::remove_file(&record).unwrap();
+
+    node.start();
+    let after = node.wait_pod("keeper", "running after the restart", T, |p| st::running(p, "c"));
+    let c = st::container(&after, "c");
+    assert_eq!(c.container_id.as_deref(), Some(container_id.as_str()));
+    assert_eq!(c.restart_count, 0);
+    assert!(process::is_alive(&shim));
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
+
+/// Removes the test's bridge on drop.
+struct Bridge(String);
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.0])
+            .output();
+    }
+}
+
+/// A recorded sandbox no pointer names (a crash between its record and its pointer) on a bridge network:
+/// the restart releases its address (CNI DEL while its network namespace is still pinned) and keeps the
+/// adopted sandbox's.
+#[test]
+fn an_orphan_sandbox_on_a_cni_network_releases_its_address_at_restart() {
+    let plugins = ["/usr/lib/cni", "/opt/cni/bin"]
+        .iter()
+        .find(|d| Path::new(d).join("bridge").is_file() && Path::new(d).join("host-local").is_file());
+    if plugins.is_none() {
+        eprintln!("skipping: the bridge and host-local CNI plugins are not installed");
+        return;
+    }
+    let mut node = Node::new();
+    let suffix = node.cgroup_parent.trim_start_matches("/peapod-test-").to_string();
+    let bridge = Bridge(format!("po{}", &suffix[..6]));
+    let octet = u8::from_str_radix(&suffix[..2], 16).unwrap() % 200 + 20;
+    let ipam = node.dir.path().join("cni-ipam");
+    let conflist = format!(
+        r#"{{"cniVersion": "1.0.0", "name": "peapod-orphans", "plugins": [{{"type": "bridge", "bridge": "{}", "isGateway": true, "ipMasq": false,
+           "ipam": {{"type": "host-local", "dataDir": "{}", "ranges": [[{{"subnet": "10.97.{octet}.0/24"}}]]}}}}]}}"#,
+        bridge.0,
+        ipam.display()
+    );
+    fs::write(node.cni_conf.join("10-orphans.conflist"), conflist).unwrap();
+    node.apply("keeper.yaml", &pod("keeper"));
+    node.start();
+    let keeper = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    let keeper_ip = keeper.status.as_ref().unwrap().pod.pod_ip.clone().unwrap();
+    node.kill9();
+
+    let cfg = runtime_config(&node);
+    let pointer_path = node
+        .state
+        .join("pods")
+        .join(keeper.metadata.uid.as_deref().unwrap())
+        .join("sandbox.json");
+    let pointer = fs::read(&pointer_path).unwrap();
+    let orphan = create_sandbox(&cfg, &keeper, 1);
+    fs::write(&pointer_path, &pointer).unwrap();
+    let leases = ipam.join("peapod-orphans");
+    let orphan_ip = orphan
+        .pod_ips
+        .first()
+        .cloned()
+        .expect("the orphan has an address");
+    assert!(leases.join(&orphan_ip).exists() && leases.join(&keeper_ip).exists());
+
+    node.start();
+    wait_for("the orphan's address released", T, || {
+        reap_orphans();
+        let released = !leases.join(&orphan_ip).exists()
+            && !process::is_alive(&orphan.pause)
+            && !sandbox_dir(&node, &orphan).exists();
+        released.then_some(())
+    });
+    assert!(
+        leases.join(&keeper_ip).exists(),
+        "the adopted sandbox keeps its address"
+    );
+    node.wait_pod("keeper", "still running", T, |p| st::running(p, "c"));
+    let stopped = node.stop(T);
+    assert!(stopped.success(), "{stopped}: {}", node.supervisor_log());
+    assert!(!leases.join(&keeper_ip).exists());
+    node.assert_clean();
+    drop(bridge);
+}
