@@ -119,8 +119,15 @@ pub struct MountEntry {
     pub id: u64,
     /// Id of the mount it sits on.
     pub parent: u64,
+    /// Device of the filesystem, `major:minor`.
+    pub dev: String,
+    /// The directory or file of that filesystem mounted here (`/` for a whole tmpfs, `/null` for a bind of
+    /// a tmpfs's or devtmpfs's `null`), unescaped.
+    pub root: String,
     /// Mount point, unescaped.
     pub mount_point: String,
+    /// Per-mount options (`ro,nosuid,...`).
+    pub options: String,
     /// Filesystem type (`proc`, `tmpfs`, ...).
     pub fs_type: String,
 }
@@ -134,12 +141,18 @@ pub fn mountinfo_entries(mountinfo: &str) -> Vec<MountEntry> {
             let mut fields = left.split(' ');
             let id = fields.next()?.parse().ok()?;
             let parent = fields.next()?.parse().ok()?;
-            let mount_point = unescape_octal(fields.nth(2)?);
+            let dev = fields.next()?.to_string();
+            let root = unescape_octal(fields.next()?);
+            let mount_point = unescape_octal(fields.next()?);
+            let options = fields.next()?.to_string();
             let fs_type = right.split(' ').next()?.to_string();
             Some(MountEntry {
                 id,
                 parent,
+                dev,
+                root,
                 mount_point,
+                options,
                 fs_type,
             })
         })
