@@ -535,7 +535,7 @@ impl Worker {
             [
                 volume::teardown(&pod_dir),
                 crate::sys::mount::unmount_all_under(&pod_dir),
-                remove_unmounted(&pod_dir),
+                crate::sys::fs::remove_dir_unless_mounted(&pod_dir),
                 crate::runtime::cgroup::remove_pod(&cfg, &uid),
             ]
             .into_iter()
@@ -552,17 +552,4 @@ impl Worker {
             Err(e) => tracing::warn!(pod = %key, error = %e, "failed to clean up pod"),
         }
     }
-}
-
-/// Removes the pod directory unless something is still mounted under it (then it is left, with an error).
-fn remove_unmounted(pod_dir: &std::path::Path) -> std::io::Result<()> {
-    let left = crate::sys::mount::mounts_under(pod_dir)?;
-    if let Some(first) = left.first() {
-        return Err(std::io::Error::other(format!(
-            "{} is still mounted; not removing {}",
-            first.display(),
-            pod_dir.display()
-        )));
-    }
-    crate::sys::fs::remove_dir_atomic(pod_dir)
 }

@@ -80,6 +80,19 @@ pub fn remove_dir_atomic(path: &Path) -> io::Result<()> {
     remove_tree_one_fs(&hidden)
 }
 
+/// [`remove_dir_atomic`] once nothing is mounted at or under `path` (by the mount table); while something
+/// is, the directory is left exactly where it is and the error names the mount.
+pub fn remove_dir_unless_mounted(path: &Path) -> io::Result<()> {
+    if let Some(mount) = crate::sys::mount::mounts_under(path)?.first() {
+        return Err(io::Error::other(format!(
+            "{} is still mounted; not removing {}",
+            mount.display(),
+            path.display()
+        )));
+    }
+    remove_dir_atomic(path)
+}
+
 /// Removes `root` recursively, refusing to cross a mount and never following symlinks. Mounts are told
 /// by mount id (`statx` `STATX_MNT_ID`), not by `st_dev`, so a bind mount of the same file system (a staged
 /// hostPath, a subPath) is seen too: the removal fails with an error naming it instead of emptying it.
@@ -240,6 +253,31 @@ mod tests {
         let err = remove_tree_one_fs(&dir.path().join(".deleting-pod/volumes/v")).unwrap_err();
         assert!(err.to_string().contains("a mount point"), "{err}");
         assert_eq!(fs::read(host.join("sub/keep")).unwrap(), b"data");
+    }
+
+    #[test]
+    fn a_directory_with_a_mount_under_it_is_left_in_place() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: bind mounts need root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("host");
+        fs::create_dir_all(&host).unwrap();
+        fs::write(host.join("keep"), b"data").unwrap();
+        let pod = dir.path().join("pod");
+        let staged = pod.join("volumes/v");
+        fs::create_dir_all(&staged).unwrap();
+        let _unmount = Unmounter(dir.path());
+        crate::sys::mount::bind(&host, &staged, false).unwrap();
+        let err = remove_dir_unless_mounted(&pod).unwrap_err();
+        assert!(err.to_string().contains("is still mounted"), "{err}");
+        assert!(staged.is_dir(), "the pod directory keeps its name");
+        assert_eq!(fs::read(host.join("keep")).unwrap(), b"data");
+        crate::sys::mount::unmount(&staged).unwrap();
+        remove_dir_unless_mounted(&pod).unwrap();
+        assert!(!pod.exists());
+        assert_eq!(fs::read(host.join("keep")).unwrap(), b"data");
     }
 
     #[test]
