@@ -100,7 +100,7 @@ mod tests {
             pod.join(".deleting-volumes/kubernetes.io~empty-dir/v"),
             cfg.container_dir("u1", "c").join(".deleting-3/upper"),
             cfg.pod_log_dir("default", "web", "u1").join(".deleting-c"),
-            cfg.sandbox_run_dir(".deleting-s1").join("etc"),
+            cfg.run_dir.join("sandboxes/.deleting-s1").join("etc"),
         ];
         for d in &made {
             fs::create_dir_all(d).unwrap();
@@ -117,7 +117,7 @@ mod tests {
             .pod_log_dir("default", "web", "u1")
             .join(".deleting-c")
             .exists());
-        assert!(!cfg.sandbox_run_dir(".deleting-s1").exists());
+        assert!(!cfg.run_dir.join("sandboxes/.deleting-s1").exists());
         assert!(theirs.exists());
     }
 }
