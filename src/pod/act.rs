@@ -516,14 +516,14 @@ impl Worker {
         let pod_dir = cfg.pod_dir(&self.uid);
         let uid = self.uid.clone();
         let key = self.pod.key();
-        // Every step runs even when one before failed: a pod directory that cannot be removed entirely is
-        // still renamed away (its `.deleting-` leftover is finished at the next start), and its cgroup goes.
-        // Nothing below crosses a mount, so a staged hostPath is never emptied.
+        // Every step runs even when one before failed, but the pod directory is removed only once nothing
+        // is mounted under it: a bind left in place (a staged hostPath) stays, and so does the directory,
+        // tried again by the next cleanup or start. The removal itself also refuses to cross a mount.
         let result = tokio::task::spawn_blocking(move || -> Vec<std::io::Error> {
             [
                 volume::teardown(&pod_dir),
                 crate::sys::mount::unmount_all_under(&pod_dir),
-                crate::sys::fs::remove_dir_atomic(&pod_dir),
+                crate::sys::fs::remove_dir_unless_mounted(&pod_dir),
                 crate::runtime::cgroup::remove_pod(&cfg, &uid),
             ]
             .into_iter()

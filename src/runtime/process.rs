@@ -157,17 +157,25 @@ impl ExitWatch {
 
 /// Kills `id` and every process of the session it leads (helpers call `setsid` first, so this is the
 /// helper and whatever it forked, e.g. the pause process's PID-namespace init), then waits up to `deadline`
-/// for each to exit. Processes started before the leader are never touched, so a reused session id cannot
-/// hit a stranger.
+/// for each to exit. Members are looked for only while the leader itself still exists (a zombie counts):
+/// the kernel keeps a pid that is a session id from being reused, so then every process of that session is
+/// the leader's. Once the leader is gone, its pid may name a new session of strangers, and nothing but the
+/// leader's own (already gone) identity is acted on.
 pub async fn kill_session(id: &ProcessId, deadline: Duration) {
-    let mut members = vec![*id];
-    members.extend(session_members(PROC, id));
-    let mut watches = Vec::new();
-    for member in &members {
-        if let Ok(Some(watch)) = ExitWatch::open(member) {
-            let _ = watch.signal(nix::sys::signal::Signal::SIGKILL);
-            watches.push(watch);
-        }
+    let Ok(Some(leader)) = ExitWatch::open(id) else {
+        return;
+    };
+    let mut watches: Vec<ExitWatch> = verified_members(PROC, id)
+        .iter()
+        .filter_map(|member| ExitWatch::open(member).ok().flatten())
+        .collect();
+    if !holds_pid(PROC, id) {
+        // The leader went while the members were pinned: their session ids cannot be trusted any more.
+        watches.clear();
+    }
+    watches.push(leader);
+    for watch in &watches {
+        let _ = watch.signal(nix::sys::signal::Signal::SIGKILL);
     }
     let all = futures::future::join_all(watches.iter().map(ExitWatch::exited));
     let _ = tokio::time::timeout(deadline, all).await;
@@ -207,7 +215,27 @@ fn runs(pid: i32, exe: &Path) -> bool {
     running.strip_suffix(b" (deleted)").unwrap_or(running) == exe.as_os_str().as_encoded_bytes()
 }
 
-/// The other live processes of the session `leader` leads, started no earlier than it.
+/// Whether the pid of `id` still belongs to that process (alive or a zombie not yet reaped).
+fn holds_pid(proc_root: &str, id: &ProcessId) -> bool {
+    sys::process::start_time(proc_root, id.pid) == Some(id.start_time)
+}
+
+/// The members of the session `leader` leads, or none unless the leader holds its pid both before and after
+/// the scan (so every session id read in between was the leader's).
+fn verified_members(proc_root: &str, leader: &ProcessId) -> Vec<ProcessId> {
+    if !holds_pid(proc_root, leader) {
+        return Vec::new();
+    }
+    let members = session_members(proc_root, leader);
+    if holds_pid(proc_root, leader) {
+        members
+    } else {
+        Vec::new()
+    }
+}
+
+/// The other processes whose session id is the pid of `leader`. Each start time is read before its session
+/// id, so a pid reused between the two reads is caught when the caller pins the member by that start time.
 fn session_members(proc_root: &str, leader: &ProcessId) -> Vec<ProcessId> {
     let Ok(entries) = std::fs::read_dir(proc_root) else {
         return Vec::new();
@@ -215,10 +243,10 @@ fn session_members(proc_root: &str, leader: &ProcessId) -> Vec<ProcessId> {
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != leader.pid && session_of(proc_root, pid) == Some(leader.pid))
+        .filter(|&pid| pid != leader.pid)
         .filter_map(|pid| {
             let start_time = sys::process::start_time(proc_root, pid)?;
-            (start_time >= leader.start_time).then_some(ProcessId { pid, start_time })
+            (session_of(proc_root, pid) == Some(leader.pid)).then_some(ProcessId { pid, start_time })
         })
         .collect()
 }
@@ -284,5 +312,44 @@ mod tests {
         let _ = child.wait().await;
         assert!(!is_alive(&leader));
         assert!(!is_alive(&sleeper), "the forked sleep was killed too");
+    }
+
+    /// A fake `/proc/<pid>/stat` with session id `sid` and start time `start`.
+    fn fake_stat(root: &Path, pid: i32, sid: i32, start: u64) {
+        let dir = root.join(pid.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut fields = vec!["0".to_string(); 20];
+        fields[0] = "S".into();
+        fields[3] = sid.to_string();
+        fields[19] = start.to_string();
+        std::fs::write(dir.join("stat"), format!("{pid} (a b) {}", fields.join(" "))).unwrap();
+    }
+
+    #[test]
+    fn a_session_on_a_reused_leader_pid_is_never_treated_as_the_leaders() {
+        let proc = tempfile::tempdir().unwrap();
+        let root = proc.path().to_str().unwrap();
+        let leader = ProcessId {
+            pid: 100,
+            start_time: 500,
+        };
+        // The leader lives: its session member is found.
+        fake_stat(proc.path(), 100, 100, 500);
+        fake_stat(proc.path(), 101, 100, 600);
+        fake_stat(proc.path(), 102, 7, 650);
+        assert_eq!(
+            verified_members(root, &leader),
+            vec![ProcessId {
+                pid: 101,
+                start_time: 600
+            }]
+        );
+        // The leader died and pid 100 now leads a stranger's session, whose members started later still.
+        fake_stat(proc.path(), 100, 100, 900);
+        fake_stat(proc.path(), 101, 100, 950);
+        assert!(verified_members(root, &leader).is_empty());
+        // Or pid 100 is gone altogether while a process with that session id runs.
+        std::fs::remove_dir_all(proc.path().join("100")).unwrap();
+        assert!(verified_members(root, &leader).is_empty());
     }
 }

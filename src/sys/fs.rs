@@ -4,7 +4,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
@@ -81,7 +81,22 @@ pub fn remove_dir_atomic(path: &Path) -> io::Result<()> {
     remove_tree_one_fs(&hidden)
 }
 
-/// Removes `root` recursively, refusing to cross a file-system boundary and never following symlinks.
+/// [`remove_dir_atomic`] once nothing is mounted at or under `path` (by the mount table); while something
+/// is, the directory is left exactly where it is and the error names the mount.
+pub fn remove_dir_unless_mounted(path: &Path) -> io::Result<()> {
+    if let Some(mount) = crate::sys::mount::mounts_under(path)?.first() {
+        return Err(io::Error::other(format!(
+            "{} is still mounted; not removing {}",
+            mount.display(),
+            path.display()
+        )));
+    }
+    remove_dir_atomic(path)
+}
+
+/// Removes `root` recursively, refusing to cross a mount and never following symlinks. Mounts are told
+/// by mount id (`statx` `STATX_MNT_ID`), not by `st_dev`, so a bind mount of the same file system (a staged
+/// hostPath, a subPath) is seen too: the removal fails with an error naming it instead of emptying it.
 pub fn remove_tree_one_fs(root: &Path) -> io::Result<()> {
     let meta = match fs::symlink_metadata(root) {
         Ok(m) => m,
@@ -91,29 +106,57 @@ pub fn remove_tree_one_fs(root: &Path) -> io::Result<()> {
     if !meta.is_dir() {
         return fs::remove_file(root);
     }
-    remove_children(root, meta.dev())?;
+    let mnt = mount_id(root)?;
+    if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if mount_id(parent)? != mnt {
+            return Err(refusal(root));
+        }
+    }
+    remove_children(root, mnt)?;
     fs::remove_dir(root)
 }
 
-fn remove_children(dir: &Path, dev: u64) -> io::Result<()> {
+fn remove_children(dir: &Path, mnt: u64) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
-        let meta = fs::symlink_metadata(&path)?;
-        if meta.is_dir() {
-            if meta.dev() != dev {
-                return Err(io::Error::other(format!(
-                    "refusing to remove {}: a mount point",
-                    path.display()
-                )));
-            }
-            remove_children(&path, dev)?;
+        if mount_id(&path)? != mnt {
+            return Err(refusal(&path));
+        }
+        if fs::symlink_metadata(&path)?.is_dir() {
+            remove_children(&path, mnt)?;
             fs::remove_dir(&path)?;
         } else {
             fs::remove_file(&path)?;
         }
     }
     Ok(())
+}
+
+fn refusal(path: &Path) -> io::Error {
+    io::Error::other(format!("refusing to remove {}: a mount point", path.display()))
+}
+
+/// The id of the mount `path` is on, not following a final symlink (`statx` with `STATX_MNT_ID`, Linux
+/// 5.8+). A mount point has another id than its parent directory even when both are on one file system.
+pub fn mount_id(path: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: statx is plain old data; all-zero is a valid value.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let flags = libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT;
+    // SAFETY: `c` is a NUL-terminated path that outlives the call; `stx` is a valid, writable statx.
+    let rc = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), flags, libc::STATX_MNT_ID, &mut stx) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if stx.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(io::Error::other(format!(
+            "{}: the kernel reports no mount id",
+            path.display()
+        )));
+    }
+    Ok(stx.stx_mnt_id)
 }
 
 /// Opens `path` relative to the directory `root`, resolving every component inside `root` (`..` and
@@ -156,6 +199,87 @@ pub fn create_dir_all_mode(dir: &Path, mode: u32) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// Detaches every mount under a test's directory when the test ends (pass or fail), wherever a rename
+    /// moved them, stacked ones included.
+    struct Unmounter<'a>(&'a Path);
+
+    impl Drop for Unmounter<'_> {
+        fn drop(&mut self) {
+            for _ in 0..8 {
+                match crate::sys::mount::mounts_under(self.0) {
+                    Ok(found) if !found.is_empty() => {
+                        let _ = crate::sys::mount::unmount_all_under(self.0);
+                    }
+                    _ => return,
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn removal_never_descends_into_a_bind_mount_of_the_same_file_system() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: bind mounts need root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("host");
+        fs::create_dir_all(host.join("sub")).unwrap();
+        fs::write(host.join("sub/keep"), b"data").unwrap();
+        fs::write(dir.path().join("host-file"), b"data").unwrap();
+        let pod = dir.path().join("pod");
+        let (staged, file) = (pod.join("volumes/v"), pod.join("f"));
+        fs::create_dir_all(&staged).unwrap();
+        fs::write(&file, b"").unwrap();
+        let _unmount = Unmounter(dir.path());
+        // Stacked twice, as a staged hostPath with a subPath bind of it, plus a single-file bind.
+        for (source, target) in [
+            (&host, &staged),
+            (&host, &staged),
+            (&dir.path().join("host-file"), &file),
+        ] {
+            crate::sys::mount::bind(source, target, false).unwrap();
+        }
+        assert_eq!(
+            fs::symlink_metadata(&staged).unwrap().dev(),
+            fs::symlink_metadata(&pod).unwrap().dev()
+        );
+        let err = remove_dir_atomic(&pod).unwrap_err();
+        assert!(err.to_string().contains("a mount point"), "{err}");
+        assert_eq!(fs::read(host.join("sub/keep")).unwrap(), b"data");
+        assert_eq!(fs::read(dir.path().join("host-file")).unwrap(), b"data");
+        // The tree root itself being a mount point is refused too.
+        let err = remove_tree_one_fs(&dir.path().join(".deleting-pod/volumes/v")).unwrap_err();
+        assert!(err.to_string().contains("a mount point"), "{err}");
+        assert_eq!(fs::read(host.join("sub/keep")).unwrap(), b"data");
+    }
+
+    #[test]
+    fn a_directory_with_a_mount_under_it_is_left_in_place() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: bind mounts need root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("host");
+        fs::create_dir_all(&host).unwrap();
+        fs::write(host.join("keep"), b"data").unwrap();
+        let pod = dir.path().join("pod");
+        let staged = pod.join("volumes/v");
+        fs::create_dir_all(&staged).unwrap();
+        let _unmount = Unmounter(dir.path());
+        crate::sys::mount::bind(&host, &staged, false).unwrap();
+        let err = remove_dir_unless_mounted(&pod).unwrap_err();
+        assert!(err.to_string().contains("is still mounted"), "{err}");
+        assert!(staged.is_dir(), "the pod directory keeps its name");
+        assert_eq!(fs::read(host.join("keep")).unwrap(), b"data");
+        crate::sys::mount::unmount(&staged).unwrap();
+        remove_dir_unless_mounted(&pod).unwrap();
+        assert!(!pod.exists());
+        assert_eq!(fs::read(host.join("keep")).unwrap(), b"data");
+    }
 
     #[test]
     fn write_atomic_replaces_content_and_leaves_no_temp() {

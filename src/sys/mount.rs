@@ -119,8 +119,15 @@ pub struct MountEntry {
     pub id: u64,
     /// Id of the mount it sits on.
     pub parent: u64,
+    /// Device of the filesystem, `major:minor`.
+    pub dev: String,
+    /// The directory or file of that filesystem mounted here (`/` for a whole tmpfs, `/null` for a bind of
+    /// a tmpfs's or devtmpfs's `null`), unescaped.
+    pub root: String,
     /// Mount point, unescaped.
     pub mount_point: String,
+    /// Per-mount options (`ro,nosuid,...`).
+    pub options: String,
     /// Filesystem type (`proc`, `tmpfs`, ...).
     pub fs_type: String,
 }
@@ -134,12 +141,18 @@ pub fn mountinfo_entries(mountinfo: &str) -> Vec<MountEntry> {
             let mut fields = left.split(' ');
             let id = fields.next()?.parse().ok()?;
             let parent = fields.next()?.parse().ok()?;
-            let mount_point = unescape_octal(fields.nth(2)?);
+            let dev = fields.next()?.to_string();
+            let root = unescape_octal(fields.next()?);
+            let mount_point = unescape_octal(fields.next()?);
+            let options = fields.next()?.to_string();
             let fs_type = right.split(' ').next()?.to_string();
             Some(MountEntry {
                 id,
                 parent,
+                dev,
+                root,
                 mount_point,
+                options,
                 fs_type,
             })
         })
@@ -166,10 +179,20 @@ pub fn mounts_under(dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
     Ok(found)
 }
 
-/// Unmounts everything at or below `dir`, deepest first.
+/// Most passes [`unmount_all_under`] makes: the deepest stack of mounts on one path it takes apart.
+const MAX_UNMOUNT_PASSES: usize = 16;
+
+/// Unmounts everything at or below `dir`, deepest first. Each pass detaches the top of every stack, so
+/// mounts stacked on one path (a bind over a bind) go too, in a bounded number of passes.
 pub fn unmount_all_under(dir: &Path) -> io::Result<()> {
-    for target in mounts_under(dir)? {
-        unmount(&target)?;
+    for _ in 0..MAX_UNMOUNT_PASSES {
+        let found = mounts_under(dir)?;
+        if found.is_empty() {
+            break;
+        }
+        for target in found {
+            unmount(&target)?;
+        }
     }
     Ok(())
 }
@@ -225,5 +248,27 @@ mod tests {
         assert_eq!((top.id, top.fs_type.as_str()), (31, "tmpfs"));
         assert_eq!(top_mount_at(&entries, "/proc").unwrap().id, 20);
         assert!(top_mount_at(&entries, "/proc/kcore").is_none());
+    }
+
+    #[test]
+    fn unmount_all_under_takes_apart_stacked_mounts() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: bind mounts need root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (source, target) = (dir.path().join("source"), dir.path().join("pod/v"));
+        fs::create_dir_all(&source).unwrap();
+        fs::create_dir_all(&target).unwrap();
+        for _ in 0..3 {
+            bind(&source, &target, false).unwrap();
+        }
+        let result = unmount_all_under(dir.path());
+        let left = mounts_under(dir.path()).unwrap();
+        for _ in 0..3 {
+            let _ = unmount(&target);
+        }
+        result.unwrap();
+        assert!(left.is_empty(), "still mounted: {left:?}");
     }
 }

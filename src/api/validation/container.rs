@@ -155,20 +155,24 @@ fn common(
         &["File", "FallbackToLogsOnError"],
         errs,
     );
-    if let Some(message_path) = c
-        .termination_message_path
-        .as_deref()
-        .filter(|p| !p.starts_with('/'))
-    {
-        errs.push(FieldError::invalid(
-            &path.child("terminationMessagePath"),
-            message_path,
-            "must be an absolute path",
-        ));
+    let privileged = c.security_context.as_ref().and_then(|sc| sc.privileged) == Some(true);
+    if let Some(message_path) = c.termination_message_path.as_deref() {
+        // The runtime bind-mounts the message file there, so it may not take over a runtime path either.
+        let detail = if message_path.starts_with('/') {
+            system_paths::refusal(message_path, privileged)
+        } else {
+            Some("must be an absolute path".to_string())
+        };
+        if let Some(detail) = detail {
+            errs.push(FieldError::invalid(
+                &path.child("terminationMessagePath"),
+                message_path,
+                &detail,
+            ));
+        }
     }
     validate_ports(c.ports.as_deref().unwrap_or_default(), &path.child("ports"), errs);
     env::validate_env(c.env.as_deref().unwrap_or_default(), &path.child("env"), errs);
-    let privileged = c.security_context.as_ref().and_then(|sc| sc.privileged) == Some(true);
     validate_mounts(
         c.volume_mounts.as_deref().unwrap_or_default(),
         volumes,

@@ -417,3 +417,31 @@ fn container_count_is_bounded_with_the_api_servers_wording() {
     );
     assert!(check(json!({"containers": many("c", 60), "initContainers": many("i", 40)})).is_empty());
 }
+
+#[test]
+fn termination_message_path_may_not_take_over_runtime_paths() {
+    let with = |p: &str, privileged: bool| {
+        check(json!({"containers": [c(json!({"terminationMessagePath": p,
+                                             "securityContext": {"privileged": privileged}}))]}))
+    };
+    assert_eq!(
+        with("/dev/null", false),
+        vec![
+            r#"spec.containers[0].terminationMessagePath: Invalid value: "/dev/null": must not cover /dev/null, which the runtime masks paths with, unless the container is privileged"#
+        ]
+    );
+    let proc = r#"spec.containers[0].terminationMessagePath: Invalid value: "/proc/x": must not be /proc or a path under it: the runtime mounts procfs there"#;
+    assert_eq!(with("/proc/x", false), vec![proc]);
+    assert_eq!(with("/proc/x", true), vec![proc]);
+    assert_eq!(
+        with("/proc/kcore", false),
+        vec![
+            r#"spec.containers[0].terminationMessagePath: Invalid value: "/proc/kcore": must not be /proc or a path under it: the runtime mounts procfs there"#
+        ]
+    );
+    assert_eq!(
+        with("x", false),
+        vec![r#"spec.containers[0].terminationMessagePath: Invalid value: "x": must be an absolute path"#]
+    );
+    assert!(with("/dev/termination-log", false).is_empty());
+}
