@@ -336,11 +336,16 @@ pub const CONVERGE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The exits recorded on disk for every pod that has a status: (pod name, exits).
 pub fn disk_truth(node: &super::Node) -> Vec<(String, Exits)> {
-    node.pods()
-        .iter()
+    disk_truth_of(&node.pods(), &node.state)
+}
+
+/// The exits recorded under the state directory `state` for each of `pods` (from any source: the
+/// standalone status store or the API server).
+pub fn disk_truth_of(pods: &[PodGroup], state: &Path) -> Vec<(String, Exits)> {
+    pods.iter()
         .filter_map(|p| {
             let uid = p.metadata.uid.as_deref()?;
-            Some((p.metadata.name.clone()?, exits_on_disk(&node.state, uid)))
+            Some((p.metadata.name.clone()?, exits_on_disk(state, uid)))
         })
         .collect()
 }
@@ -348,10 +353,19 @@ pub fn disk_truth(node: &super::Node) -> Vec<(String, Exits)> {
 /// Right after a restart: polls until every status reports the exits of `truth`, counting each pod that
 /// does not within [`CONVERGE`] as a lost exit.
 pub fn check_converges(node: &super::Node, truth: &[(String, Exits)], figures: &mut Figures) {
-    let deadline = std::time::Instant::now() + CONVERGE;
+    check_converges_within(|| node.pods(), CONVERGE, truth, figures)
+}
+
+/// [`check_converges`] for statuses read by `list` (e.g. from the API server) within `bound`.
+pub fn check_converges_within(
+    list: impl Fn() -> Vec<PodGroup>,
+    bound: std::time::Duration,
+    truth: &[(String, Exits)],
+    figures: &mut Figures,
+) {
+    let deadline = std::time::Instant::now() + bound;
     loop {
-        let pods: HashMap<String, PodGroup> = node
-            .pods()
+        let pods: HashMap<String, PodGroup> = list()
             .into_iter()
             .filter_map(|p| Some((p.metadata.name.clone()?, p)))
             .collect();
@@ -376,7 +390,7 @@ pub fn check_converges(node: &super::Node, truth: &[(String, Exits)], figures: &
                     })
                     .unwrap_or_default();
                 figures.violation(format!(
-                    "{name}: not converged {CONVERGE:?} after restart: disk {exits:?}, status {shown:?}"
+                    "{name}: not converged {bound:?} after restart: disk {exits:?}, status {shown:?}"
                 ));
             }
             return;
@@ -394,9 +408,20 @@ pub fn settle(
     figures: &mut Figures,
     timeout: std::time::Duration,
 ) -> HashMap<String, PodGroup> {
+    settle_from(|| node.pods(), plans, history, figures, timeout)
+}
+
+/// [`settle`] for statuses read by `list` (e.g. from the API server).
+pub fn settle_from(
+    list: impl Fn() -> Vec<PodGroup>,
+    plans: &[PodPlan],
+    history: &mut History,
+    figures: &mut Figures,
+    timeout: std::time::Duration,
+) -> HashMap<String, PodGroup> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        let list = node.pods();
+        let list = list();
         history.see(&list, figures);
         let pods: HashMap<String, PodGroup> = list
             .into_iter()
