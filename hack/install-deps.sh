@@ -15,7 +15,7 @@ die() { echo "install-deps: $*" >&2; exit 1; }
 
 demo_pkgs=(runc busybox-static umoci skopeo)
 test_pkgs=(
-  containernetworking-plugins docker-registry etcd-server podman iproute2 hyperfine openssl
+  containernetworking-plugins docker-registry etcd-server etcd-client podman iproute2 hyperfine openssl
   golang-go make rsync jq dpkg-dev xz-utils golang-github-modern-go-reflect2-dev
   unzip ca-certificates curl
 )
