@@ -173,8 +173,8 @@ fn a_first_sandbox_a_killed_supervisor_was_creating_leaves_no_pod_cgroup() {
 
 /// A supervisor killed while a container started, after its shim was spawned and before the shim's pid
 /// record was written (that window spans the whole `runc create`/`start`): the restart finds the live shim
-/// by the identity it recorded itself and the lock it holds, and adopts the running container instead of
-/// killing it and reporting it lost.
+/// by the identity it recorded itself and the lock it holds, records it again and adopts the running
+/// container instead of killing it and reporting it lost.
 #[test]
 fn a_shim_a_crash_left_unrecorded_is_adopted_at_restart() {
     let mut node = Node::new();
@@ -190,6 +190,10 @@ fn a_shim_a_crash_left_unrecorded_is_adopted_at_restart() {
     fs::remove_file(&record).unwrap();
 
     node.start();
+    let found = wait_for("the shim recorded again", T, || {
+        serde_json::from_slice::<ProcessId>(&fs::read(&record).ok()?).ok()
+    });
+    assert_eq!(found, shim);
     let after = node.wait_pod("keeper", "running after the restart", T, |p| st::running(p, "c"));
     let c = st::container(&after, "c");
     assert_eq!(c.container_id.as_deref(), Some(container_id.as_str()));

@@ -534,10 +534,28 @@ pub fn observe(cfg: &RuntimeConfig, uid: &str, container: &str) -> Vec<Observed>
 
 /// The live shim of instance `id`: the supervisor's record, else the one the shim wrote itself.
 pub fn shim_identity(cfg: &RuntimeConfig, id: &str, dir: &Path) -> Option<ProcessId> {
-    [cfg.shim_record(id), dir.join(SHIM_PROCESS)]
-        .iter()
-        .filter_map(|p| sys::fs::read_json::<ProcessId>(p).ok().flatten())
-        .find(process::is_alive)
+    let record = cfg.shim_record(id);
+    if let Some(shim) = sys::fs::read_json::<ProcessId>(&record)
+        .ok()
+        .flatten()
+        .filter(process::is_alive)
+    {
+        return Some(shim);
+    }
+    // The supervisor died before recording the shim: the identity the shim wrote itself is recorded again,
+    // so whatever stops or abandons it later finds it where it looks.
+    let shim = sys::fs::read_json::<ProcessId>(&dir.join(SHIM_PROCESS))
+        .ok()
+        .flatten()
+        .filter(process::is_alive)?;
+    let recorded = record
+        .parent()
+        .map_or(Ok(()), |d| sys::fs::create_dir_all_mode(d, 0o700))
+        .and_then(|()| sys::fs::write_json_atomic(&record, &shim));
+    if let Err(e) = recorded {
+        tracing::warn!(container = %id, error = %e, "failed to record a shim found by its own identity");
+    }
+    Some(shim)
 }
 
 /// Re-reads the exit record of an instance.

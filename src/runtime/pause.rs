@@ -124,6 +124,9 @@ enum Role {
     Done,
 }
 
+/// File in the sandbox directory naming the PID-namespace init, written before the sandbox reports ready.
+pub const HOLDER: &str = "holder.json";
+
 fn setup(args: &PauseArgs) -> io::Result<Role> {
     let mut flags = CloneFlags::empty();
     for (name, flag) in [
@@ -182,6 +185,12 @@ fn setup(args: &PauseArgs) -> io::Result<Role> {
                 ))),
                 _ => None,
             };
+            // The init outlives this parent and no longer looks like a helper (`hide_host`): its identity
+            // goes on disk first, so a sandbox whose creation a crash cut short still has it found.
+            let recorded = super::process::identify(child.as_raw())
+                .ok_or_else(|| io::Error::other("the PID-namespace init is gone"))
+                .and_then(|id| sys::fs::write_json_atomic(&args.dir.join(HOLDER), &id));
+            let failed = failed.or(recorded.err());
             if let Some(e) = failed {
                 let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
                 return Err(e);

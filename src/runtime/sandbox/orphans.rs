@@ -102,6 +102,11 @@ async fn release(cfg: &RuntimeConfig, dir: &Path) {
     tracing::info!(sandbox = %name, pod_uid = ?uid, "releasing a sandbox no pod adopts (interrupted creation)");
     let mut pauses = pause_processes(cfg, dir);
     pauses.extend(record.map(|r| r.pause));
+    // The PID-namespace init hides its command line: it is found by the identity its parent recorded.
+    let holder: Option<ProcessId> = sys::fs::read_json(&dir.join(crate::runtime::pause::HOLDER))
+        .ok()
+        .flatten();
+    pauses.extend(holder.filter(process::is_alive));
     for pause in &pauses {
         process::kill_session(pause, KILL_DEADLINE).await;
     }
