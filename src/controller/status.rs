@@ -104,6 +104,13 @@ pub fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
+/// Whether an API error says the object `name` itself is gone (a 404 naming it). Right after an API server
+/// starts, a custom resource's endpoint answers 404 "the server could not find the requested resource" until
+/// its CRD is served: that is a server not ready yet, and the write must be retried, not dropped.
+fn is_gone(e: &kube::Error, name: &str) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404 && s.message.contains(&format!("\"{name}\" not found")))
+}
+
 /// Writes every update it receives, coalescing by uid and retrying failures. Each PodGroup has its own
 /// backoff: a write the API server refuses delays only that PodGroup's next attempt, never the others'.
 pub async fn writer(client: Client, mut rx: mpsc::UnboundedReceiver<StatusUpdate>) {
@@ -197,7 +204,7 @@ async fn write_due(client: &Client, pending: &mut HashMap<String, Pending>) {
 async fn write_one(client: &Client, u: &StatusUpdate) -> Result<(), kube::Error> {
     match apply_status(client, u).await {
         Ok(()) => {}
-        Err(e) if is_not_found(&e) => return Ok(()),
+        Err(e) if is_gone(&e, &u.name) => return Ok(()),
         Err(e) => return Err(e),
     }
     if u.release {
@@ -359,6 +366,46 @@ mod tests {
         }
         let secs: Vec<u64> = intervals.iter().map(Duration::as_secs).collect();
         assert_eq!(secs, [1, 2, 4, 8], "refusals double the backoff");
+        drop(tx);
+        timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    }
+
+    /// Replies to the next status write with a 404 carrying `message`.
+    async fn not_found(handle: &mut Handle, message: &str) {
+        let (_, send) = timeout(Duration::from_secs(10), handle.next_request())
+            .await
+            .expect("a request within 10 s")
+            .expect("a request");
+        let reply = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
+                           "reason": "NotFound", "code": 404});
+        send.send_response(
+            Response::builder()
+                .status(404)
+                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                .unwrap(),
+        );
+    }
+
+    /// Right after an API server starts, a custom resource's endpoint answers 404 until its CRD is served:
+    /// the write is retried (it used to be dropped as if the PodGroup were gone); a 404 naming the PodGroup
+    /// itself ends it.
+    #[tokio::test(start_paused = true)]
+    async fn a_404_before_the_crd_is_served_is_retried_and_one_naming_the_podgroup_is_not() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(writer(Client::new(service, "default"), rx));
+        tx.send(update("a", "a1")).unwrap();
+        not_found(&mut handle, "the server could not find the requested resource").await;
+        let (name, message) = answer(&mut handle, 200).await;
+        assert_eq!((name.as_str(), message.as_str()), ("a", "a1"), "retried");
+        tx.send(update("a", "a2")).unwrap();
+        not_found(&mut handle, r#"podgroups.peapod.dev "a" not found"#).await;
+        assert!(
+            timeout(Duration::from_secs(60), handle.next_request())
+                .await
+                .is_err(),
+            "a PodGroup that is gone is not written again"
+        );
         drop(tx);
         timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
     }

@@ -280,6 +280,12 @@ mod tests {
     async fn find_helpers_matches_the_executable_and_the_arguments() {
         let mut child = Command::new("sleep").arg("300").spawn().unwrap();
         let id = identify(child.id().unwrap() as i32).unwrap();
+        // Until the child has exec'd, its command line and executable are still this test's.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::read(format!("/proc/{}/cmdline", id.pid)).unwrap_or_default() != b"sleep\x00300\x00" {
+            assert!(std::time::Instant::now() < deadline, "sleep never exec'd");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let sleep = std::fs::read_link(format!("/proc/{}/exe", id.pid)).unwrap();
         let found = find_helpers(&sleep, |a| a == [b"300".as_slice()]);
         assert!(found.contains(&id), "{found:?}");
