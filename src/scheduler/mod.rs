@@ -58,6 +58,7 @@ pub async fn run(client: Client, namespace: String, identity: String) {
             if *leader.borrow() {
                 if let Err(e) = pass(&client, &namespace, &recorder, &mut memory).await {
                     tracing::warn!(error = %e, "scheduling pass failed");
+                    memory.reachable_since = None;
                 }
             }
             tokio::select! {
@@ -85,7 +86,15 @@ struct Memory {
     failed: HashMap<String, String>,
     /// PodGroups already marked NodeLost.
     lost: HashSet<String>,
+    /// Since when the leader has reached the API server without a failed pass. Node leases look expired to a
+    /// leader that could not see them being renewed (its own outage, or a new leader): as the node lifecycle
+    /// controller goes by when it observed a heartbeat, no node is called lost until its agent has had
+    /// [`NODE_LOST_GRACE`] of reachable API server to renew.
+    reachable_since: Option<std::time::Instant>,
 }
+
+/// How long a leader must have reached the API server before it marks a node lost: two lease renewals.
+const NODE_LOST_GRACE: Duration = Duration::from_secs(2 * crate::controller::lease::RENEW.as_secs());
 
 async fn pass(
     client: &Client,
@@ -109,6 +118,11 @@ async fn pass(
         .list(&ListParams::default())
         .await?
         .items;
+    let settled = memory
+        .reachable_since
+        .get_or_insert_with(std::time::Instant::now)
+        .elapsed()
+        >= NODE_LOST_GRACE;
     let now = Timestamp::now();
     let fresh: HashSet<String> = leases
         .iter()
@@ -155,7 +169,7 @@ async fn pass(
         match pg.spec.pod.node_name.clone() {
             Some(n) => {
                 keep_label(client, pg, &n).await?;
-                let lost = known.contains(&lease_name(&n)) && !fresh.contains(&n);
+                let lost = settled && known.contains(&lease_name(&n)) && !fresh.contains(&n);
                 if lost && !terminal(pg) && memory.lost.insert(uid.clone()) {
                     mark_lost(client, pg, &n).await?;
                 } else if !lost {
