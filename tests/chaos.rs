@@ -75,9 +75,12 @@ fn chaos(pods: usize, kills: usize, seed: u64, settle: Duration, sandboxes_first
         (started > kills).then_some(())
     });
     let stopped = node.stop(Duration::from_secs(120));
-    let log = std::env::temp_dir().join(format!("peapod-chaos-{seed}.log"));
-    let _ = std::fs::write(&log, node.supervisor_log());
-    println!("chaos seed={seed} supervisor log: {}", log.display());
+    // The supervisor's log is kept only when something went wrong, for the replay of the printed seed.
+    if !stopped.success() || !figures.violations.is_empty() {
+        let log = std::env::temp_dir().join(format!("peapod-chaos-{seed}.log"));
+        let _ = std::fs::write(&log, node.supervisor_log());
+        println!("chaos seed={seed} supervisor log: {}", log.display());
+    }
     assert!(stopped.success(), "graceful stop failed: {stopped:?}");
     node.assert_clean();
     println!("chaos seed={seed} leaks=0 (graceful stop left nothing behind)");

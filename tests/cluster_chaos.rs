@@ -102,9 +102,12 @@ fn chaos(pods: usize, kills: usize, seed: u64) -> Figures {
     );
     chaos::check_final(&plans, &last, &runs, &mut figures);
     figures.print(seed);
-    let log = std::env::temp_dir().join(format!("peapod-cluster-chaos-{seed}.log"));
-    let _ = std::fs::write(&log, c.node.supervisor_log());
-    println!("cluster chaos seed={seed} agent log: {}", log.display());
+    // The agent's log is kept only when something went wrong, for the replay of the printed seed.
+    if !figures.violations.is_empty() {
+        let log = std::env::temp_dir().join(format!("peapod-cluster-chaos-{seed}.log"));
+        let _ = std::fs::write(&log, c.node.supervisor_log());
+        println!("cluster chaos seed={seed} agent log: {}", log.display());
+    }
     // Graceful cleanup: delete the PodGroups, the agent releases them and stops, the node is clean.
     c.finish();
     println!("cluster chaos seed={seed} leaks=0 (graceful cleanup left nothing behind)");
