@@ -176,6 +176,8 @@ ready() {
     "https://127.0.0.1:$APISERVER_PORT/api/v1/namespaces/default" 2>/dev/null) == 200 ]]
 }
 
+# wait_ready: 0 once ready; 1 when etcd or the API server exited during the start (both are stopped then),
+# with their logs' last lines on stderr; dies when they are still running but not ready after $timeout s.
 wait_ready() {
   local deadline=$((SECONDS + timeout)) name
   until ready; do
@@ -183,7 +185,8 @@ wait_ready() {
       pid_of "$name" >/dev/null || {
         tail -n 20 "$dir/$name.log" >&2
         stop_all
-        die "$name exited during start (log: $dir/$name.log)"
+        failed=$name
+        return 1
       }
     done
     if ((SECONDS >= deadline)); then
@@ -232,13 +235,35 @@ up() {
   local bin
   bin=$("$here/kube-apiserver.sh") || die "hack/kube-apiserver.sh failed"
   make_pki
-  choose_ports
-  write_kubeconfig
-  local start=$SECONDS
-  start_etcd
-  start_apiserver "$bin"
-  wait_ready
-  log "up in $((SECONDS - start)) s: https://127.0.0.1:$APISERVER_PORT (KUBECONFIG=$dir/kubeconfig)"
+  # A port seen free can be bound by another process before etcd or the API server binds it: start again
+  # on new ports when that is why one of them exited, up to three times.
+  local start=$SECONDS attempt failed logged
+  for attempt in 1 2 3; do
+    choose_ports
+    write_kubeconfig
+    logged="$(log_size etcd) $(log_size kube-apiserver)"
+    start_etcd
+    start_apiserver "$bin"
+    if wait_ready; then
+      log "up in $((SECONDS - start)) s: https://127.0.0.1:$APISERVER_PORT (KUBECONFIG=$dir/kubeconfig)"
+      return 0
+    fi
+    if ! new_log_lines "$logged" | grep -q 'address already in use'; then
+      die "$failed exited during start (log: $dir/$failed.log)"
+    fi
+    log "a port was taken during start (attempt $attempt); picking new ones"
+    rm -f "$dir/ports"
+  done
+  die "$failed exited during start three times: ports taken (log: $dir/$failed.log)"
+}
+
+log_size() { stat -c %s "$dir/$1.log" 2>/dev/null || echo 0; }
+
+# new_log_lines "ETCD_BYTES APISERVER_BYTES": what both logs gained since they had those sizes.
+new_log_lines() {
+  local sizes=($1)
+  tail -c +"$((sizes[0] + 1))" "$dir/etcd.log" 2>/dev/null
+  tail -c +"$((sizes[1] + 1))" "$dir/kube-apiserver.log" 2>/dev/null
 }
 
 case "$cmd" in
