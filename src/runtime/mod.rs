@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod container;
 pub mod env;
 pub mod etc;
+pub mod host;
 pub mod layout;
 pub mod leftovers;
 pub mod log;

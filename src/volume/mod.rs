@@ -44,9 +44,31 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
-    /// A container's mount could not be prepared.
-    #[error("{0}")]
-    Mount(String),
+    /// A `volumeMount` names a volume the pod did not prepare.
+    #[error("volume {name:?} is not prepared")]
+    NotPrepared {
+        /// Volume name.
+        name: String,
+    },
+    /// An expanded `subPathExpr` is refused.
+    #[error("subpath {path:?} must {rule}")]
+    SubPath {
+        /// The expanded subPath.
+        path: String,
+        /// The rule it breaks (`not contain backticks`, `be a relative path`, `not contain '..'`).
+        rule: &'static str,
+    },
+    /// A subPath could not be resolved and staged.
+    #[error("failed to prepare subPath for volumeMount {volume:?} of container {container:?}")]
+    StageSubPath {
+        /// Volume name.
+        volume: String,
+        /// Container name.
+        container: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// A prepared volume on the host.
@@ -66,6 +88,13 @@ impl PodVolumes {
     /// The prepared volume called `name`.
     pub fn get(&self, name: &str) -> Option<&HostVolume> {
         self.volumes.get(name)
+    }
+
+    /// These volumes and `name` prepared at `path` (for tests of what mounts them).
+    #[cfg(test)]
+    pub fn with(mut self, name: &str, path: PathBuf) -> Self {
+        self.volumes.insert(name.to_string(), HostVolume { path });
+        self
     }
 }
 
@@ -110,44 +139,66 @@ fn prepare_one(
     Err("volume type not supported by peapod".to_string())
 }
 
-/// The bind mounts of one container's `volumeMounts`. `index` keeps staging paths of different containers
-/// apart; `env` expands `subPathExpr`.
-pub fn container_mounts(
+/// A subPath to resolve inside its volume and bind-mount onto a staging path before the container starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubPathStage {
+    /// The volume's host directory.
+    pub root: PathBuf,
+    /// The subPath, relative (checked, not yet resolved).
+    pub sub: String,
+    /// Where it is staged (the mount's source).
+    pub staging: PathBuf,
+    /// Volume name, for errors.
+    pub volume: String,
+}
+
+/// One container mount of a volume as planned: the bind mount and the subPath it needs staged first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedMount {
+    /// The bind mount the container gets.
+    pub mount: BindMount,
+    /// The subPath to stage first, if any.
+    pub stage: Option<SubPathStage>,
+}
+
+/// The bind mounts of one container's `volumeMounts`, planned without touching the host. Staging paths of
+/// different containers and mounts are apart; `env` expands `subPathExpr`.
+pub fn plan_mounts(
     pod_dir: &Path,
     volumes: &PodVolumes,
     container: &Container,
     env: &[(String, String)],
-) -> Result<Vec<BindMount>, Error> {
+) -> Result<Vec<PlannedMount>, Error> {
     let mut out = Vec::new();
     for (i, vm) in container.volume_mounts.iter().flatten().enumerate() {
-        let vol = volumes
-            .get(&vm.name)
-            .ok_or_else(|| Error::Mount(format!("volume {:?} is not prepared", vm.name)))?;
+        let vol = volumes.get(&vm.name).ok_or_else(|| Error::NotPrepared {
+            name: vm.name.clone(),
+        })?;
         let sub = match (&vm.sub_path, &vm.sub_path_expr) {
             (Some(p), _) if !p.is_empty() => p.clone(),
             (_, Some(expr)) if !expr.is_empty() => expand_sub_path(expr, env)?,
             _ => String::new(),
         };
-        let source = if sub.is_empty() {
-            vol.path.clone()
-        } else {
-            let staging = pod_dir
+        let stage = (!sub.is_empty()).then(|| SubPathStage {
+            root: vol.path.clone(),
+            sub,
+            staging: pod_dir
                 .join("volume-subpaths")
                 .join(&*component(&vm.name))
                 .join(&*component(&container.name))
-                .join(i.to_string());
-            stage_sub_path(&vol.path, &sub, &staging).map_err(|e| {
-                Error::Mount(format!(
-                    "failed to prepare subPath for volumeMount {:?} of container {:?}: {e}",
-                    vm.name, container.name
-                ))
-            })?;
-            staging
-        };
-        out.push(BindMount {
-            destination: vm.mount_path.clone(),
-            source,
-            readonly: vm.read_only.unwrap_or(false),
+                .join(i.to_string()),
+            volume: vm.name.clone(),
+        });
+        let source = stage
+            .as_ref()
+            .map_or_else(|| vol.path.clone(), |s| s.staging.clone());
+        out.push(PlannedMount {
+            mount: BindMount {
+                destination: vm.mount_path.clone(),
+                source,
+                readonly: vm.read_only.unwrap_or(false),
+            },
+            stage,
         });
     }
     Ok(out)
@@ -157,28 +208,22 @@ pub fn container_mounts(
 fn expand_sub_path(expr: &str, env: &[(String, String)]) -> Result<String, Error> {
     let map: HashMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let expanded = expand(expr, &|n| map.get(n).map(|v| v.to_string()));
-    if expanded.contains('`') {
-        return Err(Error::Mount(format!(
-            "subpath {expanded:?} must not contain backticks"
-        )));
-    }
     let p = Path::new(&expanded);
-    if p.is_absolute() {
-        return Err(Error::Mount(format!(
-            "subpath {expanded:?} must be a relative path"
-        )));
-    }
-    if p.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(Error::Mount(format!(
-            "subpath {expanded:?} must not contain '..'"
-        )));
-    }
-    Ok(expanded)
+    let rule = if expanded.contains('`') {
+        "not contain backticks"
+    } else if p.is_absolute() {
+        "be a relative path"
+    } else if p.components().any(|c| matches!(c, Component::ParentDir)) {
+        "not contain '..'"
+    } else {
+        return Ok(expanded);
+    };
+    Err(Error::SubPath { path: expanded, rule })
 }
 
 /// Resolves `sub` inside `root` (creating missing directories with the root's mode) and bind-mounts it onto
 /// `staging` through the opened fd.
-fn stage_sub_path(root: &Path, sub: &str, staging: &Path) -> io::Result<()> {
+pub fn stage_sub_path(root: &Path, sub: &str, staging: &Path) -> io::Result<()> {
     let root_fd = sys::fs::open_dir_path(root)?;
     let mode = fs::metadata(root)?.mode() & 0o7777;
     let target = open_or_create(&root_fd, Path::new(sub), mode)?;

@@ -97,24 +97,29 @@ async fn release_step(cfg: &RuntimeConfig, step: Step) -> Result<(), String> {
             process::kill_session(&leader, KILL_DEADLINE).await;
             Ok(())
         }
-        Step::Cgroup(path) => {
-            // The pause process has just died; its cgroup may take a moment to report empty.
-            let mut result = cgroup::remove(&path);
-            for _ in 0..50 {
-                if result.is_ok() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                result = cgroup::remove(&path);
-            }
-            result.map_err(|e| format!("remove cgroup {path}: {e}"))
-        }
+        Step::Cgroup(path) => remove_cgroup(&path)
+            .await
+            .map_err(|e| format!("remove cgroup {path}: {e}")),
         Step::Dir(dir) => tokio::task::spawn_blocking(move || {
             super::teardown_dir(&dir).map_err(|e| crate::runtime::chain(&e))
         })
         .await
         .map_err(|e| e.to_string())?,
     }
+}
+
+/// Removes the cgroup `path`; its last process (the pause process) has just died, so an emptied cgroup
+/// may take a moment to accept rmdir.
+pub(super) async fn remove_cgroup(path: &str) -> std::io::Result<()> {
+    let mut result = cgroup::remove(path);
+    for _ in 0..50 {
+        if result.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        result = cgroup::remove(path);
+    }
+    result
 }
 
 /// Whether the cgroup `path` exists in any hierarchy of this host.
