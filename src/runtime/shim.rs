@@ -22,15 +22,16 @@ use nix::unistd::Pid;
 use super::log::{LogConfig, LogWriter, Stream};
 use super::record::{ExitRecord, ShimConfig, StartedRecord};
 use crate::sys;
+use report::{Tail, FALLBACK_LOG_LINES, MAX_TERMINATION_MESSAGE};
+
+mod report;
+
+pub use report::last_runtime_error;
 
 /// Exit code and reason containerd reports when a container could not be started.
 pub const START_ERROR_EXIT_CODE: i32 = 128;
 /// How long the shim keeps draining output pipes after the container's init has exited.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
-/// Kubelet limits for the termination message (pkg/kubelet/container/runtime.go).
-const MAX_TERMINATION_MESSAGE: usize = 4096;
-const FALLBACK_LOG_BYTES: usize = 2048;
-const FALLBACK_LOG_LINES: usize = 80;
 
 /// Entry point of `peapod shim <instance-dir>`.
 pub fn main(args: &[String]) -> ExitCode {
@@ -392,64 +393,4 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     nix::unistd::read(fd, buf).map_err(io::Error::from)
-}
-
-/// Extracts the last `"level":"error"` message from runc's JSON log.
-pub fn last_runtime_error(log: &str) -> Option<String> {
-    log.lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v.get("level").and_then(|l| l.as_str()) == Some("error"))
-        .and_then(|v| v.get("msg").and_then(|m| m.as_str()).map(str::to_string))
-}
-
-/// The last bytes of container output, for `FallbackToLogsOnError`.
-#[derive(Default)]
-struct Tail {
-    buf: Vec<u8>,
-}
-
-impl Tail {
-    fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
-        let excess = self.buf.len().saturating_sub(FALLBACK_LOG_BYTES);
-        self.buf.drain(..excess);
-    }
-
-    fn last_lines(&self, n: usize) -> String {
-        let text = String::from_utf8_lossy(&self.buf);
-        let lines: Vec<&str> = text.split_inclusive('\n').collect();
-        lines[lines.len().saturating_sub(n)..].concat()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn last_runtime_error_picks_the_final_error() {
-        let log = r#"{"level":"info","msg":"hello"}
-{"level":"error","msg":"first"}
-not json
-{"level":"error","msg":"exec: \"nope\": executable file not found in $PATH"}
-{"level":"warning","msg":"after"}"#;
-        assert_eq!(
-            last_runtime_error(log).as_deref(),
-            Some("exec: \"nope\": executable file not found in $PATH")
-        );
-        assert_eq!(last_runtime_error(""), None);
-    }
-
-    #[test]
-    fn tail_keeps_last_bytes_and_lines() {
-        let mut t = Tail::default();
-        for i in 0..200 {
-            t.push(format!("line {i}\n").as_bytes());
-        }
-        let last = t.last_lines(FALLBACK_LOG_LINES);
-        assert!(last.len() <= FALLBACK_LOG_BYTES);
-        assert!(last.ends_with("line 199\n"));
-        assert_eq!(last.lines().count(), FALLBACK_LOG_LINES);
-    }
 }

@@ -18,6 +18,9 @@ use crate::runtime::user::AccountDb;
 use crate::sys;
 use crate::volume;
 
+#[cfg(test)]
+mod tests;
+
 /// How long a shim may take to report that its container started.
 const START_DEADLINE: Duration = Duration::from_secs(60);
 

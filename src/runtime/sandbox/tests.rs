@@ -62,10 +62,10 @@ struct NamespaceRow {
     created: &'static [Namespace],
 }
 
-#[tokio::test]
-async fn namespaces_follow_the_host_settings() {
+/// The rows of [`namespaces_follow_the_host_settings`].
+fn namespace_rows() -> [NamespaceRow; 7] {
     use Namespace::{Ipc, Net, Pid, Uts};
-    let rows = [
+    [
         NamespaceRow {
             name: "default",
             host_network: false,
@@ -122,8 +122,13 @@ async fn namespaces_follow_the_host_settings() {
             share_process_namespace: true,
             created: &[],
         },
-    ];
-    for row in rows {
+    ]
+}
+
+#[tokio::test]
+async fn namespaces_follow_the_host_settings() {
+    use Namespace::{Ipc, Net, Pid, Uts};
+    for row in namespace_rows() {
         let spec = PodSpec {
             host_network: Some(row.host_network),
             host_ipc: Some(row.host_ipc),

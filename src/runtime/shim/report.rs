@@ -1,0 +1,67 @@
+//! What the shim reports from a container's output: the OCI runtime's last error, and the tail of the
+//! output kept for `FallbackToLogsOnError`. Pure.
+
+/// Kubelet limits for the termination message (pkg/kubelet/container/runtime.go).
+pub(super) const MAX_TERMINATION_MESSAGE: usize = 4096;
+const FALLBACK_LOG_BYTES: usize = 2048;
+pub(super) const FALLBACK_LOG_LINES: usize = 80;
+
+/// Extracts the last `"level":"error"` message from runc's JSON log.
+pub fn last_runtime_error(log: &str) -> Option<String> {
+    log.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v.get("level").and_then(|l| l.as_str()) == Some("error"))
+        .and_then(|v| v.get("msg").and_then(|m| m.as_str()).map(str::to_string))
+}
+
+/// The last bytes of container output, for `FallbackToLogsOnError`.
+#[derive(Default)]
+pub(super) struct Tail {
+    buf: Vec<u8>,
+}
+
+impl Tail {
+    pub(super) fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+        let excess = self.buf.len().saturating_sub(FALLBACK_LOG_BYTES);
+        self.buf.drain(..excess);
+    }
+
+    pub(super) fn last_lines(&self, n: usize) -> String {
+        let text = String::from_utf8_lossy(&self.buf);
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        lines[lines.len().saturating_sub(n)..].concat()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_runtime_error_picks_the_final_error() {
+        let log = r#"{"level":"info","msg":"hello"}
+{"level":"error","msg":"first"}
+not json
+{"level":"error","msg":"exec: \"nope\": executable file not found in $PATH"}
+{"level":"warning","msg":"after"}"#;
+        assert_eq!(
+            last_runtime_error(log).as_deref(),
+            Some("exec: \"nope\": executable file not found in $PATH")
+        );
+        assert_eq!(last_runtime_error(""), None);
+    }
+
+    #[test]
+    fn tail_keeps_last_bytes_and_lines() {
+        let mut t = Tail::default();
+        for i in 0..200 {
+            t.push(format!("line {i}\n").as_bytes());
+        }
+        let last = t.last_lines(FALLBACK_LOG_LINES);
+        assert!(last.len() <= FALLBACK_LOG_BYTES);
+        assert!(last.ends_with("line 199\n"));
+        assert_eq!(last.lines().count(), FALLBACK_LOG_LINES);
+    }
+}
