@@ -169,12 +169,9 @@ pub async fn stop(cfg: &RuntimeConfig, record: &SandboxRecord) -> Result<(), Err
         cni_client(cfg)
             .del(None, &CniRuntime::for_sandbox(&record.id, netns))
             .await
-            .map_err(|e| {
-                Error::Network(format!(
-                    "failed to destroy network for sandbox {:?}: {}",
-                    record.id,
-                    super::chain(&e)
-                ))
+            .map_err(|source| Error::DestroyNetwork {
+                id: record.id.clone(),
+                source,
             })?;
     }
     if let Ok(Some(watch)) = ExitWatch::open(&record.pause) {

@@ -26,50 +26,13 @@ use crate::runtime::spec::BindMount;
 use crate::sys;
 
 mod empty_dir;
+mod error;
 mod host_path;
 mod ownership;
 
 pub use empty_dir::{memory_bytes, memory_size, root as empty_dir_root};
+pub use error::{Error, SetUpError};
 pub use host_path::check_host_path;
-
-/// Errors preparing or mounting volumes; the message is what the user sees in a `FailedMount` event or a
-/// `CreateContainerConfigError`.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Setting up a volume failed (kubelet: `MountVolume.SetUp failed for volume "x" : ...`).
-    #[error("MountVolume.SetUp failed for volume {name:?} : {message}")]
-    SetUp {
-        /// Volume name.
-        name: String,
-        /// What went wrong.
-        message: String,
-    },
-    /// A `volumeMount` names a volume the pod did not prepare.
-    #[error("volume {name:?} is not prepared")]
-    NotPrepared {
-        /// Volume name.
-        name: String,
-    },
-    /// An expanded `subPathExpr` is refused.
-    #[error("subpath {path:?} must {rule}")]
-    SubPath {
-        /// The expanded subPath.
-        path: String,
-        /// The rule it breaks (`not contain backticks`, `be a relative path`, `not contain '..'`).
-        rule: &'static str,
-    },
-    /// A subPath could not be resolved and staged.
-    #[error("failed to prepare subPath for volumeMount {volume:?} of container {container:?}")]
-    StageSubPath {
-        /// Volume name.
-        volume: String,
-        /// Container name.
-        container: String,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-}
 
 /// A prepared volume on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,15 +69,19 @@ pub fn prepare(pod_dir: &Path, spec: &PodSpec, protected: &[PathBuf]) -> Result<
     let fs_group = sc.and_then(|s| s.fs_group).and_then(|g| u32::try_from(g).ok());
     let policy = sc.and_then(|s| s.fs_group_change_policy.as_deref());
     for v in spec.volumes.iter().flatten() {
-        let host = prepare_one(pod_dir, v, spec, protected).map_err(|message| Error::SetUp {
+        let host = prepare_one(pod_dir, v, spec, protected).map_err(|reason| Error::SetUp {
             name: v.name.clone(),
-            message,
+            reason,
         })?;
         // Ownership is for volumes the pod owns (the kubelet skips hostPath).
         if let (Some(gid), Some(_)) = (fs_group, &v.empty_dir) {
-            ownership::apply(&host.path, gid, policy).map_err(|e| Error::SetUp {
+            ownership::apply(&host.path, gid, policy).map_err(|source| Error::SetUp {
                 name: v.name.clone(),
-                message: format!("applying fsGroup {gid} to {}: {e}", host.path.display()),
+                reason: SetUpError::FsGroup {
+                    gid,
+                    path: host.path.clone(),
+                    source,
+                },
             })?;
         }
         out.volumes.insert(v.name.clone(), host);
@@ -127,7 +94,7 @@ fn prepare_one(
     v: &Volume,
     spec: &PodSpec,
     protected: &[PathBuf],
-) -> Result<HostVolume, String> {
+) -> Result<HostVolume, SetUpError> {
     if let Some(hp) = &v.host_path {
         let path = host_path::prepare(pod_dir, &v.name, hp, protected)?;
         return Ok(HostVolume { path });
@@ -136,7 +103,7 @@ fn prepare_one(
         let path = empty_dir::prepare(pod_dir, &v.name, ed, spec)?;
         return Ok(HostVolume { path });
     }
-    Err("volume type not supported by peapod".to_string())
+    Err(SetUpError::Unsupported)
 }
 
 /// A subPath to resolve inside its volume and bind-mount onto a staging path before the container starts.

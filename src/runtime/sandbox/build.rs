@@ -119,20 +119,17 @@ async fn start_pause(
         Some(pid) => pid
             .trim()
             .parse::<i32>()
-            .map_err(|_| Error::Pause(format!("bad ready line {pid:?}")))?,
+            .map_err(|_| Error::PauseReadyLine { pid: pid.to_string() })?,
         None => {
             let log = host.read_file(&log).unwrap_or_default();
-            return Err(Error::Pause(
-                spawned
-                    .line
-                    .or_else(|| log.lines().last().map(String::from))
-                    .unwrap_or_else(|| "no ready line".into()),
-            ));
+            let message = spawned
+                .line
+                .or_else(|| log.lines().last().map(String::from))
+                .unwrap_or_else(|| "no ready line".into());
+            return Err(Error::PauseNotReady { message });
         }
     };
-    let pause = host
-        .identify(pid)
-        .ok_or_else(|| Error::Pause(format!("pause process {pid} is gone")))?;
+    let pause = host.identify(pid).ok_or(Error::PauseGone { pid })?;
     made.pause_holder(pause);
     if let Some(mut child) = spawned.child {
         if plan.namespaces.contains(&Namespace::Pid) {
@@ -155,24 +152,21 @@ async fn setup_network(
     netns: &Path,
     made: &mut Made,
 ) -> Result<Vec<String>, Error> {
-    let fail = |e: String| Error::Network(format!("failed to setup network for sandbox {id:?}: {e}"));
-    let net = CniConfig::load(std::slice::from_ref(&cfg.cni_conf_dir), &cfg.cni_bin_dirs)
-        .map_err(|e| fail(crate::runtime::chain(&e)))?;
+    let fail = |source| Error::SetupNetwork {
+        id: id.to_string(),
+        source,
+    };
+    let net = CniConfig::load(std::slice::from_ref(&cfg.cni_conf_dir), &cfg.cni_bin_dirs).map_err(fail)?;
     let Some(net) = net else {
         return Ok(Vec::new());
     };
     let rt = CniRuntime::for_pod(id, netns, req.namespace, req.name, req.uid);
     // A failed ADD is undone (DEL) by the CNI client; a completed one is released with the sandbox.
-    let result = super::cni_client(cfg)
-        .add(&net, &rt)
-        .await
-        .map_err(|e| fail(crate::runtime::chain(&e)))?;
+    let result = super::cni_client(cfg).add(&net, &rt).await.map_err(fail)?;
     made.network(CniRuntime::for_sandbox(id, netns));
     let ips = result.pod_ips();
     if ips.is_empty() {
-        return Err(Error::Network(format!(
-            "failed to find network info for sandbox {id:?}"
-        )));
+        return Err(Error::NoPodIps { id: id.to_string() });
     }
     Ok(ips)
 }
