@@ -12,7 +12,7 @@ use super::plan::{self, Draft, Facts};
 use super::ContainerRequest;
 use crate::runtime::host::{self, Helper, Host, Spawned};
 use crate::runtime::layout::RuntimeConfig;
-use crate::runtime::record::{InstanceRecord, ShimConfig, INSTANCE, SHIM_CONFIG, SHIM_LOCK};
+use crate::runtime::record::{InstanceRecord, INSTANCE, SHIM_CONFIG, SHIM_LOCK};
 use crate::runtime::resources;
 use crate::runtime::user::AccountDb;
 use crate::sys;
@@ -28,6 +28,7 @@ const START_DEADLINE: Duration = Duration::from_secs(60);
 const UNKNOWN_MEMORY: u64 = 1 << 40;
 
 /// The instance directory with its record, overlay root filesystem, `config.json` and shim config.
+/// A failure leaves what was made for the caller to discard.
 pub(super) async fn bundle(
     host: &dyn Host,
     cfg: &RuntimeConfig,
@@ -60,20 +61,7 @@ pub(super) async fn bundle(
     };
     host::write_json(host, &dir.join(INSTANCE), &instance).map_err(CreateError::Write)?;
     sys::crash::point("instance-recorded");
-    let shim_config = prepare(host, cfg, req, dir, id).await?;
-    host::write_json(host, &dir.join(SHIM_CONFIG), &shim_config).map_err(CreateError::Write)?;
-    sys::crash::point("shim-config-written");
-    Ok(instance)
-}
-
-/// Everything between an empty instance dir and a runnable bundle.
-async fn prepare(
-    host: &dyn Host,
-    cfg: &RuntimeConfig,
-    req: &ContainerRequest<'_>,
-    dir: &Path,
-    id: &str,
-) -> Result<ShimConfig, StartError> {
+    // Everything between an empty instance dir and a runnable bundle.
     let draft = Draft::new(cfg, req, dir)?;
     let facts = mount(host, req, &draft).await?;
     let bundle = plan::finish(cfg, req, id, &draft, &facts)?;
@@ -82,7 +70,9 @@ async fn prepare(
         .map_err(CreateError::Write)?;
     host.create_dir(&bundle.log_dir, 0o755)
         .map_err(CreateError::Write)?;
-    Ok(bundle.shim)
+    host::write_json(host, &dir.join(SHIM_CONFIG), &bundle.shim).map_err(CreateError::Write)?;
+    sys::crash::point("shim-config-written");
+    Ok(instance)
 }
 
 /// Stages the subPaths, prepares the termination-message file and mounts the root filesystem; returns

@@ -44,6 +44,12 @@ fn input<'a>(pod: &'a PodSpec, c: &'a Container, uid: u32) -> SpecInput<'a> {
     }
 }
 
+/// The types of the namespaces the spec lists, in order.
+fn namespace_types(spec: &Spec) -> Vec<LinuxNamespaceType> {
+    let linux = spec.linux().as_ref().unwrap();
+    linux.namespaces().iter().flatten().map(|n| n.typ()).collect()
+}
+
 fn caps_of(spec: &Spec) -> LinuxCapabilities {
     spec.process().as_ref().unwrap().capabilities().clone().unwrap()
 }
@@ -75,14 +81,7 @@ fn defaults_are_secure() {
         .as_ref()
         .unwrap()
         .contains(&"/proc/sys".to_string()));
-    let types: Vec<_> = linux
-        .namespaces()
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|n| n.typ())
-        .collect();
-    assert!(types.contains(&LinuxNamespaceType::Pid));
+    assert!(namespace_types(&spec).contains(&LinuxNamespaceType::Pid));
     let dests: Vec<_> = spec
         .mounts()
         .as_ref()
@@ -252,17 +251,10 @@ fn host_namespaces_are_left_out() {
         ..Default::default()
     };
     let spec = build(&i).unwrap();
-    let types: Vec<_> = spec
-        .linux()
-        .as_ref()
-        .unwrap()
-        .namespaces()
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|n| n.typ())
-        .collect();
-    assert_eq!(types, vec![LinuxNamespaceType::Mount, LinuxNamespaceType::Cgroup]);
+    assert_eq!(
+        namespace_types(&spec),
+        vec![LinuxNamespaceType::Mount, LinuxNamespaceType::Cgroup]
+    );
 }
 
 #[test]

@@ -5,9 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{PodSecurityContext, PodSpec, VolumeMount};
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::super::*;
 use super::bundle;
@@ -386,14 +385,11 @@ async fn failures_keep_the_kubelet_reasons_and_stop_before_the_next_effect() {
     );
     assert!(built.host.written(&built.dir.join("config.json")).is_none());
 
-    let missing = Container {
-        volume_mounts: Some(vec![VolumeMount {
-            name: "nope".into(),
-            mount_path: "/x".into(),
-            ..Default::default()
-        }]),
-        ..container(vec![], None)
+    let nope = VolumeMount {
+        name: "nope".into(),
+        ..mount_at("/x")
     };
+    let missing = container(vec![nope], None);
     let built = build(&missing, PodSpec::default(), &sb, &image()).await;
     let e = built.result.unwrap_err();
     assert_eq!(
