@@ -126,14 +126,14 @@ pub async fn start_on(
     let instance = match bundle::bundle(host, cfg, req, &id, &dir).await {
         Ok(instance) => instance,
         Err(e) => {
-            discard_bundle(&dir);
+            discard_bundle(host, &dir);
             return Err(e);
         }
     };
     let spawned = match bundle::spawn_shim(host, cfg, &id, &dir).await {
         Ok(spawned) => spawned,
         Err(e) => {
-            discard_bundle(&dir);
+            discard_bundle(host, &dir);
             return Err(e);
         }
     };

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::host::Linux;
+use super::host::{Host, Linux};
 use super::layout::{random_id, RuntimeConfig};
 use super::process::{self, ExitWatch};
 use super::record::ProcessId;
@@ -183,6 +183,13 @@ pub async fn stop(cfg: &RuntimeConfig, record: &SandboxRecord) -> Result<(), Err
 
 /// Removes a sandbox directory and every mount under it (pins, shm, the managed `/etc` files).
 pub fn teardown_dir(dir: &std::path::Path) -> Result<(), Error> {
-    sys::mount::unmount_all_under(dir).map_err(|source| Error::io("unmount under", dir, source))?;
-    sys::fs::remove_dir_atomic(dir).map_err(|source| Error::io("remove", dir, source))
+    teardown_dir_on(&Linux::default(), dir)
+}
+
+/// [`teardown_dir`] on `host`.
+fn teardown_dir_on(host: &dyn Host, dir: &std::path::Path) -> Result<(), Error> {
+    host.unmount_all_under(dir)
+        .map_err(|source| Error::io("unmount under", dir, source))?;
+    host.remove_dir(dir)
+        .map_err(|source| Error::io("remove", dir, source))
 }

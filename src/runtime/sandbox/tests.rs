@@ -288,3 +288,17 @@ async fn a_pause_process_without_a_ready_line_fails_with_its_last_log_line() {
         .iter()
         .any(|c| matches!(c, Call::Write { path, .. } if path.ends_with(RECORD))));
 }
+
+#[test]
+fn teardown_unmounts_everything_under_the_directory_before_removing_it() {
+    let host = fake();
+    let dir = Path::new("/run/peapod/sandboxes/sb1");
+    super::teardown_dir_on(&host, dir).unwrap();
+    assert_eq!(
+        host.calls(),
+        vec![
+            Call::UnmountAllUnder(dir.to_path_buf()),
+            Call::RemoveDir(dir.to_path_buf())
+        ]
+    );
+}
