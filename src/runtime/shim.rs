@@ -22,7 +22,7 @@ use nix::unistd::Pid;
 use super::log::{LogConfig, LogWriter, Stream};
 use super::record::{ExitRecord, ShimConfig, StartedRecord};
 use crate::sys;
-use report::{Tail, FALLBACK_LOG_LINES, MAX_TERMINATION_MESSAGE};
+use report::{StartFailure, Tail, FALLBACK_LOG_LINES, MAX_TERMINATION_MESSAGE};
 
 mod report;
 
@@ -120,7 +120,7 @@ impl Shim {
         let (err_r, err_w) = pipe()?;
         let pid = match self.create_and_start(out_w, err_w) {
             Ok(pid) => pid,
-            Err(message) => return self.start_failed(&message),
+            Err(e) => return self.start_failed(&super::chain(&e)),
         };
         let started = StartedRecord {
             pid,
@@ -134,7 +134,7 @@ impl Shim {
     }
 
     /// `runc create` then `runc start`; returns the container's pid or the runtime's error message.
-    fn create_and_start(&self, out_w: OwnedFd, err_w: OwnedFd) -> Result<i32, String> {
+    fn create_and_start(&self, out_w: OwnedFd, err_w: OwnedFd) -> Result<i32, StartFailure> {
         let pid_file = self.dir.join("container.pid");
         let create = self
             .runc()
@@ -149,13 +149,17 @@ impl Shim {
             .status();
         match create {
             Ok(s) if s.success() => {}
-            Ok(_) => return Err(format!("runc create failed: {}", self.runtime_error())),
-            Err(e) => return Err(format!("run {}: {e}", self.config.runtime.display())),
+            Ok(_) => {
+                return Err(StartFailure::Create {
+                    message: self.runtime_error(),
+                })
+            }
+            Err(e) => return Err(self.exec_failed(e)),
         }
         let pid = fs::read_to_string(&pid_file)
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok())
-            .ok_or_else(|| "runc create wrote no pid file".to_string())?;
+            .ok_or(StartFailure::NoPidFile)?;
         self.verify_masks(pid)?;
         sys::crash::kill_parent_at("runc-created", self.spawner);
         let start = self
@@ -166,22 +170,38 @@ impl Shim {
             .status();
         match start {
             Ok(s) if s.success() => Ok(pid),
-            Ok(_) => Err(format!("runc start failed: {}", self.runtime_error())),
-            Err(e) => Err(format!("run {}: {e}", self.config.runtime.display())),
+            Ok(_) => Err(StartFailure::Start {
+                message: self.runtime_error(),
+            }),
+            Err(e) => Err(self.exec_failed(e)),
+        }
+    }
+
+    fn exec_failed(&self, source: io::Error) -> StartFailure {
+        StartFailure::Exec {
+            runtime: self.config.runtime.clone(),
+            source,
         }
     }
 
     /// Refuses to start a created container whose masked paths the runtime did not really mask.
-    fn verify_masks(&self, pid: i32) -> Result<(), String> {
-        let config = self.config.bundle.join("config.json");
-        let spec =
-            oci_spec::runtime::Spec::load(&config).map_err(|e| format!("read {}: {e}", config.display()))?;
+    fn verify_masks(&self, pid: i32) -> Result<(), StartFailure> {
+        let path = self.config.bundle.join("config.json");
+        let spec = match oci_spec::runtime::Spec::load(&path) {
+            Ok(spec) => spec,
+            Err(source) => return Err(StartFailure::ReadSpec { path, source }),
+        };
         let masked = spec
             .linux()
             .as_ref()
             .and_then(|l| l.masked_paths().clone())
             .unwrap_or_default();
-        super::masks::verify(Path::new("/proc"), pid, &masked, Path::new("/")).map_err(|e| e.to_string())
+        Ok(super::masks::verify(
+            Path::new("/proc"),
+            pid,
+            &masked,
+            Path::new("/"),
+        )?)
     }
 
     fn runc(&self) -> Command {

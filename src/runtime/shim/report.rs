@@ -1,10 +1,56 @@
-//! What the shim reports from a container's output: the OCI runtime's last error, and the tail of the
-//! output kept for `FallbackToLogsOnError`. Pure.
+//! What the shim reports: why a start failed (the message of the `StartError` exit), the OCI runtime's
+//! last error, and the tail of the output kept for `FallbackToLogsOnError`. Pure.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::runtime::masks::MaskError;
 
 /// Kubelet limits for the termination message (pkg/kubelet/container/runtime.go).
 pub(super) const MAX_TERMINATION_MESSAGE: usize = 4096;
 const FALLBACK_LOG_BYTES: usize = 2048;
 pub(super) const FALLBACK_LOG_LINES: usize = 80;
+
+/// Why the OCI runtime did not start the container; the exit record's message is the whole chain.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StartFailure {
+    /// `runc create` failed with the runtime's last logged error.
+    #[error("runc create failed: {message}")]
+    Create {
+        /// The runtime's message.
+        message: String,
+    },
+    /// `runc start` failed with the runtime's last logged error.
+    #[error("runc start failed: {message}")]
+    Start {
+        /// The runtime's message.
+        message: String,
+    },
+    /// The runtime could not be executed.
+    #[error("run {}", runtime.display())]
+    Exec {
+        /// The runtime binary.
+        runtime: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// `runc create` succeeded without writing the container's pid.
+    #[error("runc create wrote no pid file")]
+    NoPidFile,
+    /// The bundle's spec could not be read back to check the masks.
+    #[error("read {}", path.display())]
+    ReadSpec {
+        /// `config.json`.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
+    /// The runtime did not really mask what the spec masks.
+    #[error(transparent)]
+    Masks(#[from] MaskError),
+}
 
 /// Extracts the last `"level":"error"` message from runc's JSON log.
 pub fn last_runtime_error(log: &str) -> Option<String> {
@@ -51,6 +97,25 @@ not json
             Some("exec: \"nope\": executable file not found in $PATH")
         );
         assert_eq!(last_runtime_error(""), None);
+    }
+
+    #[test]
+    fn start_failures_keep_their_messages() {
+        let exec = StartFailure::Exec {
+            runtime: "/usr/bin/runc".into(),
+            source: io::Error::from_raw_os_error(libc::ENOENT),
+        };
+        assert_eq!(
+            crate::runtime::chain(&exec),
+            "run /usr/bin/runc: No such file or directory (os error 2)"
+        );
+        let create = StartFailure::Create {
+            message: "exec: \"nope\": executable file not found in $PATH".into(),
+        };
+        assert_eq!(
+            crate::runtime::chain(&create),
+            "runc create failed: exec: \"nope\": executable file not found in $PATH"
+        );
     }
 
     #[test]
