@@ -7,7 +7,7 @@
 //! crash or restart at any point without losing the exit.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -22,7 +22,7 @@ use nix::unistd::Pid;
 use super::log::{LogConfig, LogWriter, Stream};
 use super::record::{ExitRecord, ShimConfig, StartedRecord};
 use crate::sys;
-use report::{StartFailure, Tail, FALLBACK_LOG_LINES, MAX_TERMINATION_MESSAGE};
+use report::{StartFailure, Tail};
 
 mod report;
 
@@ -154,7 +154,7 @@ impl Shim {
                     message: self.runtime_error(),
                 })
             }
-            Err(e) => return Err(self.exec_failed(e)),
+            Err(e) => return Err(StartFailure::exec(&self.config.runtime, e)),
         }
         let pid = fs::read_to_string(&pid_file)
             .ok()
@@ -173,14 +173,7 @@ impl Shim {
             Ok(_) => Err(StartFailure::Start {
                 message: self.runtime_error(),
             }),
-            Err(e) => Err(self.exec_failed(e)),
-        }
-    }
-
-    fn exec_failed(&self, source: io::Error) -> StartFailure {
-        StartFailure::Exec {
-            runtime: self.config.runtime.clone(),
-            source,
+            Err(e) => Err(StartFailure::exec(&self.config.runtime, e)),
         }
     }
 
@@ -332,7 +325,11 @@ impl Shim {
             exit_code,
             signal,
             reason: reason.to_string(),
-            message: self.termination_message(exit_code),
+            message: self
+                .config
+                .termination_message
+                .as_ref()
+                .and_then(|tm| report::termination_message(tm, &self.tail, exit_code)),
             started_at: Some(started.started_at),
             finished_at: super::record::now(),
         };
@@ -349,22 +346,6 @@ impl Shim {
         text.lines()
             .filter_map(|l| l.strip_prefix("oom_kill "))
             .any(|n| n.trim().parse::<u64>().map(|n| n > 0).unwrap_or(false))
-    }
-
-    /// The kubelet's termination message: the file at terminationMessagePath (at most 4096 bytes), or with
-    /// `FallbackToLogsOnError` and a failed, silent file, the last 80 lines / 2048 bytes of output.
-    fn termination_message(&self, exit_code: i32) -> Option<String> {
-        let tm = self.config.termination_message.as_ref()?;
-        let mut message = String::new();
-        if let Ok(f) = fs::File::open(&tm.host_path) {
-            let mut data = Vec::new();
-            let _ = f.take(MAX_TERMINATION_MESSAGE as u64).read_to_end(&mut data);
-            message = String::from_utf8_lossy(&data).into_owned();
-        }
-        if message.is_empty() && tm.fallback_to_logs && exit_code != 0 {
-            message = self.tail.last_lines(FALLBACK_LOG_LINES);
-        }
-        (!message.is_empty()).then_some(message)
     }
 
     fn cleanup(&self) {

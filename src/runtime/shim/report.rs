@@ -1,15 +1,17 @@
 //! What the shim reports: why a start failed (the message of the `StartError` exit), the OCI runtime's
-//! last error, and the tail of the output kept for `FallbackToLogsOnError`. Pure.
+//! last error, the tail of the output kept for `FallbackToLogsOnError`, and the termination message. Pure
+//! but for reading the termination-message file.
 
-use std::io;
-use std::path::PathBuf;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
 
 use crate::runtime::masks::MaskError;
+use crate::runtime::record::TerminationMessage;
 
 /// Kubelet limits for the termination message (pkg/kubelet/container/runtime.go).
-pub(super) const MAX_TERMINATION_MESSAGE: usize = 4096;
+const MAX_TERMINATION_MESSAGE: usize = 4096;
 const FALLBACK_LOG_BYTES: usize = 2048;
-pub(super) const FALLBACK_LOG_LINES: usize = 80;
+const FALLBACK_LOG_LINES: usize = 80;
 
 /// Why the OCI runtime did not start the container; the exit record's message is the whole chain.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,31 @@ pub(super) enum StartFailure {
     /// The runtime did not really mask what the spec masks.
     #[error(transparent)]
     Masks(#[from] MaskError),
+}
+
+impl StartFailure {
+    /// The runtime binary `runtime` could not be executed.
+    pub(super) fn exec(runtime: &Path, source: io::Error) -> Self {
+        StartFailure::Exec {
+            runtime: runtime.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The kubelet's termination message: the file at terminationMessagePath (at most 4096 bytes), or with
+/// `FallbackToLogsOnError` and a failed, silent file, the last 80 lines / 2048 bytes of output.
+pub(super) fn termination_message(tm: &TerminationMessage, tail: &Tail, exit_code: i32) -> Option<String> {
+    let mut message = String::new();
+    if let Ok(f) = std::fs::File::open(&tm.host_path) {
+        let mut data = Vec::new();
+        let _ = f.take(MAX_TERMINATION_MESSAGE as u64).read_to_end(&mut data);
+        message = String::from_utf8_lossy(&data).into_owned();
+    }
+    if message.is_empty() && tm.fallback_to_logs && exit_code != 0 {
+        message = tail.last_lines(FALLBACK_LOG_LINES);
+    }
+    (!message.is_empty()).then_some(message)
 }
 
 /// Extracts the last `"level":"error"` message from runc's JSON log.
