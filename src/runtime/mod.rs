@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod container;
 pub mod env;
 pub mod etc;
+pub mod host;
 pub mod layout;
 pub mod leftovers;
 pub mod log;
@@ -44,12 +45,49 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// The pause process did not come up.
-    #[error("pause process failed: {0}")]
-    Pause(String),
-    /// The sandbox network could not be set up or torn down.
-    #[error("{0}")]
-    Network(String),
+    /// The pause process did not report ready: `message` is what it said instead (its status line, else
+    /// the last line of its log).
+    #[error("pause process failed: {message}")]
+    PauseNotReady {
+        /// Its status line or last log line (`no ready line` when there is neither).
+        message: String,
+    },
+    /// The pause process's ready line does not name a pid.
+    #[error("pause process failed: bad ready line {pid:?}")]
+    PauseReadyLine {
+        /// What the line has in place of the pid.
+        pid: String,
+    },
+    /// The process the pause process named is gone.
+    #[error("pause process failed: pause process {pid} is gone")]
+    PauseGone {
+        /// Its pid.
+        pid: i32,
+    },
+    /// The sandbox could not be attached to the CNI network.
+    #[error("failed to setup network for sandbox {id:?}")]
+    SetupNetwork {
+        /// Sandbox id.
+        id: String,
+        /// The CNI failure.
+        #[source]
+        source: crate::network::cni::Error,
+    },
+    /// The CNI network gave the sandbox no address.
+    #[error("failed to find network info for sandbox {id:?}")]
+    NoPodIps {
+        /// Sandbox id.
+        id: String,
+    },
+    /// The sandbox could not be detached from the CNI network.
+    #[error("failed to destroy network for sandbox {id:?}")]
+    DestroyNetwork {
+        /// Sandbox id.
+        id: String,
+        /// The CNI failure.
+        #[source]
+        source: crate::network::cni::Error,
+    },
 }
 
 impl Error {

@@ -15,10 +15,8 @@ use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::cgroup::{self, PodCgroup};
-use super::etc::{self, Resolv};
+use super::host::{Host, Linux};
 use super::layout::{random_id, RuntimeConfig};
-use super::pause::PauseArgs;
 use super::process::{self, ExitWatch};
 use super::record::ProcessId;
 use super::Error;
@@ -26,16 +24,19 @@ use crate::network::cni::{CniConfig, CniRuntime};
 use crate::sys;
 use undo::Made;
 
+mod build;
 mod etc_files;
 mod orphans;
+mod plan;
+#[cfg(test)]
+mod tests;
 mod undo;
 
 pub use etc_files::MIN_ETC_CAPACITY;
+pub use plan::Namespace;
 
 /// File name of sandbox records.
 const RECORD: &str = "sandbox.json";
-/// How long the pause process may take to report ready.
-const PAUSE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// A live sandbox.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -123,7 +124,7 @@ pub async fn create(cfg: &RuntimeConfig, req: &SandboxRequest<'_>) -> Result<San
     let id = random_id()
         .map_err(|source| Error::io("read random bytes from", Path::new("/dev/urandom"), source))?;
     let mut made = Made::default();
-    match build(cfg, req, &id, &mut made).await {
+    match build::build(&Linux::default(), cfg, req, &id, &mut made).await {
         Ok(record) => Ok(record),
         Err(e) => {
             made.release(cfg, &id).await;
@@ -132,222 +133,8 @@ pub async fn create(cfg: &RuntimeConfig, req: &SandboxRequest<'_>) -> Result<San
     }
 }
 
-/// The namespaces the pause process creates, by their `/proc/self/ns` names.
-fn sandbox_namespaces(spec: &PodSpec) -> Vec<String> {
-    let host_pid = spec.host_pid.unwrap_or(false);
-    let mut namespaces = Vec::new();
-    if !spec.host_network.unwrap_or(false) {
-        namespaces.extend(["net".to_string(), "uts".to_string()]);
-    }
-    if !spec.host_ipc.unwrap_or(false) {
-        namespaces.push("ipc".to_string());
-    }
-    if spec.share_process_namespace.unwrap_or(false) && !host_pid {
-        namespaces.push("pid".to_string());
-    }
-    namespaces
-}
-
-async fn build(
-    cfg: &RuntimeConfig,
-    req: &SandboxRequest<'_>,
-    id: &str,
-    made: &mut Made,
-) -> Result<SandboxRecord, Error> {
-    let spec = req.spec;
-    let host_network = spec.host_network.unwrap_or(false);
-    let dir = cfg.sandbox_run_dir(id);
-    let ns_dir = dir.join("ns");
-    made.dir(dir.clone());
-    sys::fs::create_dir_all_mode(&ns_dir, 0o700).map_err(|source| Error::io("create", &ns_dir, source))?;
-    // Durable before anything else is made: a crash from here on leaves a directory that says whose it is.
-    orphans::write_intent(&dir, id, req.uid, req.attempt)?;
-
-    let shm = if spec.host_ipc.unwrap_or(false) {
-        None
-    } else {
-        let shm = dir.join("shm");
-        sys::fs::create_dir_all_mode(&shm, 0o700).map_err(|source| Error::io("create", &shm, source))?;
-        sys::mount::tmpfs(&shm, &format!("mode=1777,size={}", cfg.shm_size), true)
-            .map_err(|source| Error::io("mount shm on", &shm, source))?;
-        Some(shm)
-    };
-
-    let (hostname, fqdn) = if host_network {
-        (
-            nix::unistd::gethostname()
-                .ok()
-                .and_then(|h| h.into_string().ok())
-                .unwrap_or_default(),
-            None,
-        )
-    } else {
-        etc::hostname_and_fqdn(req.name, req.namespace, spec, &cfg.cluster_dns.domain)
-    };
-    let kernel_hostname = match (&fqdn, spec.set_hostname_as_fqdn.unwrap_or(false)) {
-        (Some(f), true) => f.clone(),
-        _ => hostname.clone(),
-    };
-    let namespaces = sandbox_namespaces(spec);
-    let pause = start_pause(cfg, req, &dir, &kernel_hostname, &namespaces, made).await?;
-
-    let has = |n: &str| namespaces.iter().any(|x| x == n);
-    let pod_ips: Vec<String> = if host_network {
-        cfg.node_ip.iter().cloned().collect()
-    } else {
-        setup_network(cfg, req, id, &ns_dir.join("net"), made).await?
-    };
-    let pod_dir = cfg.pod_dir(req.uid);
-    sys::fs::create_dir_all_mode(&pod_dir, 0o700).map_err(|source| Error::io("create", &pod_dir, source))?;
-    let etc = write_etc_files(
-        cfg,
-        req,
-        &dir,
-        &hostname,
-        fqdn.as_deref(),
-        &kernel_hostname,
-        &pod_ips,
-    )?;
-    let record = SandboxRecord {
-        id: id.to_string(),
-        attempt: req.attempt,
-        uid: req.uid.to_string(),
-        created_at: Timestamp::now(),
-        pause,
-        net: has("net").then(|| ns_dir.join("net")),
-        ipc: has("ipc").then(|| ns_dir.join("ipc")),
-        uts: has("uts").then(|| ns_dir.join("uts")),
-        pid: has("pid").then(|| ns_dir.join("pid")),
-        host_pid: spec.host_pid.unwrap_or(false),
-        shm,
-        pod_ips,
-        hostname,
-        hosts_file: etc.hosts,
-        hostname_file: etc.hostname,
-        resolv_file: etc.resolv,
-    };
-    let rec_path = dir.join(RECORD);
-    sys::fs::write_json_atomic(&rec_path, &record).map_err(|source| Error::io("write", &rec_path, source))?;
-    // The pointer is written last: recovery and CNI DEL of this sandbox use the id recorded there.
-    let ptr_path = pod_dir.join(RECORD);
-    let ptr = SandboxPointer {
-        id: id.to_string(),
-        attempt: req.attempt,
-    };
-    sys::fs::write_json_atomic(&ptr_path, &ptr).map_err(|source| Error::io("write", &ptr_path, source))?;
-    Ok(record)
-}
-
-/// Configures the pod cgroup and starts the pause process in it; returns the process that holds the
-/// namespaces once it reported ready.
-async fn start_pause(
-    cfg: &RuntimeConfig,
-    req: &SandboxRequest<'_>,
-    dir: &Path,
-    kernel_hostname: &str,
-    namespaces: &[String],
-    made: &mut Made,
-) -> Result<ProcessId, Error> {
-    // The pod cgroup gets its limits before its first process (the pause process) enters it.
-    let pod_cgroup = PodCgroup::new(cfg, req.uid, req.spec);
-    made.cgroup(&pod_cgroup.path);
-    cgroup::configure_pod(&pod_cgroup)
-        .map_err(|source| Error::io("configure cgroup", Path::new(&pod_cgroup.path), source))?;
-    let args = PauseArgs {
-        dir: dir.to_path_buf(),
-        hostname: Some(kernel_hostname.to_string()),
-        namespaces: namespaces.to_vec(),
-        cgroup: Some(cfg.helper_cgroup(req.uid, pod_cgroup.qos)),
-    };
-    let mut argv = vec!["pause".to_string()];
-    argv.extend(args.to_args());
-    let spawned = process::spawn_helper(&cfg.self_exe, &argv, &dir.join("pause.log"), PAUSE_DEADLINE)
-        .await
-        .map_err(|source| Error::io("start pause process for", dir, source))?;
-    made.pause(spawned.id);
-    let mut child = spawned.child;
-    let pid = match spawned.line.as_deref().and_then(|l| l.strip_prefix("ready ")) {
-        Some(pid) => pid
-            .trim()
-            .parse::<i32>()
-            .map_err(|_| Error::Pause(format!("bad ready line {pid:?}")))?,
-        None => {
-            let log = std::fs::read_to_string(dir.join("pause.log")).unwrap_or_default();
-            return Err(Error::Pause(
-                spawned
-                    .line
-                    .or_else(|| log.lines().last().map(String::from))
-                    .unwrap_or_else(|| "no ready line".into()),
-            ));
-        }
-    };
-    let pause = process::identify(pid).ok_or_else(|| Error::Pause(format!("pause process {pid} is gone")))?;
-    made.pause_holder(pause);
-    if namespaces.iter().any(|n| n == "pid") {
-        // The setup parent exits once the namespace init runs; reap it now.
-        let _ = child.wait().await;
-    } else {
-        tokio::spawn(async move {
-            let _ = child.wait().await;
-        });
-    }
-    Ok(pause)
-}
-
-/// Writes the pod's managed `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` on their own tmpfs in the
-/// sandbox directory `dir` (see `etc_files`).
-fn write_etc_files(
-    cfg: &RuntimeConfig,
-    req: &SandboxRequest<'_>,
-    dir: &Path,
-    hostname: &str,
-    fqdn: Option<&str>,
-    kernel_hostname: &str,
-    pod_ips: &[String],
-) -> Result<etc_files::EtcFiles, Error> {
-    let spec = req.spec;
-    let hosts = if spec.host_network.unwrap_or(false) {
-        etc::host_network_hosts(spec, &std::fs::read_to_string("/etc/hosts").unwrap_or_default())
-    } else {
-        etc::hosts(spec, hostname, fqdn, pod_ips)
-    };
-    let host_resolv = Resolv::parse(&std::fs::read_to_string(&cfg.resolv_conf).unwrap_or_default());
-    let resolv = etc::resolv_conf(spec, req.namespace, &cfg.cluster_dns, &host_resolv).render();
-    etc_files::write(dir, &hosts, &format!("{kernel_hostname}\n"), &resolv)
-}
-
 fn cni_client(cfg: &RuntimeConfig) -> CniConfig {
     CniConfig::new(cfg.cni_bin_dirs.clone(), cfg.cni_cache_dir())
-}
-
-/// Attaches the sandbox to the node's CNI network; no CNI configuration means a loopback-only sandbox.
-async fn setup_network(
-    cfg: &RuntimeConfig,
-    req: &SandboxRequest<'_>,
-    id: &str,
-    netns: &std::path::Path,
-    made: &mut Made,
-) -> Result<Vec<String>, Error> {
-    let fail = |e: String| Error::Network(format!("failed to setup network for sandbox {id:?}: {e}"));
-    let net = CniConfig::load(std::slice::from_ref(&cfg.cni_conf_dir), &cfg.cni_bin_dirs)
-        .map_err(|e| fail(super::chain(&e)))?;
-    let Some(net) = net else {
-        return Ok(Vec::new());
-    };
-    let rt = CniRuntime::for_pod(id, netns, req.namespace, req.name, req.uid);
-    // A failed ADD is undone (DEL) by the CNI client; a completed one is released with the sandbox.
-    let result = cni_client(cfg)
-        .add(&net, &rt)
-        .await
-        .map_err(|e| fail(super::chain(&e)))?;
-    made.network(CniRuntime::for_sandbox(id, netns));
-    let ips = result.pod_ips();
-    if ips.is_empty() {
-        return Err(Error::Network(format!(
-            "failed to find network info for sandbox {id:?}"
-        )));
-    }
-    Ok(ips)
 }
 
 /// Start-up garbage collection, before any pod worker runs: releases the sandboxes no pod adopts (creations
@@ -382,12 +169,9 @@ pub async fn stop(cfg: &RuntimeConfig, record: &SandboxRecord) -> Result<(), Err
         cni_client(cfg)
             .del(None, &CniRuntime::for_sandbox(&record.id, netns))
             .await
-            .map_err(|e| {
-                Error::Network(format!(
-                    "failed to destroy network for sandbox {:?}: {}",
-                    record.id,
-                    super::chain(&e)
-                ))
+            .map_err(|source| Error::DestroyNetwork {
+                id: record.id.clone(),
+                source,
             })?;
     }
     if let Ok(Some(watch)) = ExitWatch::open(&record.pause) {
@@ -399,6 +183,13 @@ pub async fn stop(cfg: &RuntimeConfig, record: &SandboxRecord) -> Result<(), Err
 
 /// Removes a sandbox directory and every mount under it (pins, shm, the managed `/etc` files).
 pub fn teardown_dir(dir: &std::path::Path) -> Result<(), Error> {
-    sys::mount::unmount_all_under(dir).map_err(|source| Error::io("unmount under", dir, source))?;
-    sys::fs::remove_dir_atomic(dir).map_err(|source| Error::io("remove", dir, source))
+    teardown_dir_on(&Linux::default(), dir)
+}
+
+/// [`teardown_dir`] on `host`.
+fn teardown_dir_on(host: &dyn Host, dir: &std::path::Path) -> Result<(), Error> {
+    host.unmount_all_under(dir)
+        .map_err(|source| Error::io("unmount under", dir, source))?;
+    host.remove_dir(dir)
+        .map_err(|source| Error::io("remove", dir, source))
 }

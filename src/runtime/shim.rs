@@ -7,7 +7,7 @@
 //! crash or restart at any point without losing the exit.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -22,15 +22,16 @@ use nix::unistd::Pid;
 use super::log::{LogConfig, LogWriter, Stream};
 use super::record::{ExitRecord, ShimConfig, StartedRecord};
 use crate::sys;
+use report::{StartFailure, Tail};
+
+mod report;
+
+pub use report::last_runtime_error;
 
 /// Exit code and reason containerd reports when a container could not be started.
 pub const START_ERROR_EXIT_CODE: i32 = 128;
 /// How long the shim keeps draining output pipes after the container's init has exited.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
-/// Kubelet limits for the termination message (pkg/kubelet/container/runtime.go).
-const MAX_TERMINATION_MESSAGE: usize = 4096;
-const FALLBACK_LOG_BYTES: usize = 2048;
-const FALLBACK_LOG_LINES: usize = 80;
 
 /// Entry point of `peapod shim <instance-dir>`.
 pub fn main(args: &[String]) -> ExitCode {
@@ -119,7 +120,7 @@ impl Shim {
         let (err_r, err_w) = pipe()?;
         let pid = match self.create_and_start(out_w, err_w) {
             Ok(pid) => pid,
-            Err(message) => return self.start_failed(&message),
+            Err(e) => return self.start_failed(&super::chain(&e)),
         };
         let started = StartedRecord {
             pid,
@@ -133,7 +134,7 @@ impl Shim {
     }
 
     /// `runc create` then `runc start`; returns the container's pid or the runtime's error message.
-    fn create_and_start(&self, out_w: OwnedFd, err_w: OwnedFd) -> Result<i32, String> {
+    fn create_and_start(&self, out_w: OwnedFd, err_w: OwnedFd) -> Result<i32, StartFailure> {
         let pid_file = self.dir.join("container.pid");
         let create = self
             .runc()
@@ -148,13 +149,17 @@ impl Shim {
             .status();
         match create {
             Ok(s) if s.success() => {}
-            Ok(_) => return Err(format!("runc create failed: {}", self.runtime_error())),
-            Err(e) => return Err(format!("run {}: {e}", self.config.runtime.display())),
+            Ok(_) => {
+                return Err(StartFailure::Create {
+                    message: self.runtime_error(),
+                })
+            }
+            Err(e) => return Err(StartFailure::exec(&self.config.runtime, e)),
         }
         let pid = fs::read_to_string(&pid_file)
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok())
-            .ok_or_else(|| "runc create wrote no pid file".to_string())?;
+            .ok_or(StartFailure::NoPidFile)?;
         self.verify_masks(pid)?;
         sys::crash::kill_parent_at("runc-created", self.spawner);
         let start = self
@@ -165,22 +170,31 @@ impl Shim {
             .status();
         match start {
             Ok(s) if s.success() => Ok(pid),
-            Ok(_) => Err(format!("runc start failed: {}", self.runtime_error())),
-            Err(e) => Err(format!("run {}: {e}", self.config.runtime.display())),
+            Ok(_) => Err(StartFailure::Start {
+                message: self.runtime_error(),
+            }),
+            Err(e) => Err(StartFailure::exec(&self.config.runtime, e)),
         }
     }
 
     /// Refuses to start a created container whose masked paths the runtime did not really mask.
-    fn verify_masks(&self, pid: i32) -> Result<(), String> {
-        let config = self.config.bundle.join("config.json");
-        let spec =
-            oci_spec::runtime::Spec::load(&config).map_err(|e| format!("read {}: {e}", config.display()))?;
+    fn verify_masks(&self, pid: i32) -> Result<(), StartFailure> {
+        let path = self.config.bundle.join("config.json");
+        let spec = match oci_spec::runtime::Spec::load(&path) {
+            Ok(spec) => spec,
+            Err(source) => return Err(StartFailure::ReadSpec { path, source }),
+        };
         let masked = spec
             .linux()
             .as_ref()
             .and_then(|l| l.masked_paths().clone())
             .unwrap_or_default();
-        super::masks::verify(Path::new("/proc"), pid, &masked, Path::new("/")).map_err(|e| e.to_string())
+        Ok(super::masks::verify(
+            Path::new("/proc"),
+            pid,
+            &masked,
+            Path::new("/"),
+        )?)
     }
 
     fn runc(&self) -> Command {
@@ -311,7 +325,11 @@ impl Shim {
             exit_code,
             signal,
             reason: reason.to_string(),
-            message: self.termination_message(exit_code),
+            message: self
+                .config
+                .termination_message
+                .as_ref()
+                .and_then(|tm| report::termination_message(tm, &self.tail, exit_code)),
             started_at: Some(started.started_at),
             finished_at: super::record::now(),
         };
@@ -328,22 +346,6 @@ impl Shim {
         text.lines()
             .filter_map(|l| l.strip_prefix("oom_kill "))
             .any(|n| n.trim().parse::<u64>().map(|n| n > 0).unwrap_or(false))
-    }
-
-    /// The kubelet's termination message: the file at terminationMessagePath (at most 4096 bytes), or with
-    /// `FallbackToLogsOnError` and a failed, silent file, the last 80 lines / 2048 bytes of output.
-    fn termination_message(&self, exit_code: i32) -> Option<String> {
-        let tm = self.config.termination_message.as_ref()?;
-        let mut message = String::new();
-        if let Ok(f) = fs::File::open(&tm.host_path) {
-            let mut data = Vec::new();
-            let _ = f.take(MAX_TERMINATION_MESSAGE as u64).read_to_end(&mut data);
-            message = String::from_utf8_lossy(&data).into_owned();
-        }
-        if message.is_empty() && tm.fallback_to_logs && exit_code != 0 {
-            message = self.tail.last_lines(FALLBACK_LOG_LINES);
-        }
-        (!message.is_empty()).then_some(message)
     }
 
     fn cleanup(&self) {
@@ -392,64 +394,4 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     nix::unistd::read(fd, buf).map_err(io::Error::from)
-}
-
-/// Extracts the last `"level":"error"` message from runc's JSON log.
-pub fn last_runtime_error(log: &str) -> Option<String> {
-    log.lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v.get("level").and_then(|l| l.as_str()) == Some("error"))
-        .and_then(|v| v.get("msg").and_then(|m| m.as_str()).map(str::to_string))
-}
-
-/// The last bytes of container output, for `FallbackToLogsOnError`.
-#[derive(Default)]
-struct Tail {
-    buf: Vec<u8>,
-}
-
-impl Tail {
-    fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
-        let excess = self.buf.len().saturating_sub(FALLBACK_LOG_BYTES);
-        self.buf.drain(..excess);
-    }
-
-    fn last_lines(&self, n: usize) -> String {
-        let text = String::from_utf8_lossy(&self.buf);
-        let lines: Vec<&str> = text.split_inclusive('\n').collect();
-        lines[lines.len().saturating_sub(n)..].concat()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn last_runtime_error_picks_the_final_error() {
-        let log = r#"{"level":"info","msg":"hello"}
-{"level":"error","msg":"first"}
-not json
-{"level":"error","msg":"exec: \"nope\": executable file not found in $PATH"}
-{"level":"warning","msg":"after"}"#;
-        assert_eq!(
-            last_runtime_error(log).as_deref(),
-            Some("exec: \"nope\": executable file not found in $PATH")
-        );
-        assert_eq!(last_runtime_error(""), None);
-    }
-
-    #[test]
-    fn tail_keeps_last_bytes_and_lines() {
-        let mut t = Tail::default();
-        for i in 0..200 {
-            t.push(format!("line {i}\n").as_bytes());
-        }
-        let last = t.last_lines(FALLBACK_LOG_LINES);
-        assert!(last.len() <= FALLBACK_LOG_BYTES);
-        assert!(last.ends_with("line 199\n"));
-        assert_eq!(last.lines().count(), FALLBACK_LOG_LINES);
-    }
 }

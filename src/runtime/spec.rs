@@ -173,19 +173,12 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, String> {
         linux.set_masked_paths(Some(masked_paths()));
     }
     let mut resources = input.resources.clone().unwrap_or_default();
-    if privileged {
-        resources.set_devices(Some(vec![oci_spec::runtime::LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .access("rwm")
-            .build()
-            .map_err(|e| e.to_string())?]));
-    } else {
-        resources.set_devices(Some(vec![oci_spec::runtime::LinuxDeviceCgroupBuilder::default()
-            .allow(false)
-            .access("rwm")
-            .build()
-            .map_err(|e| e.to_string())?]));
-    }
+    // Every device for a privileged container, none otherwise (runc adds its default allow-list).
+    resources.set_devices(Some(vec![oci_spec::runtime::LinuxDeviceCgroupBuilder::default()
+        .allow(privileged)
+        .access("rwm")
+        .build()
+        .map_err(|e| e.to_string())?]));
     linux.set_resources(Some(resources));
     Ok(spec)
 }
@@ -308,15 +301,13 @@ fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Mount 
 }
 
 fn bind(destination: &str, source: &Path, readonly: bool) -> Mount {
-    let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
-    if readonly {
-        options.push("ro".to_string());
-    }
-    let mut m = Mount::default();
-    m.set_destination(PathBuf::from(destination));
-    m.set_typ(Some("bind".to_string()));
+    let options: &[&str] = if readonly {
+        &["rbind", "rprivate", "ro"]
+    } else {
+        &["rbind", "rprivate"]
+    };
+    let mut m = mount(destination, "bind", "", options);
     m.set_source(Some(source.to_path_buf()));
-    m.set_options(Some(options));
     m
 }
 
@@ -406,270 +397,4 @@ pub fn resources(container: &Container) -> oci_spec::runtime::LinuxResources {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use k8s_openapi::api::core::v1::Capabilities;
-
-    fn input<'a>(pod: &'a PodSpec, c: &'a Container, uid: u32) -> SpecInput<'a> {
-        SpecInput {
-            pod,
-            container: c,
-            args: vec!["sh".into()],
-            env: vec!["PATH=/bin".into()],
-            cwd: "/".into(),
-            user: ResolvedUser {
-                uid,
-                gid: uid,
-                additional_gids: vec![],
-            },
-            rootfs: PathBuf::from("/r"),
-            namespaces: SandboxNamespaces {
-                net: Some("/run/p/ns/net".into()),
-                ipc: Some("/run/p/ns/ipc".into()),
-                uts: Some("/run/p/ns/uts".into()),
-                pid: None,
-                host_pid: false,
-            },
-            shm: Some("/run/p/shm".into()),
-            mounts: vec![
-                BindMount {
-                    destination: "/data/sub".into(),
-                    source: "/v/b".into(),
-                    readonly: true,
-                },
-                BindMount {
-                    destination: "/data".into(),
-                    source: "/v/a".into(),
-                    readonly: false,
-                },
-            ],
-            cgroups_path: "/peapod/pod1/c1".into(),
-            resources: None,
-            oom_score_adj: 1000,
-            seccomp: Profile::RuntimeDefault,
-            sysctls: HashMap::new(),
-        }
-    }
-
-    fn caps_of(spec: &Spec) -> LinuxCapabilities {
-        spec.process().as_ref().unwrap().capabilities().clone().unwrap()
-    }
-
-    #[test]
-    fn defaults_are_secure() {
-        let pod = PodSpec::default();
-        let c = Container::default();
-        let spec = build(&input(&pod, &c, 0)).unwrap();
-        let p = spec.process().as_ref().unwrap();
-        assert_eq!(p.no_new_privileges(), Some(true));
-        assert!(p.rlimits().is_none());
-        let caps = caps_of(&spec);
-        assert_eq!(
-            caps.bounding().as_ref().unwrap().len(),
-            DEFAULT_CAPABILITIES.len()
-        );
-        assert!(!caps.bounding().as_ref().unwrap().contains(&Capability::NetRaw));
-        assert!(caps.inheritable().as_ref().unwrap().is_empty());
-        assert!(caps.ambient().as_ref().unwrap().is_empty());
-        let linux = spec.linux().as_ref().unwrap();
-        assert!(linux
-            .masked_paths()
-            .as_ref()
-            .unwrap()
-            .contains(&"/proc/kcore".to_string()));
-        assert!(linux
-            .readonly_paths()
-            .as_ref()
-            .unwrap()
-            .contains(&"/proc/sys".to_string()));
-        let types: Vec<_> = linux
-            .namespaces()
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|n| n.typ())
-            .collect();
-        assert!(types.contains(&LinuxNamespaceType::Pid));
-        let dests: Vec<_> = spec
-            .mounts()
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|m| m.destination().clone())
-            .collect();
-        let data = dests.iter().position(|d| d == Path::new("/data")).unwrap();
-        let sub = dests.iter().position(|d| d == Path::new("/data/sub")).unwrap();
-        assert!(data < sub, "parent mounts must come first");
-    }
-
-    #[test]
-    fn non_root_gets_no_effective_capabilities() {
-        let pod = PodSpec::default();
-        let c = Container::default();
-        let caps = caps_of(&build(&input(&pod, &c, 1000)).unwrap());
-        assert!(caps.effective().as_ref().unwrap().is_empty());
-        assert!(caps.permitted().as_ref().unwrap().is_empty());
-        assert!(!caps.bounding().as_ref().unwrap().is_empty());
-    }
-
-    #[test]
-    fn add_drop_privileged_and_escalation() {
-        let pod = PodSpec::default();
-        let sc = |caps: Capabilities, ape: Option<bool>, privileged: Option<bool>| Container {
-            security_context: Some(SecurityContext {
-                capabilities: Some(caps),
-                allow_privilege_escalation: ape,
-                privileged,
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let drop_all = sc(
-            Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: Some(vec!["NET_BIND_SERVICE".into()]),
-            },
-            None,
-            None,
-        );
-        let spec = build(&input(&pod, &drop_all, 0)).unwrap();
-        assert_eq!(
-            caps_of(&spec).bounding().as_ref().unwrap(),
-            &HashSet::from([Capability::NetBindService])
-        );
-
-        let admin = sc(
-            Capabilities {
-                add: Some(vec!["SYS_ADMIN".into()]),
-                drop: None,
-            },
-            None,
-            None,
-        );
-        let spec = build(&input(&pod, &admin, 0)).unwrap();
-        assert_eq!(spec.process().as_ref().unwrap().no_new_privileges(), Some(false));
-
-        let ape = sc(Capabilities::default(), Some(true), None);
-        assert_eq!(
-            build(&input(&pod, &ape, 0))
-                .unwrap()
-                .process()
-                .as_ref()
-                .unwrap()
-                .no_new_privileges(),
-            Some(false)
-        );
-
-        let privileged = sc(Capabilities::default(), None, Some(true));
-        let spec = build(&input(&pod, &privileged, 0)).unwrap();
-        assert!(caps_of(&spec)
-            .bounding()
-            .as_ref()
-            .unwrap()
-            .contains(&Capability::SysAdmin));
-        assert!(spec.linux().as_ref().unwrap().masked_paths().is_none());
-
-        let unknown = sc(
-            Capabilities {
-                add: Some(vec!["FLY".into()]),
-                drop: None,
-            },
-            None,
-            None,
-        );
-        assert!(build(&input(&pod, &unknown, 0)).unwrap_err().contains("FLY"));
-    }
-
-    #[test]
-    fn resources_follow_the_kubelet_conversion() {
-        use k8s_openapi::api::core::v1::ResourceRequirements;
-        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-        let q = |v: &[(&str, &str)]| {
-            Some(
-                v.iter()
-                    .map(|(k, x)| (k.to_string(), Quantity(x.to_string())))
-                    .collect(),
-            )
-        };
-        let c = |req: &[(&str, &str)], lim: &[(&str, &str)]| Container {
-            resources: Some(ResourceRequirements {
-                requests: q(req),
-                limits: q(lim),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let r = resources(&c(&[("cpu", "250m")], &[("cpu", "500m"), ("memory", "64Mi")]));
-        let cpu = r.cpu().clone().unwrap();
-        assert_eq!(
-            (cpu.shares(), cpu.quota(), cpu.period()),
-            (Some(256), Some(50_000), Some(100_000))
-        );
-        assert_eq!(r.memory().unwrap().limit(), Some(64 * 1024 * 1024));
-        let none = resources(&Container::default());
-        assert_eq!(none.cpu().clone().unwrap().shares(), Some(2));
-        assert!(none.memory().is_none());
-        let tiny = resources(&c(&[], &[("cpu", "1m")]));
-        assert_eq!(tiny.cpu().clone().unwrap().quota(), Some(1000));
-    }
-
-    #[test]
-    fn host_namespaces_are_left_out() {
-        let pod = PodSpec::default();
-        let c = Container::default();
-        let mut i = input(&pod, &c, 0);
-        i.namespaces = SandboxNamespaces {
-            host_pid: true,
-            ..Default::default()
-        };
-        let spec = build(&i).unwrap();
-        let types: Vec<_> = spec
-            .linux()
-            .as_ref()
-            .unwrap()
-            .namespaces()
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|n| n.typ())
-            .collect();
-        assert_eq!(types, vec![LinuxNamespaceType::Mount, LinuxNamespaceType::Cgroup]);
-    }
-
-    #[test]
-    fn seccomp_sysctls_and_oom_score_reach_the_spec() {
-        let pod = PodSpec::default();
-        let c = Container::default();
-        let mut i = input(&pod, &c, 0);
-        i.sysctls = HashMap::from([("kernel.shm_rmid_forced".to_string(), "1".to_string())]);
-        i.oom_score_adj = -997;
-        let spec = build(&i).unwrap();
-        let linux = spec.linux().as_ref().unwrap();
-        let filter = linux.seccomp().as_ref().unwrap();
-        assert_eq!(
-            filter.default_action(),
-            oci_spec::runtime::LinuxSeccompAction::ScmpActErrno
-        );
-        assert_eq!(linux.sysctl().as_ref().unwrap()["kernel.shm_rmid_forced"], "1");
-        assert_eq!(spec.process().as_ref().unwrap().oom_score_adj(), Some(-997));
-
-        i.seccomp = Profile::Unconfined;
-        assert!(build(&i).unwrap().linux().as_ref().unwrap().seccomp().is_none());
-
-        let privileged = Container {
-            security_context: Some(SecurityContext {
-                privileged: Some(true),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let mut i = input(&pod, &privileged, 0);
-        i.seccomp = Profile::RuntimeDefault;
-        let spec = build(&i).unwrap();
-        assert!(
-            spec.linux().as_ref().unwrap().seccomp().is_none(),
-            "privileged containers run unconfined"
-        );
-        assert!(spec.linux().as_ref().unwrap().sysctl().is_none());
-    }
-}
+mod tests;

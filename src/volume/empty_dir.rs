@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, PodSpec};
 
+use super::SetUpError;
 use crate::runtime::layout::join_component;
 use crate::runtime::resources::{memory_capacity, pod_resources};
 use crate::sys;
@@ -24,10 +25,12 @@ pub fn prepare(
     name: &str,
     ed: &EmptyDirVolumeSource,
     spec: &PodSpec,
-) -> Result<PathBuf, String> {
-    let dir = join_component(&root(pod_dir), name).ok_or_else(|| format!("invalid volume name {name:?}"))?;
-    sys::fs::create_dir_all_mode(&dir, 0o777).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).map_err(|e| e.to_string())?;
+) -> Result<PathBuf, SetUpError> {
+    let dir = join_component(&root(pod_dir), name).ok_or_else(|| SetUpError::InvalidName {
+        name: name.to_string(),
+    })?;
+    sys::fs::create_dir_all_mode(&dir, 0o777).map_err(|e| SetUpError::io("create", &dir, e))?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).map_err(SetUpError::SetMode)?;
     if ed.medium.as_deref() != Some("Memory") {
         return Ok(dir);
     }
@@ -36,11 +39,14 @@ pub fn prepare(
         let node = fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|m| memory_capacity(&m))
-            .ok_or("cannot read the node's memory from /proc/meminfo")?;
+            .ok_or(SetUpError::NodeMemory)?;
         let limit = ed.size_limit.as_ref().and_then(|q| memory_bytes(&q.0));
         let size = memory_size(spec, limit, node);
-        sys::mount::tmpfs(&dir, &format!("mode=0777,size={size}"), false)
-            .map_err(|e| format!("mount tmpfs: {e}"))?;
+        sys::mount::tmpfs(&dir, &format!("mode=0777,size={size}"), false).map_err(|e| SetUpError::Io {
+            action: "mount tmpfs",
+            path: dir.clone(),
+            source: e,
+        })?;
     }
     Ok(dir)
 }

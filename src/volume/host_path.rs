@@ -16,6 +16,7 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{fchmod, mkdirat, Mode};
 
+use super::SetUpError;
 use crate::runtime::layout::join_component;
 use crate::sys;
 
@@ -31,7 +32,7 @@ pub fn prepare(
     name: &str,
     hp: &HostPathVolumeSource,
     protected: &[PathBuf],
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, SetUpError> {
     let path = Path::new(&hp.path);
     let typ = hp.type_.as_deref().unwrap_or("");
     let protected = real_dirs(protected);
@@ -41,22 +42,23 @@ pub fn prepare(
         Err(e) if e.kind() == io::ErrorKind::NotFound && !typ.is_empty() => {
             return Err(type_error(path, typ));
         }
-        Err(e) => return Err(format!("open {}: {e}", path.display())),
+        Err(e) => return Err(SetUpError::io("open", path, e)),
     };
     let target = sys::fs::fd_path(&fd);
-    let meta = fs::metadata(&target).map_err(|e| format!("stat {}: {e}", path.display()))?;
+    let meta = fs::metadata(&target).map_err(|e| SetUpError::io("stat", path, e))?;
     check_type(path, typ, &meta.file_type())?;
-    let resolved = fs::read_link(&target).map_err(|e| format!("resolve {}: {e}", path.display()))?;
+    let resolved = fs::read_link(&target).map_err(|e| SetUpError::io("resolve", path, e))?;
     refuse_protected(path, &resolved, &protected)?;
-    let staging = join_component(&staging_root(pod_dir), name)
-        .ok_or_else(|| format!("invalid volume name {name:?}"))?;
-    stage(&target, &staging, meta.is_dir()).map_err(|e| format!("mount {}: {e}", path.display()))?;
+    let staging = join_component(&staging_root(pod_dir), name).ok_or_else(|| SetUpError::InvalidName {
+        name: name.to_string(),
+    })?;
+    stage(&target, &staging, meta.is_dir()).map_err(|e| SetUpError::io("mount", path, e))?;
     Ok(staging)
 }
 
 /// The kubelet's hostPath type check on `path` (pkg/volume/hostpath), creating for the `*OrCreate` types
 /// (and, as containerd does, a missing untyped path as a directory), never inside or above `protected`.
-pub fn check_host_path(path: &Path, typ: &str, protected: &[PathBuf]) -> Result<(), String> {
+pub fn check_host_path(path: &Path, typ: &str, protected: &[PathBuf]) -> Result<(), SetUpError> {
     create_if_asked(path, typ, &real_dirs(protected))?;
     match fs::metadata(path) {
         Ok(m) => check_type(path, typ, &m.file_type()),
@@ -68,10 +70,9 @@ pub fn check_host_path(path: &Path, typ: &str, protected: &[PathBuf]) -> Result<
 /// Where `path` is or would be created, checked against `protected` before anything is made; what is
 /// missing is then created relative to the opened deepest existing ancestor, one component at a time and
 /// without following symlinks, so a symlink swapped in meanwhile cannot move the creation elsewhere.
-fn create_if_asked(path: &Path, typ: &str, protected: &[PathBuf]) -> Result<(), String> {
-    let (dir, missing) = existing_ancestor(path).map_err(|e| format!("resolve {}: {e}", path.display()))?;
-    let real =
-        fs::read_link(sys::fs::fd_path(&dir)).map_err(|e| format!("resolve {}: {e}", path.display()))?;
+fn create_if_asked(path: &Path, typ: &str, protected: &[PathBuf]) -> Result<(), SetUpError> {
+    let (dir, missing) = existing_ancestor(path).map_err(|e| SetUpError::io("resolve", path, e))?;
+    let real = fs::read_link(sys::fs::fd_path(&dir)).map_err(|e| SetUpError::io("resolve", path, e))?;
     let location = missing.iter().fold(real, |p, c| p.join(c));
     refuse_protected(path, &location, protected)?;
     if missing.is_empty() {
@@ -84,7 +85,7 @@ fn create_if_asked(path: &Path, typ: &str, protected: &[PathBuf]) -> Result<(), 
         "FileOrCreate" => Err(io::Error::from(io::ErrorKind::NotFound)),
         _ => Ok(()),
     };
-    created.map_err(|e| format!("create {}: {e}", path.display()))
+    created.map_err(|e| SetUpError::io("create", path, e))
 }
 
 /// The deepest existing ancestor of `path` (or `path` itself), opened `O_PATH` (symlinks followed, as a
@@ -129,19 +130,26 @@ fn create_file(dir: &OwnedFd, name: &OsString) -> io::Result<()> {
     Ok(())
 }
 
-fn type_error(path: &Path, typ: &str) -> String {
+fn type_error(path: &Path, typ: &str) -> SetUpError {
     let what = match typ {
         "Directory" | "DirectoryOrCreate" => "a directory",
         "File" | "FileOrCreate" => "a file",
         "Socket" => "a socket file",
         "CharDevice" => "a character device",
         "BlockDevice" => "a block device",
-        other => return format!("{other} is an invalid volume type"),
+        other => {
+            return SetUpError::InvalidType {
+                typ: other.to_string(),
+            }
+        }
     };
-    format!("hostPath type check failed: {} is not {what}", path.display())
+    SetUpError::HostPathType {
+        path: path.to_path_buf(),
+        what,
+    }
 }
 
-fn check_type(path: &Path, typ: &str, ft: &fs::FileType) -> Result<(), String> {
+fn check_type(path: &Path, typ: &str, ft: &fs::FileType) -> Result<(), SetUpError> {
     let ok = match typ {
         "" => true,
         "Directory" | "DirectoryOrCreate" => ft.is_dir(),
@@ -175,7 +183,7 @@ fn real_dirs(dirs: &[PathBuf]) -> Vec<PathBuf> {
 /// Refuses a hostPath whose real location is inside one of peapod's directories or contains one (`/`,
 /// `/var/lib` for a state dir `/var/lib/peapod`): either would hand the container peapod's state,
 /// registry credentials included, and let it break other pods' cleanup.
-fn refuse_protected(path: &Path, location: &Path, protected: &[PathBuf]) -> Result<(), String> {
+fn refuse_protected(path: &Path, location: &Path, protected: &[PathBuf]) -> Result<(), SetUpError> {
     for real in protected {
         let relation = if location.starts_with(real) {
             "is inside"
@@ -184,11 +192,11 @@ fn refuse_protected(path: &Path, location: &Path, protected: &[PathBuf]) -> Resu
         } else {
             continue;
         };
-        return Err(format!(
-            "hostPath {} {relation} peapod's directory {}: containers may not mount peapod's own state",
-            path.display(),
-            real.display()
-        ));
+        return Err(SetUpError::Protected {
+            path: path.to_path_buf(),
+            relation,
+            dir: real.clone(),
+        });
     }
     Ok(())
 }
@@ -220,7 +228,9 @@ mod tests {
         fs::write(d.join("file"), b"x").unwrap();
         assert!(check_host_path(&d.join("file"), "File", &[]).is_ok());
         assert_eq!(
-            check_host_path(&d.join("file"), "Directory", &[]).unwrap_err(),
+            check_host_path(&d.join("file"), "Directory", &[])
+                .unwrap_err()
+                .to_string(),
             format!(
                 "hostPath type check failed: {}/file is not a directory",
                 d.display()
@@ -234,9 +244,11 @@ mod tests {
         assert!(check_host_path(&d.join("nope/f3"), "FileOrCreate", &[]).is_err());
         assert!(check_host_path(d, "Socket", &[])
             .unwrap_err()
+            .to_string()
             .contains("is not a socket file"));
         assert!(check_host_path(d, "Bogus", &[])
             .unwrap_err()
+            .to_string()
             .contains("invalid volume type"));
         assert!(check_host_path(Path::new("/dev/null"), "CharDevice", &[]).is_ok());
         check_host_path(&d.join("untyped"), "", &[]).unwrap();
@@ -259,7 +271,9 @@ mod tests {
                 path: p.display().to_string(),
                 type_: None,
             };
-            let err = prepare(&dir.path().join("pod"), "v", &hp, &protected).unwrap_err();
+            let err = prepare(&dir.path().join("pod"), "v", &hp, &protected)
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.contains("containers may not mount peapod's own state"),
                 "{err}"
@@ -283,7 +297,7 @@ mod tests {
             (dir.path().join("innocent/file"), "FileOrCreate"),
         ];
         for (path, typ) in cases {
-            let err = check_host_path(&path, typ, &protected).unwrap_err();
+            let err = check_host_path(&path, typ, &protected).unwrap_err().to_string();
             assert!(err.contains("is inside peapod's directory"), "{err}");
         }
         assert_eq!(fs::read_dir(&state).unwrap().count(), 0, "nothing was created");
@@ -308,7 +322,9 @@ mod tests {
                 path: path.display().to_string(),
                 type_: Some(typ.to_string()),
             };
-            let err = prepare(&dir.path().join("pod"), "v", &hp, &protected).unwrap_err();
+            let err = prepare(&dir.path().join("pod"), "v", &hp, &protected)
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.contains("contains peapod's directory") && err.contains("containers may not mount"),
                 "{}: {err}",

@@ -26,28 +26,13 @@ use crate::runtime::spec::BindMount;
 use crate::sys;
 
 mod empty_dir;
+mod error;
 mod host_path;
 mod ownership;
 
 pub use empty_dir::{memory_bytes, memory_size, root as empty_dir_root};
+pub use error::{Error, SetUpError};
 pub use host_path::check_host_path;
-
-/// Errors preparing or mounting volumes; the message is what the user sees in a `FailedMount` event or a
-/// `CreateContainerConfigError`.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Setting up a volume failed (kubelet: `MountVolume.SetUp failed for volume "x" : ...`).
-    #[error("MountVolume.SetUp failed for volume {name:?} : {message}")]
-    SetUp {
-        /// Volume name.
-        name: String,
-        /// What went wrong.
-        message: String,
-    },
-    /// A container's mount could not be prepared.
-    #[error("{0}")]
-    Mount(String),
-}
 
 /// A prepared volume on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +52,13 @@ impl PodVolumes {
     pub fn get(&self, name: &str) -> Option<&HostVolume> {
         self.volumes.get(name)
     }
+
+    /// These volumes and `name` prepared at `path` (for tests of what mounts them).
+    #[cfg(test)]
+    pub fn with(mut self, name: &str, path: PathBuf) -> Self {
+        self.volumes.insert(name.to_string(), HostVolume { path });
+        self
+    }
 }
 
 /// Prepares every volume of the pod; idempotent (an existing emptyDir keeps its content). `protected` are
@@ -77,15 +69,19 @@ pub fn prepare(pod_dir: &Path, spec: &PodSpec, protected: &[PathBuf]) -> Result<
     let fs_group = sc.and_then(|s| s.fs_group).and_then(|g| u32::try_from(g).ok());
     let policy = sc.and_then(|s| s.fs_group_change_policy.as_deref());
     for v in spec.volumes.iter().flatten() {
-        let host = prepare_one(pod_dir, v, spec, protected).map_err(|message| Error::SetUp {
+        let host = prepare_one(pod_dir, v, spec, protected).map_err(|reason| Error::SetUp {
             name: v.name.clone(),
-            message,
+            reason,
         })?;
         // Ownership is for volumes the pod owns (the kubelet skips hostPath).
         if let (Some(gid), Some(_)) = (fs_group, &v.empty_dir) {
-            ownership::apply(&host.path, gid, policy).map_err(|e| Error::SetUp {
+            ownership::apply(&host.path, gid, policy).map_err(|source| Error::SetUp {
                 name: v.name.clone(),
-                message: format!("applying fsGroup {gid} to {}: {e}", host.path.display()),
+                reason: SetUpError::FsGroup {
+                    gid,
+                    path: host.path.clone(),
+                    source,
+                },
             })?;
         }
         out.volumes.insert(v.name.clone(), host);
@@ -98,7 +94,7 @@ fn prepare_one(
     v: &Volume,
     spec: &PodSpec,
     protected: &[PathBuf],
-) -> Result<HostVolume, String> {
+) -> Result<HostVolume, SetUpError> {
     if let Some(hp) = &v.host_path {
         let path = host_path::prepare(pod_dir, &v.name, hp, protected)?;
         return Ok(HostVolume { path });
@@ -107,47 +103,69 @@ fn prepare_one(
         let path = empty_dir::prepare(pod_dir, &v.name, ed, spec)?;
         return Ok(HostVolume { path });
     }
-    Err("volume type not supported by peapod".to_string())
+    Err(SetUpError::Unsupported)
 }
 
-/// The bind mounts of one container's `volumeMounts`. `index` keeps staging paths of different containers
-/// apart; `env` expands `subPathExpr`.
-pub fn container_mounts(
+/// A subPath to resolve inside its volume and bind-mount onto a staging path before the container starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubPathStage {
+    /// The volume's host directory.
+    pub root: PathBuf,
+    /// The subPath, relative (checked, not yet resolved).
+    pub sub: String,
+    /// Where it is staged (the mount's source).
+    pub staging: PathBuf,
+    /// Volume name, for errors.
+    pub volume: String,
+}
+
+/// One container mount of a volume as planned: the bind mount and the subPath it needs staged first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedMount {
+    /// The bind mount the container gets.
+    pub mount: BindMount,
+    /// The subPath to stage first, if any.
+    pub stage: Option<SubPathStage>,
+}
+
+/// The bind mounts of one container's `volumeMounts`, planned without touching the host. Staging paths of
+/// different containers and mounts are apart; `env` expands `subPathExpr`.
+pub fn plan_mounts(
     pod_dir: &Path,
     volumes: &PodVolumes,
     container: &Container,
     env: &[(String, String)],
-) -> Result<Vec<BindMount>, Error> {
+) -> Result<Vec<PlannedMount>, Error> {
     let mut out = Vec::new();
     for (i, vm) in container.volume_mounts.iter().flatten().enumerate() {
-        let vol = volumes
-            .get(&vm.name)
-            .ok_or_else(|| Error::Mount(format!("volume {:?} is not prepared", vm.name)))?;
+        let vol = volumes.get(&vm.name).ok_or_else(|| Error::NotPrepared {
+            name: vm.name.clone(),
+        })?;
         let sub = match (&vm.sub_path, &vm.sub_path_expr) {
             (Some(p), _) if !p.is_empty() => p.clone(),
             (_, Some(expr)) if !expr.is_empty() => expand_sub_path(expr, env)?,
             _ => String::new(),
         };
-        let source = if sub.is_empty() {
-            vol.path.clone()
-        } else {
-            let staging = pod_dir
+        let stage = (!sub.is_empty()).then(|| SubPathStage {
+            root: vol.path.clone(),
+            sub,
+            staging: pod_dir
                 .join("volume-subpaths")
                 .join(&*component(&vm.name))
                 .join(&*component(&container.name))
-                .join(i.to_string());
-            stage_sub_path(&vol.path, &sub, &staging).map_err(|e| {
-                Error::Mount(format!(
-                    "failed to prepare subPath for volumeMount {:?} of container {:?}: {e}",
-                    vm.name, container.name
-                ))
-            })?;
-            staging
-        };
-        out.push(BindMount {
-            destination: vm.mount_path.clone(),
-            source,
-            readonly: vm.read_only.unwrap_or(false),
+                .join(i.to_string()),
+            volume: vm.name.clone(),
+        });
+        let source = stage
+            .as_ref()
+            .map_or_else(|| vol.path.clone(), |s| s.staging.clone());
+        out.push(PlannedMount {
+            mount: BindMount {
+                destination: vm.mount_path.clone(),
+                source,
+                readonly: vm.read_only.unwrap_or(false),
+            },
+            stage,
         });
     }
     Ok(out)
@@ -157,28 +175,22 @@ pub fn container_mounts(
 fn expand_sub_path(expr: &str, env: &[(String, String)]) -> Result<String, Error> {
     let map: HashMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let expanded = expand(expr, &|n| map.get(n).map(|v| v.to_string()));
-    if expanded.contains('`') {
-        return Err(Error::Mount(format!(
-            "subpath {expanded:?} must not contain backticks"
-        )));
-    }
     let p = Path::new(&expanded);
-    if p.is_absolute() {
-        return Err(Error::Mount(format!(
-            "subpath {expanded:?} must be a relative path"
-        )));
-    }
-    if p.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(Error::Mount(format!(
-            "subpath {expanded:?} must not contain '..'"
-        )));
-    }
-    Ok(expanded)
+    let rule = if expanded.contains('`') {
+        "not contain backticks"
+    } else if p.is_absolute() {
+        "be a relative path"
+    } else if p.components().any(|c| matches!(c, Component::ParentDir)) {
+        "not contain '..'"
+    } else {
+        return Ok(expanded);
+    };
+    Err(Error::SubPath { path: expanded, rule })
 }
 
 /// Resolves `sub` inside `root` (creating missing directories with the root's mode) and bind-mounts it onto
 /// `staging` through the opened fd.
-fn stage_sub_path(root: &Path, sub: &str, staging: &Path) -> io::Result<()> {
+pub fn stage_sub_path(root: &Path, sub: &str, staging: &Path) -> io::Result<()> {
     let root_fd = sys::fs::open_dir_path(root)?;
     let mode = fs::metadata(root)?.mode() & 0o7777;
     let target = open_or_create(&root_fd, Path::new(sub), mode)?;

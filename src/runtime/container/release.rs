@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::runtime::host::Host;
 use crate::runtime::layout::RuntimeConfig;
 use crate::runtime::process;
 use crate::runtime::record::{ProcessId, EXITED};
@@ -36,8 +37,8 @@ async fn delete_runtime_state(cfg: &RuntimeConfig, id: &str) {
 }
 
 /// Removes a bundle no shim has seen: its mounts (the rootfs) and the directory.
-pub(super) fn discard_bundle(dir: &Path) {
-    let result = sys::mount::unmount_all_under(dir).and_then(|()| sys::fs::remove_dir_atomic(dir));
+pub(super) fn discard_bundle(host: &dyn Host, dir: &Path) {
+    let result = host.unmount_all_under(dir).and_then(|()| host.remove_dir(dir));
     if let Err(e) = result {
         tracing::warn!(dir = %dir.display(), error = %e, "failed to remove the bundle of a failed container start");
     }

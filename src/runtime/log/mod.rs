@@ -13,6 +13,8 @@
 
 mod files;
 pub mod reader;
+#[cfg(test)]
+mod test_support;
 pub mod writer;
 
 use std::io;

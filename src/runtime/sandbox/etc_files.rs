@@ -9,8 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::plan::EtcContent;
+use crate::runtime::host::{Host, HostMount};
 use crate::runtime::Error;
-use crate::sys;
 
 /// Least capacity of the tmpfs, in bytes: the same room as a termination-message file, many times what the
 /// three files of an ordinary pod take (a few hundred bytes, one page each).
@@ -40,29 +41,30 @@ pub fn capacity(written: u64) -> u64 {
 
 /// Mounts the tmpfs at `<sandbox dir>/etc` and writes `hosts`, `hostname` and `resolv.conf` in it (mode
 /// 0644, as before); returns their host paths.
-pub(super) fn write(
-    sandbox_dir: &Path,
-    hosts: &str,
-    hostname: &str,
-    resolv: &str,
-) -> Result<EtcFiles, Error> {
+pub(super) fn write(host: &dyn Host, sandbox_dir: &Path, content: &EtcContent) -> Result<EtcFiles, Error> {
     let dir = sandbox_dir.join("etc");
-    sys::fs::create_dir_all_mode(&dir, 0o700).map_err(|source| Error::io("create", &dir, source))?;
-    let written = [hosts, hostname, resolv].iter().map(|s| s.len() as u64).sum();
+    host.create_dir(&dir, 0o700)
+        .map_err(|source| Error::io("create", &dir, source))?;
+    let texts = [&content.hosts, &content.hostname, &content.resolv];
+    let written = texts.iter().map(|s| s.len() as u64).sum();
     // The root, three files and the temporary name of the one being written.
-    let options = format!("size={},nr_inodes=8,mode=0700", capacity(written));
-    sys::mount::tmpfs(&dir, &options, true).map_err(|source| Error::io("mount tmpfs on", &dir, source))?;
+    let tmpfs = HostMount::Tmpfs {
+        target: dir.clone(),
+        options: format!("size={},nr_inodes=8,mode=0700", capacity(written)),
+        noexec: true,
+    };
+    host.mount(&tmpfs)
+        .map_err(|source| Error::io("mount tmpfs on", &dir, source))?;
     let files = EtcFiles {
         hosts: dir.join("hosts"),
         hostname: dir.join("hostname"),
         resolv: dir.join("resolv.conf"),
     };
-    for (path, content) in [
-        (&files.hosts, hosts),
-        (&files.hostname, hostname),
-        (&files.resolv, resolv),
-    ] {
-        sys::fs::write_atomic(path, content.as_bytes(), 0o644)
+    for (path, text) in [&files.hosts, &files.hostname, &files.resolv]
+        .into_iter()
+        .zip(texts)
+    {
+        host.write_file(path, text.as_bytes(), 0o644)
             .map_err(|source| Error::io("write", path, source))?;
     }
     Ok(files)

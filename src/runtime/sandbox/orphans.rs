@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{load, pointer};
-use crate::runtime::cgroup;
+use crate::runtime::host::{self, Host};
 use crate::runtime::layout::RuntimeConfig;
 use crate::runtime::process;
 use crate::runtime::record::ProcessId;
@@ -39,14 +39,20 @@ struct Intent {
 }
 
 /// Writes the intent of a creation into its new directory `dir`, durably, before anything else is made.
-pub(super) fn write_intent(dir: &Path, id: &str, uid: &str, attempt: u32) -> Result<(), Error> {
+pub(super) fn write_intent(
+    host: &dyn Host,
+    dir: &Path,
+    id: &str,
+    uid: &str,
+    attempt: u32,
+) -> Result<(), Error> {
     let intent = Intent {
         id: id.to_string(),
         uid: uid.to_string(),
         attempt,
     };
     let path = dir.join(INTENT);
-    sys::fs::write_json_atomic(&path, &intent).map_err(|source| Error::io("write", &path, source))
+    host::write_json(host, &path, &intent).map_err(|source| Error::io("write", &path, source))
 }
 
 /// Releases every sandbox directory under the run dir that no pod's pointer names (see the module header).
@@ -126,19 +132,10 @@ async fn release(cfg: &RuntimeConfig, dir: &Path) {
     }
 }
 
-/// Removes the pod's cgroup wherever its QoS class put it; the pause process has just died, so an emptied
-/// cgroup may take a moment to accept rmdir.
+/// Removes the pod's cgroup wherever its QoS class put it.
 async fn remove_pod_cgroup(cfg: &RuntimeConfig, uid: &str) {
     for path in cfg.pod_cgroup_candidates(uid) {
-        let mut result = cgroup::remove(&path);
-        for _ in 0..50 {
-            if result.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            result = cgroup::remove(&path);
-        }
-        if let Err(e) = result {
+        if let Err(e) = super::undo::remove_cgroup(&path).await {
             tracing::warn!(cgroup = %path, error = %e, "failed to remove the cgroup of an orphan sandbox");
         }
     }

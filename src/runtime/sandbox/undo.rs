@@ -77,19 +77,43 @@ impl Made {
     /// Releases everything, newest first.
     pub(super) async fn release(mut self, cfg: &RuntimeConfig, id: &str) {
         while let Some(step) = self.steps.pop() {
-            if let Err(error) = release_step(cfg, step).await {
+            if let Err(e) = release_step(cfg, step).await {
+                let error = crate::runtime::chain(&e);
                 tracing::warn!(sandbox = %id, %error, "failed to release part of a failed sandbox");
             }
         }
     }
 }
 
-async fn release_step(cfg: &RuntimeConfig, step: Step) -> Result<(), String> {
+/// Why one release step failed (logged; the remaining steps still run).
+#[derive(Debug, thiserror::Error)]
+enum ReleaseError {
+    /// CNI DEL of the attachment failed.
+    #[error("CNI DEL")]
+    CniDel(#[source] crate::network::cni::Error),
+    /// The pod cgroup could not be removed.
+    #[error("remove cgroup {path}")]
+    RemoveCgroup {
+        /// The cgroup.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The directory or its mounts could not be removed.
+    #[error(transparent)]
+    Dir(crate::runtime::Error),
+    /// The removal task did not finish.
+    #[error(transparent)]
+    Join(tokio::task::JoinError),
+}
+
+async fn release_step(cfg: &RuntimeConfig, step: Step) -> Result<(), ReleaseError> {
     match step {
         Step::Network(rt) => super::cni_client(cfg)
             .del(None, &rt)
             .await
-            .map_err(|e| format!("CNI DEL: {}", crate::runtime::chain(&e))),
+            .map_err(ReleaseError::CniDel),
         Step::Pause { leader, holder } => {
             if let Some(holder) = holder {
                 process::kill_session(&holder, KILL_DEADLINE).await;
@@ -97,24 +121,28 @@ async fn release_step(cfg: &RuntimeConfig, step: Step) -> Result<(), String> {
             process::kill_session(&leader, KILL_DEADLINE).await;
             Ok(())
         }
-        Step::Cgroup(path) => {
-            // The pause process has just died; its cgroup may take a moment to report empty.
-            let mut result = cgroup::remove(&path);
-            for _ in 0..50 {
-                if result.is_ok() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                result = cgroup::remove(&path);
-            }
-            result.map_err(|e| format!("remove cgroup {path}: {e}"))
-        }
-        Step::Dir(dir) => tokio::task::spawn_blocking(move || {
-            super::teardown_dir(&dir).map_err(|e| crate::runtime::chain(&e))
-        })
-        .await
-        .map_err(|e| e.to_string())?,
+        Step::Cgroup(path) => remove_cgroup(&path)
+            .await
+            .map_err(|source| ReleaseError::RemoveCgroup { path, source }),
+        Step::Dir(dir) => tokio::task::spawn_blocking(move || super::teardown_dir(&dir))
+            .await
+            .map_err(ReleaseError::Join)?
+            .map_err(ReleaseError::Dir),
     }
+}
+
+/// Removes the cgroup `path`; its last process (the pause process) has just died, so an emptied cgroup
+/// may take a moment to accept rmdir.
+pub(super) async fn remove_cgroup(path: &str) -> std::io::Result<()> {
+    let mut result = cgroup::remove(path);
+    for _ in 0..50 {
+        if result.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        result = cgroup::remove(path);
+    }
+    result
 }
 
 /// Whether the cgroup `path` exists in any hierarchy of this host.
