@@ -316,6 +316,7 @@ impl Shim {
             finished_at: super::record::now(),
         };
         sys::fs::write_json_atomic(&self.dir.join(super::record::EXITED), &record)?;
+        sys::crash::kill_parent_and_stall_at("exit-recorded", self.spawner);
         self.cleanup();
         Ok(())
     }
