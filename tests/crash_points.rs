@@ -178,3 +178,32 @@ fn crash_after_a_shim_recorded_an_exit_leaves_no_pod_cgroup() {
     }
     node.assert_clean();
 }
+
+/// The supervisor killed between the last two steps of a deleted pod's cleanup (its cgroup and its
+/// directory). The restart must finish the cleanup: no pod cgroup is left once it stops. Before, the
+/// directory went first, so the restarted supervisor knew nothing of the pod and its cgroup stayed for good.
+#[test]
+fn crash_between_a_deleted_pods_cgroup_and_directory_removal_leaves_no_pod_cgroup() {
+    let plan = plan(Kind::Always);
+    let mut node = Node::new();
+    let runs = chaos::runs_dir(node.dir.path());
+    std::fs::create_dir_all(&runs).unwrap();
+    node.apply("cp.yaml", &plan.yaml(&runs));
+    node.start_env(&[("PEAPOD_CRASH_AT", "pod-cleanup".as_ref())]);
+    node.wait_pod("cp", "ready", T, |p| plan.settled(p));
+    node.delete("cp.yaml");
+    let status = node.wait_exit(T);
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the supervisor crashed mid-cleanup: {status:?}"
+    );
+    node.start();
+    wait_for("the restarted supervisor to finish the cleanup", T, || {
+        let up = node.supervisor_log().matches("peapod run started").count() == 2;
+        let left = std::fs::read_dir(node.state.join("pods")).map_or(0, |d| d.count());
+        (up && left == 0).then_some(())
+    });
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}

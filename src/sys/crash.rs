@@ -7,11 +7,12 @@
 //! Points (each named where it is reached): `instance-recorded`, `shim-config-written`, `shim-forked`
 //! (spawned, not yet recorded: only its lock and its own record prove it), `shim-spawned`,
 //! `container-started` (container start, `runtime::container`), `runc-created` (the shim kills its parent,
-//! the supervisor, between `runc create` and `runc start`), `sandbox-created` and `containers-stopped` (pod
-//! worker), `exit-seen` (a shim's exit reached the worker), `atomic-write` (between fsync and rename of any
-//! record, checkpoint or status file; `atomic-write=<file name>` for one file name only), `exit-recorded`
-//! (the shim kills its supervisor once it has recorded its container's exit, then stops itself before it
-//! releases the container and exits, as a shim descheduled on a loaded node lingers; SIGCONT resumes it).
+//! the supervisor, between `runc create` and `runc start`), `sandbox-created`, `containers-stopped` and
+//! `pod-cleanup` (pod worker; the last between a pod's cgroup removal and its directory's), `exit-seen` (a
+//! shim's exit reached the worker), `atomic-write` (between fsync and rename of any record, checkpoint or
+//! status file; `atomic-write=<file name>` for one file name only), `exit-recorded` (the shim kills its
+//! supervisor once it has recorded its container's exit, then stops itself before it releases the container
+//! and exits, as a shim descheduled on a loaded node lingers; SIGCONT resumes it).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::OnceLock;
