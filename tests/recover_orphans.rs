@@ -12,6 +12,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -214,30 +215,51 @@ impl Drop for Bridge {
     }
 }
 
-/// A recorded sandbox no pointer names (a crash between its record and its pointer) on a bridge network:
-/// the restart releases its address (CNI DEL while its network namespace is still pinned) and keeps the
-/// adopted sandbox's.
-#[test]
-fn an_orphan_sandbox_on_a_cni_network_releases_its_address_at_restart() {
+/// A bridge network with host-local addresses for `node` (its CNI config written), the bridge removed on
+/// drop, and the directory of its leases; `None` when the plugins are not installed.
+fn bridge_network(node: &Node, name: &str) -> Option<(Bridge, PathBuf)> {
     let plugins = ["/usr/lib/cni", "/opt/cni/bin"]
         .iter()
         .find(|d| Path::new(d).join("bridge").is_file() && Path::new(d).join("host-local").is_file());
     if plugins.is_none() {
         eprintln!("skipping: the bridge and host-local CNI plugins are not installed");
-        return;
+        return None;
     }
-    let mut node = Node::new();
     let suffix = node.cgroup_parent.trim_start_matches("/peapod-test-").to_string();
     let bridge = Bridge(format!("po{}", &suffix[..6]));
     let octet = u8::from_str_radix(&suffix[..2], 16).unwrap() % 200 + 20;
     let ipam = node.dir.path().join("cni-ipam");
     let conflist = format!(
-        r#"{{"cniVersion": "1.0.0", "name": "peapod-orphans", "plugins": [{{"type": "bridge", "bridge": "{}", "isGateway": true, "ipMasq": false,
+        r#"{{"cniVersion": "1.0.0", "name": "{name}", "plugins": [{{"type": "bridge", "bridge": "{}", "isGateway": true, "ipMasq": false,
            "ipam": {{"type": "host-local", "dataDir": "{}", "ranges": [[{{"subnet": "10.97.{octet}.0/24"}}]]}}}}]}}"#,
         bridge.0,
         ipam.display()
     );
     fs::write(node.cni_conf.join("10-orphans.conflist"), conflist).unwrap();
+    Some((bridge, ipam.join(name)))
+}
+
+/// The addresses host-local holds in `leases` (one file per address).
+fn leased(leases: &Path) -> Vec<String> {
+    fs::read_dir(leases)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A recorded sandbox no pointer names (a crash between its record and its pointer) on a bridge network:
+/// the restart releases its address (CNI DEL while its network namespace is still pinned) and keeps the
+/// adopted sandbox's.
+#[test]
+fn an_orphan_sandbox_on_a_cni_network_releases_its_address_at_restart() {
+    let mut node = Node::new();
+    let Some((bridge, leases)) = bridge_network(&node, "peapod-orphans") else {
+        return;
+    };
     node.apply("keeper.yaml", &pod("keeper"));
     node.start();
     let keeper = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
@@ -253,7 +275,6 @@ fn an_orphan_sandbox_on_a_cni_network_releases_its_address_at_restart() {
     let pointer = fs::read(&pointer_path).unwrap();
     let orphan = create_sandbox(&cfg, &keeper, 1);
     fs::write(&pointer_path, &pointer).unwrap();
-    let leases = ipam.join("peapod-orphans");
     let orphan_ip = orphan
         .pod_ips
         .first()
@@ -277,6 +298,41 @@ fn an_orphan_sandbox_on_a_cni_network_releases_its_address_at_restart() {
     let stopped = node.stop(T);
     assert!(stopped.success(), "{stopped}: {}", node.supervisor_log());
     assert!(!leases.join(&keeper_ip).exists());
+    node.assert_clean();
+    drop(bridge);
+}
+
+/// A supervisor killed in the middle of a CNI ADD (`cni-added`: the bridge plugin has attached the sandbox
+/// and host-local leased it an address, the attachment is not cached yet). Nothing recorded that address:
+/// the restart must still release it (DEL with the node's network while the orphan's namespace is pinned),
+/// and the pod runs on a new sandbox. Before, only cached attachments were released and the lease stayed
+/// for good.
+#[test]
+fn a_crash_in_the_middle_of_a_cni_add_releases_the_address_at_restart() {
+    let mut node = Node::new();
+    let Some((bridge, leases)) = bridge_network(&node, "peapod-mid-add") else {
+        return;
+    };
+    node.apply("keeper.yaml", &pod("keeper"));
+    node.start_env(&[("PEAPOD_CRASH_AT", "cni-added".as_ref())]);
+    let status = node.wait_exit(T);
+    assert_eq!(status.signal(), Some(9), "crashed mid-ADD: {status:?}");
+    let orphaned = leased(&leases);
+    assert_eq!(
+        orphaned.len(),
+        1,
+        "the killed ADD leased an address: {orphaned:?}"
+    );
+
+    node.start();
+    let keeper = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    let keeper_ip = keeper.status.as_ref().unwrap().pod.pod_ip.clone().unwrap();
+    wait_for("only the running sandbox's address leased", T, || {
+        (leased(&leases) == [keeper_ip.clone()]).then_some(())
+    });
+    let stopped = node.stop(T);
+    assert!(stopped.success(), "{stopped}: {}", node.supervisor_log());
+    assert_eq!(leased(&leases), Vec::<String>::new());
     node.assert_clean();
     drop(bridge);
 }

@@ -15,8 +15,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{load, pointer};
+use crate::network::cni::{CniConfig, CniRuntime};
 use crate::runtime::cgroup;
 use crate::runtime::layout::RuntimeConfig;
+use crate::runtime::leftovers::DELETING_PREFIX;
 use crate::runtime::process;
 use crate::runtime::record::ProcessId;
 use crate::runtime::Error;
@@ -66,11 +68,35 @@ pub async fn sweep(cfg: &RuntimeConfig) {
     if orphans.is_empty() {
         return;
     }
-    let ids: BTreeSet<String> = orphans.iter().filter_map(|d| dir_name(d)).collect();
     // DEL first, while the orphans' network namespaces are still pinned.
-    super::release_networks(cfg, |id| !ids.contains(id)).await;
+    release_orphan_networks(cfg, &orphans).await;
     for dir in orphans {
         release(cfg, &dir).await;
+    }
+}
+
+/// CNI DEL of every orphan whose network namespace is pinned: with its cached attachment when its ADD
+/// completed, else with the node's current network, since a creation killed in the middle of its ADD may
+/// hold an address (a host-local lease) that nothing recorded; DEL of what was never added does nothing.
+/// Half-removed directories (`.deleting-<id>`) were detached before their removal began.
+async fn release_orphan_networks(cfg: &RuntimeConfig, orphans: &[PathBuf]) {
+    let net = CniConfig::load(std::slice::from_ref(&cfg.cni_conf_dir), &cfg.cni_bin_dirs)
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %crate::runtime::chain(&e), "cannot load the CNI network to release orphan sandboxes");
+            None
+        });
+    let cni = super::cni_client(cfg);
+    for dir in orphans {
+        let Some(id) = dir_name(dir).filter(|n| !n.starts_with(DELETING_PREFIX)) else {
+            continue;
+        };
+        let netns = dir.join("ns").join("net");
+        if !netns.exists() {
+            continue;
+        }
+        if let Err(e) = cni.del(net.as_ref(), &CniRuntime::for_sandbox(&id, &netns)).await {
+            tracing::warn!(sandbox = %id, error = %crate::runtime::chain(&e), "failed to release the network of an orphan sandbox");
+        }
     }
 }
 
