@@ -16,7 +16,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{reap_orphans, st, wait_for, Node, BUSYBOX};
+use common::{cni, reap_orphans, st, wait_for, Node, BUSYBOX};
 use peapod::api::PodGroup;
 use peapod::runtime::layout::RuntimeConfig;
 use peapod::runtime::process;
@@ -204,60 +204,13 @@ fn a_shim_a_crash_left_unrecorded_is_adopted_at_restart() {
     node.assert_clean();
 }
 
-/// Removes the test's bridge on drop.
-struct Bridge(String);
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &self.0])
-            .output();
-    }
-}
-
-/// A bridge network with host-local addresses for `node` (its CNI config written), the bridge removed on
-/// drop, and the directory of its leases; `None` when the plugins are not installed.
-fn bridge_network(node: &Node, name: &str) -> Option<(Bridge, PathBuf)> {
-    let plugins = ["/usr/lib/cni", "/opt/cni/bin"]
-        .iter()
-        .find(|d| Path::new(d).join("bridge").is_file() && Path::new(d).join("host-local").is_file());
-    if plugins.is_none() {
-        eprintln!("skipping: the bridge and host-local CNI plugins are not installed");
-        return None;
-    }
-    let suffix = node.cgroup_parent.trim_start_matches("/peapod-test-").to_string();
-    let bridge = Bridge(format!("po{}", &suffix[..6]));
-    let octet = u8::from_str_radix(&suffix[..2], 16).unwrap() % 200 + 20;
-    let ipam = node.dir.path().join("cni-ipam");
-    let conflist = format!(
-        r#"{{"cniVersion": "1.0.0", "name": "{name}", "plugins": [{{"type": "bridge", "bridge": "{}", "isGateway": true, "ipMasq": false,
-           "ipam": {{"type": "host-local", "dataDir": "{}", "ranges": [[{{"subnet": "10.97.{octet}.0/24"}}]]}}}}]}}"#,
-        bridge.0,
-        ipam.display()
-    );
-    fs::write(node.cni_conf.join("10-orphans.conflist"), conflist).unwrap();
-    Some((bridge, ipam.join(name)))
-}
-
-/// The addresses host-local holds in `leases` (one file per address).
-fn leased(leases: &Path) -> Vec<String> {
-    fs::read_dir(leases)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// A recorded sandbox no pointer names (a crash between its record and its pointer) on a bridge network:
 /// the restart releases its address (CNI DEL while its network namespace is still pinned) and keeps the
 /// adopted sandbox's.
 #[test]
 fn an_orphan_sandbox_on_a_cni_network_releases_its_address_at_restart() {
     let mut node = Node::new();
-    let Some((bridge, leases)) = bridge_network(&node, "peapod-orphans") else {
+    let Some((bridge, leases)) = cni::bridge_network(&node, "peapod-orphans") else {
         return;
     };
     node.apply("keeper.yaml", &pod("keeper"));
@@ -310,14 +263,14 @@ fn an_orphan_sandbox_on_a_cni_network_releases_its_address_at_restart() {
 #[test]
 fn a_crash_in_the_middle_of_a_cni_add_releases_the_address_at_restart() {
     let mut node = Node::new();
-    let Some((bridge, leases)) = bridge_network(&node, "peapod-mid-add") else {
+    let Some((bridge, leases)) = cni::bridge_network(&node, "peapod-mid-add") else {
         return;
     };
     node.apply("keeper.yaml", &pod("keeper"));
     node.start_env(&[("PEAPOD_CRASH_AT", "cni-added".as_ref())]);
     let status = node.wait_exit(T);
     assert_eq!(status.signal(), Some(9), "crashed mid-ADD: {status:?}");
-    let orphaned = leased(&leases);
+    let orphaned = cni::leased(&leases);
     assert_eq!(
         orphaned.len(),
         1,
@@ -328,11 +281,11 @@ fn a_crash_in_the_middle_of_a_cni_add_releases_the_address_at_restart() {
     let keeper = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
     let keeper_ip = keeper.status.as_ref().unwrap().pod.pod_ip.clone().unwrap();
     wait_for("only the running sandbox's address leased", T, || {
-        (leased(&leases) == [keeper_ip.clone()]).then_some(())
+        (cni::leased(&leases) == [keeper_ip.clone()]).then_some(())
     });
     let stopped = node.stop(T);
     assert!(stopped.success(), "{stopped}: {}", node.supervisor_log());
-    assert_eq!(leased(&leases), Vec::<String>::new());
+    assert_eq!(cni::leased(&leases), Vec::<String>::new());
     node.assert_clean();
     drop(bridge);
 }
