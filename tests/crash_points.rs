@@ -9,7 +9,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use common::chaos::{self, Figures, History, Kind, PodPlan};
-use common::{wait_for, Node};
+use common::{st, wait_for, Node, BUSYBOX};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -203,6 +203,77 @@ fn crash_between_a_deleted_pods_cgroup_and_directory_removal_leaves_no_pod_cgrou
         let up = node.supervisor_log().matches("peapod run started").count() == 2;
         let left = std::fs::read_dir(node.state.join("pods")).map_or(0, |d| d.count());
         (up && left == 0).then_some(())
+    });
+    assert!(node.stop(T).success());
+    node.assert_clean();
+}
+
+/// Two `Never` containers recording their runs in a hostPath volume.
+fn two_writers(runs: &std::path::Path) -> String {
+    let c = |name: &str| {
+        format!(
+            "  - name: {name}\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo run >> /runs/{name}.runs']\n    volumeMounts: [{{name: runs, mountPath: /runs}}]\n"
+        )
+    };
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: vol\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 2\n  volumes:\n  - name: runs\n    hostPath: {{path: {}, type: DirectoryOrCreate}}\n  containers:\n{}{}",
+        runs.display(),
+        c("a"),
+        c("b")
+    )
+}
+
+/// A restart that re-prepares an adopted pod's volumes must not take a staged hostPath away from a container
+/// being created meanwhile. The first supervisor dies while `a`'s shim is about to run `runc create` (the shim
+/// stalls there); the second, starting `b`, re-prepares the volumes and is killed if it ever unmounts a staged
+/// volume (`volume-unstaged`); `a`'s shim then goes on. Before, re-preparing unmounted each staging mount and
+/// bound it again, and a `runc create` in between bound the empty staging directory: `a` ran with its exit
+/// code but without its volume (a full soak round showed a `Never` container that "ran 0 times").
+#[test]
+fn a_container_created_while_a_restart_prepares_volumes_gets_its_volume() {
+    let mut node = Node::new();
+    let runs = chaos::runs_dir(node.dir.path());
+    std::fs::create_dir_all(&runs).unwrap();
+    node.apply("vol.yaml", &two_writers(&runs));
+    node.start_env(&[("PEAPOD_CRASH_AT", "runc-creating".as_ref())]);
+    let status = node.wait_exit(T);
+    assert_eq!(status.signal(), Some(9), "crashed at runc-creating: {status:?}");
+    wait_for("a's shim to stall before runc create", T, || {
+        (!stalled_helpers(&node).is_empty()).then_some(())
+    });
+    node.start_env(&[("PEAPOD_CRASH_AT", "volume-unstaged".as_ref())]);
+    let b_ran = runs.join("b.runs");
+    let unstaged = wait_for(
+        "the restart to start b, or to die with a volume unstaged",
+        T,
+        || {
+            if b_ran.exists() {
+                return Some(false);
+            }
+            let log = node.supervisor_log();
+            let died = node.supervisor_pid().is_some_and(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+            });
+            (died && log.matches("peapod run started").count() == 2).then_some(true)
+        },
+    );
+    for pid in stalled_helpers(&node) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGCONT);
+    }
+    if unstaged {
+        node.wait_exit(T);
+        node.start();
+    }
+    node.wait_pod("vol", "both containers done", T, |p| {
+        st::terminated(p, "a").is_some() && st::terminated(p, "b").is_some()
+    });
+    for c in ["a", "b"] {
+        let lines = std::fs::read_to_string(runs.join(format!("{c}.runs"))).unwrap_or_default();
+        assert_eq!(lines.lines().count(), 1, "{c} ran once, with its volume");
+    }
+    let starts = if unstaged { 3 } else { 2 };
+    wait_for("the last supervisor to start", T, || {
+        (node.supervisor_log().matches("peapod run started").count() == starts).then_some(())
     });
     assert!(node.stop(T).success());
     node.assert_clean();

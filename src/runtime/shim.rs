@@ -134,6 +134,7 @@ impl Shim {
 
     /// `runc create` then `runc start`; returns the container's pid or the runtime's error message.
     fn create_and_start(&self, out_w: OwnedFd, err_w: OwnedFd) -> Result<i32, String> {
+        sys::crash::kill_parent_and_stall_at("runc-creating", self.spawner);
         let pid_file = self.dir.join("container.pid");
         let create = self
             .runc()

@@ -12,8 +12,10 @@
 //! shim's exit reached the worker), `atomic-write` (between fsync and rename of any record, checkpoint or
 //! status file; `atomic-write=<file name>` for one file name only), `exit-recorded` (the shim kills its
 //! supervisor once it has recorded its container's exit, then stops itself before it releases the container
-//! and exits, as a shim descheduled on a loaded node lingers; SIGCONT resumes it), `cni-added` (CNI client,
-//! in the middle of an ADD: the plugins have attached the sandbox, the attachment is not cached yet).
+//! and exits, as a shim descheduled on a loaded node lingers; SIGCONT resumes it), `runc-creating` (the same
+//! for a shim about to run `runc create`), `cni-added` (CNI client, in the middle of an ADD: the plugins
+//! have attached the sandbox, the attachment is not cached yet), `volume-unstaged` (a hostPath staging mount
+//! taken away before it is bound again).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::OnceLock;
