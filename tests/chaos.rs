@@ -3,7 +3,8 @@
 //! failure replays (`PEAPOD_CHAOS_SEED`). Invariants (`common::chaos`): every `Never` container ran exactly
 //! once, every exit is reported with its code, no two instances of a container ran at once, restart counts
 //! never go back and account for every run, the status converges within 2 s of the last restart, and a
-//! graceful stop leaves no process, mount, sandbox or cgroup behind.
+//! graceful stop leaves no process, mount, sandbox, cgroup or CNI address lease behind (the pods are on a
+//! bridge network with host-local addresses when those plugins are installed).
 //!
 //! The default suite runs a short fixed-seed round; `make soak` runs the ignored `soak` test with
 //! `SOAK_KILLS` and `SOAK_PODS` and prints the figures.
@@ -32,6 +33,8 @@ fn env_u64(name: &str, default: u64) -> u64 {
 fn chaos(pods: usize, kills: usize, seed: u64, settle: Duration, sandboxes_first: bool) -> Figures {
     println!("chaos seed={seed} pods={pods} kills={kills} (replay: PEAPOD_CHAOS_SEED={seed})");
     let mut node = Node::new();
+    // The pods get addresses from a bridge network with host-local leases, so a lease left is a leak too.
+    let network = common::cni::bridge_network(&node, "peapod-chaos");
     let runs = chaos::runs_dir(node.dir.path());
     std::fs::create_dir_all(&runs).unwrap();
     let mut rng = Rng::new(seed);
@@ -83,6 +86,7 @@ fn chaos(pods: usize, kills: usize, seed: u64, settle: Duration, sandboxes_first
     }
     assert!(stopped.success(), "graceful stop failed: {stopped:?}");
     node.assert_clean();
+    drop(network);
     println!("chaos seed={seed} leaks=0 (graceful stop left nothing behind)");
     figures
 }

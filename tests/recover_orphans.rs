@@ -12,10 +12,11 @@
 mod common;
 
 use std::fs;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{reap_orphans, st, wait_for, Node, BUSYBOX};
+use common::{cni, reap_orphans, st, wait_for, Node, BUSYBOX};
 use peapod::api::PodGroup;
 use peapod::runtime::layout::RuntimeConfig;
 use peapod::runtime::process;
@@ -203,41 +204,15 @@ fn a_shim_a_crash_left_unrecorded_is_adopted_at_restart() {
     node.assert_clean();
 }
 
-/// Removes the test's bridge on drop.
-struct Bridge(String);
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &self.0])
-            .output();
-    }
-}
-
 /// A recorded sandbox no pointer names (a crash between its record and its pointer) on a bridge network:
 /// the restart releases its address (CNI DEL while its network namespace is still pinned) and keeps the
 /// adopted sandbox's.
 #[test]
 fn an_orphan_sandbox_on_a_cni_network_releases_its_address_at_restart() {
-    let plugins = ["/usr/lib/cni", "/opt/cni/bin"]
-        .iter()
-        .find(|d| Path::new(d).join("bridge").is_file() && Path::new(d).join("host-local").is_file());
-    if plugins.is_none() {
-        eprintln!("skipping: the bridge and host-local CNI plugins are not installed");
-        return;
-    }
     let mut node = Node::new();
-    let suffix = node.cgroup_parent.trim_start_matches("/peapod-test-").to_string();
-    let bridge = Bridge(format!("po{}", &suffix[..6]));
-    let octet = u8::from_str_radix(&suffix[..2], 16).unwrap() % 200 + 20;
-    let ipam = node.dir.path().join("cni-ipam");
-    let conflist = format!(
-        r#"{{"cniVersion": "1.0.0", "name": "peapod-orphans", "plugins": [{{"type": "bridge", "bridge": "{}", "isGateway": true, "ipMasq": false,
-           "ipam": {{"type": "host-local", "dataDir": "{}", "ranges": [[{{"subnet": "10.97.{octet}.0/24"}}]]}}}}]}}"#,
-        bridge.0,
-        ipam.display()
-    );
-    fs::write(node.cni_conf.join("10-orphans.conflist"), conflist).unwrap();
+    let Some((bridge, leases)) = cni::bridge_network(&node, "peapod-orphans") else {
+        return;
+    };
     node.apply("keeper.yaml", &pod("keeper"));
     node.start();
     let keeper = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
@@ -253,7 +228,6 @@ fn an_orphan_sandbox_on_a_cni_network_releases_its_address_at_restart() {
     let pointer = fs::read(&pointer_path).unwrap();
     let orphan = create_sandbox(&cfg, &keeper, 1);
     fs::write(&pointer_path, &pointer).unwrap();
-    let leases = ipam.join("peapod-orphans");
     let orphan_ip = orphan
         .pod_ips
         .first()
@@ -277,6 +251,41 @@ fn an_orphan_sandbox_on_a_cni_network_releases_its_address_at_restart() {
     let stopped = node.stop(T);
     assert!(stopped.success(), "{stopped}: {}", node.supervisor_log());
     assert!(!leases.join(&keeper_ip).exists());
+    node.assert_clean();
+    drop(bridge);
+}
+
+/// A supervisor killed in the middle of a CNI ADD (`cni-added`: the bridge plugin has attached the sandbox
+/// and host-local leased it an address, the attachment is not cached yet). Nothing recorded that address:
+/// the restart must still release it (DEL with the node's network while the orphan's namespace is pinned),
+/// and the pod runs on a new sandbox. Before, only cached attachments were released and the lease stayed
+/// for good.
+#[test]
+fn a_crash_in_the_middle_of_a_cni_add_releases_the_address_at_restart() {
+    let mut node = Node::new();
+    let Some((bridge, leases)) = cni::bridge_network(&node, "peapod-mid-add") else {
+        return;
+    };
+    node.apply("keeper.yaml", &pod("keeper"));
+    node.start_env(&[("PEAPOD_CRASH_AT", "cni-added".as_ref())]);
+    let status = node.wait_exit(T);
+    assert_eq!(status.signal(), Some(9), "crashed mid-ADD: {status:?}");
+    let orphaned = cni::leased(&leases);
+    assert_eq!(
+        orphaned.len(),
+        1,
+        "the killed ADD leased an address: {orphaned:?}"
+    );
+
+    node.start();
+    let keeper = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    let keeper_ip = keeper.status.as_ref().unwrap().pod.pod_ip.clone().unwrap();
+    wait_for("only the running sandbox's address leased", T, || {
+        (cni::leased(&leases) == [keeper_ip.clone()]).then_some(())
+    });
+    let stopped = node.stop(T);
+    assert!(stopped.success(), "{stopped}: {}", node.supervisor_log());
+    assert_eq!(cni::leased(&leases), Vec::<String>::new());
     node.assert_clean();
     drop(bridge);
 }

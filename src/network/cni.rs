@@ -85,6 +85,7 @@ impl CniConfig {
                 return Err(e);
             }
         };
+        crate::sys::crash::point("cni-added");
         match self.finish_add(net, rt, &raw) {
             Ok(result) => {
                 tracing::info!(

@@ -519,12 +519,17 @@ impl Worker {
         // Every step runs even when one before failed, but the pod directory is removed only once nothing
         // is mounted under it: a bind left in place (a staged hostPath) stays, and so does the directory,
         // tried again by the next cleanup or start. The removal itself also refuses to cross a mount.
+        // The directory goes last: while it exists, a supervisor killed part way adopts the pod again at
+        // its restart and finishes the cleanup (without it, nothing would name the pod cgroup).
         let result = tokio::task::spawn_blocking(move || -> Vec<std::io::Error> {
             [
                 volume::teardown(&pod_dir),
                 crate::sys::mount::unmount_all_under(&pod_dir),
-                crate::sys::fs::remove_dir_unless_mounted(&pod_dir),
                 crate::runtime::cgroup::remove_pod(&cfg, &uid),
+                {
+                    crate::sys::crash::point("pod-cleanup");
+                    crate::sys::fs::remove_dir_unless_mounted(&pod_dir)
+                },
             ]
             .into_iter()
             .filter_map(Result::err)

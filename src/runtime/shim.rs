@@ -135,6 +135,7 @@ impl Shim {
 
     /// `runc create` then `runc start`; returns the container's pid or the runtime's error message.
     fn create_and_start(&self, out_w: OwnedFd, err_w: OwnedFd) -> Result<i32, StartFailure> {
+        sys::crash::kill_parent_and_stall_at("runc-creating", self.spawner);
         let pid_file = self.dir.join("container.pid");
         let create = self
             .runc()
@@ -334,6 +335,7 @@ impl Shim {
             finished_at: super::record::now(),
         };
         sys::fs::write_json_atomic(&self.dir.join(super::record::EXITED), &record)?;
+        sys::crash::kill_parent_and_stall_at("exit-recorded", self.spawner);
         self.cleanup();
         Ok(())
     }

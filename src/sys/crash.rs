@@ -7,9 +7,15 @@
 //! Points (each named where it is reached): `instance-recorded`, `shim-config-written`, `shim-forked`
 //! (spawned, not yet recorded: only its lock and its own record prove it), `shim-spawned`,
 //! `container-started` (container start, `runtime::container`), `runc-created` (the shim kills its parent,
-//! the supervisor, between `runc create` and `runc start`), `sandbox-created` and `containers-stopped` (pod
-//! worker), `exit-seen` (a shim's exit reached the worker), `atomic-write` (between fsync and rename of any
-//! record, checkpoint or status file; `atomic-write=<file name>` for one file name only).
+//! the supervisor, between `runc create` and `runc start`), `sandbox-created`, `containers-stopped` and
+//! `pod-cleanup` (pod worker; the last between a pod's cgroup removal and its directory's), `exit-seen` (a
+//! shim's exit reached the worker), `atomic-write` (between fsync and rename of any record, checkpoint or
+//! status file; `atomic-write=<file name>` for one file name only), `exit-recorded` (the shim kills its
+//! supervisor once it has recorded its container's exit, then stops itself before it releases the container
+//! and exits, as a shim descheduled on a loaded node lingers; SIGCONT resumes it), `runc-creating` (the same
+//! for a shim about to run `runc create`), `cni-added` (CNI client, in the middle of an ADD: the plugins
+//! have attached the sandbox, the attachment is not cached yet), `volume-unstaged` (a hostPath staging mount
+//! taken away before it is bound again).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -88,6 +94,15 @@ pub fn point_at(name: &str, detail: &str) {
 pub fn kill_parent_at(name: &str, spawner: Pid) {
     if HELPER.load(Ordering::Relaxed) && fires(name) && getppid() == spawner {
         let _ = kill(spawner, Signal::SIGKILL);
+    }
+}
+
+/// [`kill_parent_at`], then, if it fired, stops this process (SIGSTOP) where it is, so a test can restart the
+/// supervisor while this helper still lives; a SIGCONT (or SIGKILL) ends the stall.
+pub fn kill_parent_and_stall_at(name: &str, spawner: Pid) {
+    if HELPER.load(Ordering::Relaxed) && fires(name) && getppid() == spawner {
+        let _ = kill(spawner, Signal::SIGKILL);
+        let _ = kill(getpid(), Signal::SIGSTOP);
     }
 }
 

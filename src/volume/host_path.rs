@@ -206,13 +206,29 @@ fn stage(target: &Path, staging: &Path, is_dir: bool) -> io::Result<()> {
     if let Some(parent) = staging.parent() {
         sys::fs::create_dir_all_mode(parent, 0o700)?;
     }
+    // Already staged (a restart preparing an adopted pod's volumes again): the mount stays. Taking it away
+    // and binding it again would leave a moment in which a container being created (by a shim a killed
+    // supervisor left running) binds the empty staging path instead of the volume.
+    if is_staged(target, staging) {
+        return Ok(());
+    }
     sys::mount::unmount(staging)?;
+    sys::crash::point("volume-unstaged");
     if is_dir {
         sys::fs::create_dir_all_mode(staging, 0o700)?;
     } else if fs::symlink_metadata(staging).is_err() {
         fs::File::create(staging)?;
     }
     sys::mount::bind(target, staging, true)
+}
+
+/// Whether `staging` already shows the object `target` names (the same device and inode: its bind mount).
+fn is_staged(target: &Path, staging: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(target), fs::symlink_metadata(staging)) {
+        (Ok(t), Ok(s)) => t.dev() == s.dev() && t.ino() == s.ino(),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

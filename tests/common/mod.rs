@@ -9,6 +9,7 @@
 
 pub mod chaos;
 pub mod cluster;
+pub mod cni;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -89,7 +90,8 @@ pub struct Node {
     pub manifests: PathBuf,
     pub cgroup_parent: String,
     pub log: PathBuf,
-    /// CNI configuration directory: empty (loopback-only sandboxes) unless a test writes a network there.
+    /// CNI configuration directory: empty (loopback-only sandboxes) unless a test writes a network there
+    /// (see `cni::bridge_network`).
     pub cni_conf: PathBuf,
     supervisor: Option<Child>,
 }
@@ -464,6 +466,8 @@ impl Node {
             .flat_map(|d| walkdir(&d).into_iter().skip(1))
             .collect();
         assert!(leftover.is_empty(), "pod cgroups left: {leftover:?}");
+        let leases = cni::leases_left(self);
+        assert!(leases.is_empty(), "CNI addresses left leased: {leases:?}");
     }
 
     /// Forcefully removes whatever a failed test left behind.

@@ -1,5 +1,6 @@
 //! Pod cgroups: `<parent>[/burstable|/besteffort]/pod<uid>`, created and configured before the sandbox's
-//! first process enters them (the kubelet's pod container manager), and removed with the pod.
+//! first process enters them (the kubelet's pod container manager), and removed with the pod once whatever
+//! is still in them has been killed.
 //!
 //! cgroup v1 writes `cpu.shares`, `cpu.cfs_quota_us`, `memory.limit_in_bytes` and `pids.max` in their own
 //! hierarchies; v2 enables the controllers down the path (`cgroup.subtree_control`) and writes `cpu.weight`,
@@ -8,9 +9,12 @@
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use super::{create_dirs, hierarchies, remove_in, resources, Hierarchy, PodResources};
+use nix::sys::signal::Signal;
+
+use super::{collect_dirs, create_dirs, hierarchies, remove_in, resources, Hierarchy, PodResources};
 use crate::runtime::layout::RuntimeConfig;
 use crate::runtime::resources::QosClass;
 
@@ -184,12 +188,65 @@ pub fn remove_pod_in(hs: &[Hierarchy], candidates: &[String], qos_dirs: &[String
     }
 }
 
-/// [`remove_pod_in`] for this host and the pod `uid`.
+/// [`remove_pod_in`] for this host and the pod `uid`, once every process still in the pod's cgroup is killed
+/// and gone, as the kubelet's pod container manager kills what is left before it destroys a pod cgroup.
+/// Something may be left even after the pod was stopped: a helper a killed supervisor left behind, e.g. a
+/// shim that had recorded its container's exit (so the next supervisor had no shim to wait for) and had not
+/// exited yet. It would keep the cgroup busy, then exit and leave it behind, empty.
 pub fn remove_pod(cfg: &RuntimeConfig, uid: &str) -> io::Result<()> {
+    let hs = hierarchies(&fs::read_to_string("/proc/self/mountinfo")?);
+    let candidates = cfg.pod_cgroup_candidates(uid);
+    kill_all_in(&hs, &candidates, KILL_DEADLINE);
     let qos_dirs = [cfg.qos_cgroup("burstable"), cfg.qos_cgroup("besteffort")];
-    remove_pod_in(
-        &hierarchies(&fs::read_to_string("/proc/self/mountinfo")?),
-        &cfg.pod_cgroup_candidates(uid),
-        &qos_dirs,
-    )
+    remove_pod_in(&hs, &candidates, &qos_dirs)
+}
+
+/// How long what is left in a pod's cgroup may take to die before its removal is tried anyway.
+const KILL_DEADLINE: Duration = Duration::from_secs(10);
+
+/// SIGKILLs every process in the cgroups `paths` (and below) of every hierarchy until none is left or
+/// `deadline` has passed. Each process is pinned by a pidfd and signalled only if its pid is still listed in
+/// the same cgroup after that, so a pid reused meanwhile by a process elsewhere is never signalled.
+fn kill_all_in(hs: &[Hierarchy], paths: &[String], deadline: Duration) {
+    let until = Instant::now() + deadline;
+    loop {
+        let procs = procs_in(hs, paths);
+        if procs.is_empty() || Instant::now() >= until {
+            return;
+        }
+        for (pid, procs_file) in procs {
+            let Ok(pidfd) = crate::sys::process::pidfd_open(pid) else {
+                continue;
+            };
+            if listed(&procs_file).contains(&pid) {
+                let _ = crate::sys::process::pidfd_send_signal(&pidfd, Signal::SIGKILL);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every (pid, `cgroup.procs` file listing it) in the cgroups `paths` and below, in every hierarchy.
+fn procs_in(hs: &[Hierarchy], paths: &[String]) -> Vec<(i32, PathBuf)> {
+    let mut out = Vec::new();
+    for h in hs {
+        for path in paths {
+            let mut dirs = Vec::new();
+            let _ = collect_dirs(&h.mount.join(path.trim_start_matches('/')), &mut dirs);
+            for dir in dirs {
+                let file = dir.join("cgroup.procs");
+                out.extend(listed(&file).into_iter().map(|pid| (pid, file.clone())));
+            }
+        }
+    }
+    out
+}
+
+/// The pids a `cgroup.procs` file lists (none when it cannot be read).
+fn listed(procs_file: &Path) -> Vec<i32> {
+    fs::read_to_string(procs_file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }

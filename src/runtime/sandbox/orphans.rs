@@ -8,15 +8,18 @@
 //! is: CNI DEL while the network namespace is still pinned, the pause process and its session killed, the
 //! pod cgroup removed when the pod has no sandbox at all, then the mounts and the directory.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::{load, pointer};
+use crate::network::cni::{CniConfig, CniRuntime};
 use crate::runtime::host::{self, Host};
 use crate::runtime::layout::RuntimeConfig;
+use crate::runtime::leftovers::DELETING_PREFIX;
 use crate::runtime::process;
 use crate::runtime::record::ProcessId;
 use crate::runtime::Error;
@@ -72,12 +75,43 @@ pub async fn sweep(cfg: &RuntimeConfig) {
     if orphans.is_empty() {
         return;
     }
-    let ids: BTreeSet<String> = orphans.iter().filter_map(|d| dir_name(d)).collect();
-    // DEL first, while the orphans' network namespaces are still pinned.
-    super::release_networks(cfg, |id| !ids.contains(id)).await;
-    for dir in orphans {
-        release(cfg, &dir).await;
-    }
+    // DEL first, while the orphans' network namespaces are still pinned. The orphans are released side
+    // by side: a supervisor killed while it created many sandboxes leaves dozens, and no worker (no status)
+    // runs until they are gone.
+    release_orphan_networks(cfg, &orphans).await;
+    let mut pauses = pause_processes(cfg, &orphans);
+    let releases = orphans.iter().map(|dir| {
+        let found = pauses.remove(dir).unwrap_or_default();
+        release(cfg, dir, found)
+    });
+    futures::future::join_all(releases).await;
+}
+
+/// CNI DEL of every orphan whose network namespace is pinned: with its cached attachment when its ADD
+/// completed, else with the node's current network, since a creation killed in the middle of its ADD may
+/// hold an address (a host-local lease) that nothing recorded; DEL of what was never added does nothing.
+/// Half-removed directories (`.deleting-<id>`) were detached before their removal began.
+async fn release_orphan_networks(cfg: &RuntimeConfig, orphans: &[PathBuf]) {
+    let net = CniConfig::load(std::slice::from_ref(&cfg.cni_conf_dir), &cfg.cni_bin_dirs)
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %crate::runtime::chain(&e), "cannot load the CNI network to release orphan sandboxes");
+            None
+        });
+    let cni = super::cni_client(cfg);
+    let attached = orphans.iter().filter_map(|dir| {
+        let id = dir_name(dir).filter(|n| !n.starts_with(DELETING_PREFIX))?;
+        let netns = dir.join("ns").join("net");
+        netns.exists().then(|| CniRuntime::for_sandbox(&id, &netns))
+    });
+    let dels = attached.map(|rt| {
+        let (cni, net) = (&cni, net.as_ref());
+        async move {
+            if let Err(e) = cni.del(net, &rt).await {
+                tracing::warn!(sandbox = %rt.container_id, error = %crate::runtime::chain(&e), "failed to release the network of an orphan sandbox");
+            }
+        }
+    });
+    futures::future::join_all(dels).await;
 }
 
 /// The sandbox ids the pods' pointers name.
@@ -95,9 +129,9 @@ fn dir_name(dir: &Path) -> Option<String> {
     dir.file_name()?.to_str().map(String::from)
 }
 
-/// Kills the orphan's pause processes, removes its pod's cgroup if the pod has no sandbox, and removes the
-/// directory with its mounts.
-async fn release(cfg: &RuntimeConfig, dir: &Path) {
+/// Kills the orphan's pause processes (`pauses`, found by their command line, and those its records name),
+/// removes its pod's cgroup if the pod has no sandbox, and removes the directory with its mounts.
+async fn release(cfg: &RuntimeConfig, dir: &Path, mut pauses: Vec<ProcessId>) {
     let name = dir_name(dir).unwrap_or_default();
     let record = load(cfg, &name);
     let intent: Option<Intent> = sys::fs::read_json(&dir.join(INTENT)).ok().flatten();
@@ -106,7 +140,6 @@ async fn release(cfg: &RuntimeConfig, dir: &Path) {
         .map(|r| r.uid.clone())
         .or_else(|| intent.map(|i| i.uid));
     tracing::info!(sandbox = %name, pod_uid = ?uid, "releasing a sandbox no pod adopts (interrupted creation)");
-    let mut pauses = pause_processes(cfg, dir);
     pauses.extend(record.map(|r| r.pause));
     // The PID-namespace init hides its command line: it is found by the identity its parent recorded.
     let holder: Option<ProcessId> = sys::fs::read_json(&dir.join(crate::runtime::pause::HOLDER))
@@ -141,12 +174,29 @@ async fn remove_pod_cgroup(cfg: &RuntimeConfig, uid: &str) {
     }
 }
 
-/// The live `peapod pause --dir <dir>` processes of this binary (the setup parent and, with a shared PID
-/// namespace, the namespace init it forked): found by command line and executable, so a creation killed
-/// before it recorded its pause process still has it found.
-fn pause_processes(cfg: &RuntimeConfig, dir: &Path) -> Vec<ProcessId> {
-    let dir = dir.as_os_str().as_encoded_bytes();
-    process::find_helpers(&cfg.self_exe, |args| {
-        args[0] == b"pause" && args.windows(2).any(|w| w[0] == b"--dir" && w[1] == dir)
-    })
+/// The live `peapod pause --dir <dir>` processes of this binary for each of `dirs` (the setup parent and,
+/// with a shared PID namespace, the namespace init it forked): found by command line and executable, in one
+/// pass over `/proc` for all of them, so a creation killed before it recorded its pause process still has
+/// it found. A pid that names another process by the time it is grouped is dropped; the kill goes by the
+/// process identity (pid and start time) anyway.
+fn pause_processes(cfg: &RuntimeConfig, dirs: &[PathBuf]) -> HashMap<PathBuf, Vec<ProcessId>> {
+    let wanted: HashSet<&[u8]> = dirs.iter().map(|d| d.as_os_str().as_encoded_bytes()).collect();
+    let found = process::find_helpers(&cfg.self_exe, |args| {
+        args[0] == b"pause" && dir_arg(args).is_some_and(|d| wanted.contains(d))
+    });
+    let mut by_dir: HashMap<PathBuf, Vec<ProcessId>> = HashMap::new();
+    for id in found {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", id.pid)).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).skip(1).collect();
+        if let Some(dir) = dir_arg(&args).filter(|d| wanted.contains(d)) {
+            let dir = PathBuf::from(std::ffi::OsStr::from_bytes(dir));
+            by_dir.entry(dir).or_default().push(id);
+        }
+    }
+    by_dir
+}
+
+/// The value of `--dir` in a helper's arguments.
+fn dir_arg<'a>(args: &[&'a [u8]]) -> Option<&'a [u8]> {
+    args.windows(2).find(|w| w[0] == b"--dir").map(|w| w[1])
 }
