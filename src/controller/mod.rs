@@ -141,6 +141,8 @@ pub async fn run(
     if let Ok(mut w) = agent.workers.lock() {
         w.detach();
     }
+    // Orphans of a crashed predecessor may still be being released beside the workers.
+    crate::runtime::sandbox::garbage_collected(&ctx.runtime).await;
     tracing::info!("agent stopped; workloads keep running");
 }
 

@@ -26,6 +26,7 @@ use undo::Made;
 
 mod build;
 mod etc_files;
+mod gc;
 mod orphans;
 mod plan;
 #[cfg(test)]
@@ -33,6 +34,7 @@ mod tests;
 mod undo;
 
 pub use etc_files::MIN_ETC_CAPACITY;
+pub use gc::{collect_garbage, wait_all as garbage_collected};
 pub use plan::Namespace;
 
 /// File name of sandbox records.
@@ -123,6 +125,7 @@ pub fn is_ready(record: &SandboxRecord) -> bool {
 pub async fn create(cfg: &RuntimeConfig, req: &SandboxRequest<'_>) -> Result<SandboxRecord, Error> {
     let id = random_id()
         .map_err(|source| Error::io("read random bytes from", Path::new("/dev/urandom"), source))?;
+    gc::wait_for_pod(cfg, req.uid).await;
     let mut made = Made::default();
     match build::build(&Linux::default(), cfg, req, &id, &mut made).await {
         Ok(record) => Ok(record),
@@ -135,14 +138,6 @@ pub async fn create(cfg: &RuntimeConfig, req: &SandboxRequest<'_>) -> Result<San
 
 fn cni_client(cfg: &RuntimeConfig) -> CniConfig {
     CniConfig::new(cfg.cni_bin_dirs.clone(), cfg.cni_cache_dir())
-}
-
-/// Start-up garbage collection, before any pod worker runs: releases the sandboxes no pod adopts (creations
-/// a crash interrupted), then the CNI attachments whose sandbox no longer exists (after a reboot, the leases
-/// would leak).
-pub async fn collect_garbage(cfg: &RuntimeConfig) {
-    orphans::sweep(cfg).await;
-    release_networks(cfg, |id| load(cfg, id).is_some()).await;
 }
 
 /// Releases every cached CNI attachment except those whose sandbox id `keep` accepts.

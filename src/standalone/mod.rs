@@ -270,6 +270,8 @@ pub async fn run(opts: Options, ctx: Arc<Context>, shutdown: impl Future<Output 
             None => break,
         }
     }
+    // Orphans of a crashed predecessor may still be being released beside the workers.
+    crate::runtime::sandbox::garbage_collected(&ctx.runtime).await;
 }
 
 fn report_errors(reported: &mut BTreeSet<String>, now: &BTreeSet<String>) {

@@ -4,9 +4,10 @@
 //!
 //! Every creation writes its intent (id, pod uid, attempt) into the new directory before it makes anything
 //! else, so each such directory says whose it was. At start-up, before any pod worker runs, every directory
-//! under `<run>/sandboxes` that is not the pointed-to sandbox of some pod is released as a failed creation
-//! is: CNI DEL while the network namespace is still pinned, the pause process and its session killed, the
-//! pod cgroup removed when the pod has no sandbox at all, then the mounts and the directory.
+//! under `<run>/sandboxes` that is not the pointed-to sandbox of some pod is found; then, beside the workers
+//! (which report the state on disk at once), each is released as a failed creation is: CNI DEL while the
+//! network namespace is still pinned, the pause process and its session killed, the pod cgroup removed when
+//! the pod has no sandbox at all, then the mounts and the directory.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
@@ -58,33 +59,53 @@ pub(super) fn write_intent(
     host::write_json(host, &path, &intent).map_err(|source| Error::io("write", &path, source))
 }
 
-/// Releases every sandbox directory under the run dir that no pod's pointer names (see the module header).
-/// Call it before any pod worker starts: a creation in flight looks exactly like an orphan.
-pub async fn sweep(cfg: &RuntimeConfig) {
+/// The sandbox directories under the run dir that no pod's pointer names (see the module header). Call it
+/// before any pod worker starts: a creation in flight looks exactly like an orphan. Their release
+/// ([`release_all`]) may then run beside the workers.
+pub(super) fn find(cfg: &RuntimeConfig) -> Vec<PathBuf> {
     let root = cfg.run_dir.join("sandboxes");
     let Ok(entries) = std::fs::read_dir(&root) else {
-        return;
+        return Vec::new();
     };
     let adopted = adopted_ids(cfg);
-    let orphans: Vec<PathBuf> = entries
+    entries
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter(|e| !adopted.contains(e.file_name().to_string_lossy().as_ref()))
         .map(|e| e.path())
-        .collect();
+        .collect()
+}
+
+/// Releases `orphans` (found by [`find`]). DEL first, while their network namespaces are still pinned;
+/// the orphans are released side by side, since a supervisor killed while it created many sandboxes leaves
+/// dozens.
+pub(super) async fn release_all(cfg: &RuntimeConfig, orphans: &[PathBuf]) {
     if orphans.is_empty() {
         return;
     }
-    // DEL first, while the orphans' network namespaces are still pinned. The orphans are released side
-    // by side: a supervisor killed while it created many sandboxes leaves dozens, and no worker (no status)
-    // runs until they are gone.
-    release_orphan_networks(cfg, &orphans).await;
-    let mut pauses = pause_processes(cfg, &orphans);
+    release_orphan_networks(cfg, orphans).await;
+    let mut pauses = pause_processes(cfg, orphans);
     let releases = orphans.iter().map(|dir| {
         let found = pauses.remove(dir).unwrap_or_default();
         release(cfg, dir, found)
     });
     futures::future::join_all(releases).await;
+}
+
+/// The pod uid an orphan was created for, from its record or else its intent; `None` when neither is
+/// readable or the uid is not a plain path component.
+pub(super) fn owner(cfg: &RuntimeConfig, dir: &Path) -> Option<String> {
+    let name = dir_name(dir)?;
+    let intent = || {
+        sys::fs::read_json::<Intent>(&dir.join(INTENT))
+            .ok()
+            .flatten()
+            .map(|i| i.uid)
+    };
+    load(cfg, &name)
+        .map(|r| r.uid)
+        .or_else(intent)
+        .filter(|u| crate::runtime::layout::is_safe_component(u))
 }
 
 /// CNI DEL of every orphan whose network namespace is pinned: with its cached attachment when its ADD
@@ -133,14 +154,9 @@ fn dir_name(dir: &Path) -> Option<String> {
 /// removes its pod's cgroup if the pod has no sandbox, and removes the directory with its mounts.
 async fn release(cfg: &RuntimeConfig, dir: &Path, mut pauses: Vec<ProcessId>) {
     let name = dir_name(dir).unwrap_or_default();
-    let record = load(cfg, &name);
-    let intent: Option<Intent> = sys::fs::read_json(&dir.join(INTENT)).ok().flatten();
-    let uid = record
-        .as_ref()
-        .map(|r| r.uid.clone())
-        .or_else(|| intent.map(|i| i.uid));
+    let uid = owner(cfg, dir);
     tracing::info!(sandbox = %name, pod_uid = ?uid, "releasing a sandbox no pod adopts (interrupted creation)");
-    pauses.extend(record.map(|r| r.pause));
+    pauses.extend(load(cfg, &name).map(|r| r.pause));
     // The PID-namespace init hides its command line: it is found by the identity its parent recorded.
     let holder: Option<ProcessId> = sys::fs::read_json(&dir.join(crate::runtime::pause::HOLDER))
         .ok()
@@ -149,7 +165,9 @@ async fn release(cfg: &RuntimeConfig, dir: &Path, mut pauses: Vec<ProcessId>) {
     for pause in &pauses {
         process::kill_session(pause, KILL_DEADLINE).await;
     }
-    if let Some(uid) = uid.filter(|u| crate::runtime::layout::is_safe_component(u)) {
+    // The pod's worker creates no sandbox before this release is over (`super::gc`), so a pod without a
+    // pointer has no cgroup in use.
+    if let Some(uid) = uid {
         if pointer(cfg, &uid).is_none() {
             remove_pod_cgroup(cfg, &uid).await;
         }
