@@ -162,12 +162,7 @@ fn init_containers_run_in_order() {
     // i1 done: start i2.
     let v2 = view(true, vec![c("i1", 0, RunState::Exited, 0)]);
     assert_eq!(plan_of(&p, &v2).start_init.as_deref(), Some("i2"));
-    assert_eq!(
-        status_of(&p, &v2, &HashMap::new(), false)
-            .display_status
-            .as_deref(),
-        Some("Init:1/2")
-    );
+    assert_eq!(display(&p, &v2).as_deref(), Some("Init:1/2"));
     // Both done: start the app.
     let v3 = view(
         true,

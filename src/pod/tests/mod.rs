@@ -149,6 +149,11 @@ pub(super) fn status_of(
     )
 }
 
+/// The STATUS column of `p` with view `v` (no waiting reasons, not terminal).
+pub(super) fn display(p: &PodGroup, v: &PodView) -> Option<String> {
+    status_of(p, v, &HashMap::new(), false).display_status
+}
+
 pub(super) fn cond<'a>(s: &'a PodGroupStatus, t: &str) -> &'a k8s_openapi::api::core::v1::PodCondition {
     s.pod
         .conditions

@@ -51,12 +51,7 @@ fn sidecar_starts_first_and_gates_the_next_init_container() {
     let started = view(true, vec![c("s", 0, RunState::Running, 0)]);
     let plan = plan_of(&p, &started);
     assert_eq!((plan.start_init.as_deref(), plan.start.len()), (Some("i"), 0));
-    assert_eq!(
-        status_of(&p, &started, &HashMap::new(), false)
-            .display_status
-            .as_deref(),
-        Some("Init:1/2")
-    );
+    assert_eq!(display(&p, &started).as_deref(), Some("Init:1/2"));
     // The regular init container is done: the app starts, the sidecar keeps running.
     let done = view(
         true,

@@ -10,10 +10,10 @@
 
 use std::time::Duration;
 
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Container;
 
-use super::events::Event;
-use super::worker::{Instance, Msg, Worker, RETRY};
+use super::{Instance, Msg, Worker, UNKNOWN_EXIT};
+use crate::pod::events::Event;
 use crate::runtime::container;
 use crate::runtime::record::SHIM_LOCK;
 use crate::runtime::sandbox;
@@ -25,83 +25,74 @@ const SHIM_IDENTITY_WAIT: Duration = Duration::from_secs(5);
 impl Worker {
     /// Loads what exists on disk for this pod and re-attaches to live shims and the pause process.
     pub(super) async fn recover(&mut self) {
-        let ctx = self.ctx.clone();
-        let cfg = &ctx.runtime;
-        self.sandbox_pointer = sandbox::pointer(cfg, &self.uid);
-        if let Some(ptr) = &self.sandbox_pointer {
-            if let Some(record) = sandbox::load(cfg, &ptr.id) {
-                self.sandbox_ready = sandbox::is_ready(&record);
-                if self.sandbox_ready {
-                    self.watch_sandbox(&record);
-                }
-                self.sandbox = Some(record);
-            }
-        }
+        let cfg = self.ctx.runtime.clone();
+        let pointer = sandbox::pointer(&cfg, &self.uid);
+        let record = pointer.as_ref().and_then(|p| sandbox::load(&cfg, &p.id));
+        self.sandbox_adopted(pointer, record);
         let names: Vec<String> = self.all_containers().map(|c| c.name.clone()).collect();
         for name in names {
-            let mut list = Vec::new();
-            for o in container::observe(cfg, &self.uid, &name) {
-                let shim_alive = o.shim_alive;
-                let mut inst = Instance {
-                    record: o.instance,
-                    started: o.started,
-                    exited: o.exited,
-                    shim: o.shim,
-                };
-                if inst.exited.is_none() && inst.shim.is_none() && shim_alive {
-                    // The previous supervisor died between spawning the shim and recording it.
-                    inst.shim = self.await_shim_identity(&inst).await;
-                    tracing::info!(
-                        pod = %self.pod.key(),
-                        container = %name,
-                        shim = ?inst.shim,
-                        "adopted a shim its supervisor died before recording"
-                    );
-                    if inst.shim.is_none() {
-                        self.watch_lock(&inst);
-                        list.push(inst);
-                        continue;
-                    }
+            for o in container::observe(&cfg, &self.uid, &name) {
+                if let Some(inst) = self.adopt(o).await {
+                    self.instances.push(inst);
                 }
-                match (&inst.exited, &inst.started, &inst.shim) {
-                    (Some(_), _, _) => {}
-                    (None, _, Some(_)) => self.watch_instance(&inst),
-                    (None, Some(_), None) => {
-                        // Its shim died: the container cannot be proven to be the one we started.
-                        self.abandon(
-                            &mut inst,
-                            "The container could not be located when the pod was terminated",
-                        )
-                        .await;
-                    }
-                    (None, None, None) => {
-                        // Creation was interrupted before anything ran: forget it.
-                        let dir = cfg.instance_dir(&self.uid, &name, inst.record.attempt);
-                        let _ = container::remove_instance(cfg, &inst.record.id, &dir).await;
-                        continue;
-                    }
-                }
-                list.push(inst);
-            }
-            if !list.is_empty() {
-                self.instances.insert(name, list);
             }
         }
-        if self.sandbox.is_some() || !self.instances.is_empty() {
-            tracing::info!(pod = %self.pod.key(), sandbox_ready = self.sandbox_ready, "recovered pod state");
+        if self.sandbox.record.is_some() || !self.instances.is_empty() {
+            tracing::info!(pod = %self.pod.key(), sandbox_ready = self.sandbox.ready, "recovered pod state");
         }
-        let running: Vec<(k8s_openapi::api::core::v1::Container, Instance)> = self
+        let running: Vec<(Container, Instance)> = self
             .all_containers()
             .filter_map(|c| {
-                let inst = self.instances.get(&c.name)?.last()?;
-                (inst.exited.is_none() && inst.started.is_some() && inst.shim.is_some())
-                    .then(|| (c.clone(), inst.clone()))
+                let inst = self.instances.latest(&c.name)?;
+                inst.running().then(|| (c.clone(), inst.clone()))
             })
             .collect();
         for (c, inst) in running {
             let known = self.reported_probe_state(&inst.record.id);
             self.start_probes(&c, &inst, known);
         }
+    }
+
+    /// One instance found on disk: watched when its shim lives, recorded as `ContainerStatusUnknown` when
+    /// its shim died after the start, forgotten (`None`) when nothing ever ran.
+    async fn adopt(&self, o: container::Observed) -> Option<Instance> {
+        let cfg = &self.ctx.runtime;
+        let shim_alive = o.shim_alive;
+        let mut inst = Instance {
+            record: o.instance,
+            started: o.started,
+            exited: o.exited,
+            shim: o.shim,
+        };
+        if inst.exited.is_none() && inst.shim.is_none() && shim_alive {
+            // The previous supervisor died between spawning the shim and recording it.
+            inst.shim = self.await_shim_identity(&inst).await;
+            tracing::info!(
+                pod = %self.pod.key(),
+                container = %inst.record.name,
+                shim = ?inst.shim,
+                "adopted a shim its supervisor died before recording"
+            );
+            if inst.shim.is_none() {
+                self.watch_lock(&inst);
+                return Some(inst);
+            }
+        }
+        match (&inst.exited, &inst.started, &inst.shim) {
+            (Some(_), _, _) => {}
+            (None, _, Some(_)) => self.watch_instance(&inst),
+            (None, Some(_), None) => {
+                // Its shim died: the container cannot be proven to be the one we started.
+                self.abandon(&mut inst, UNKNOWN_EXIT).await;
+            }
+            (None, None, None) => {
+                // Creation was interrupted before anything ran: forget it.
+                let dir = cfg.instance_dir(&self.uid, &inst.record.name, inst.record.attempt);
+                let _ = container::remove_instance(cfg, &inst.record.id, &dir).await;
+                return None;
+            }
+        }
+        Some(inst)
     }
 
     /// Polls for the identity a live shim writes first thing; `None` if it does not appear in time.
@@ -152,12 +143,8 @@ impl Worker {
             match prepared {
                 Ok(v) => self.volumes = Some(v),
                 Err(message) => {
-                    self.ctx
-                        .recorder
-                        .record(&self.pod, Event::warning("FailedMount", message));
-                    self.retry_at = Timestamp::now()
-                        .checked_add(SignedDuration::from_secs(RETRY.as_secs() as i64))
-                        .ok();
+                    self.record(Event::warning("FailedMount", message));
+                    self.retry_later();
                 }
             }
         }
@@ -179,25 +166,5 @@ impl Worker {
             .find(|s| s.container_id.as_deref() == Some(container_id.as_str()))
             .map(|s| (s.started == Some(true), s.ready))
             .unwrap_or((false, false))
-    }
-
-    /// Kills what may be left of an instance whose shim is gone and records it as `ContainerStatusUnknown`.
-    pub(super) async fn abandon(&self, inst: &mut Instance, message: &str) {
-        let cfg = &self.ctx.runtime;
-        container::kill(cfg, &inst.record.id, nix::sys::signal::Signal::SIGKILL, true).await;
-        let dir = cfg.instance_dir(&self.uid, &inst.record.name, inst.record.attempt);
-        let _ = tokio::process::Command::new(&cfg.oci_runtime)
-            .arg("--root")
-            .arg(cfg.runtime_root())
-            .args(["delete", "--force", &inst.record.id])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .await;
-        let _ = crate::sys::mount::unmount(&dir.join("rootfs"));
-        inst.exited =
-            container::record_unknown_exit(cfg, &self.uid, &inst.record.name, inst.record.attempt, message);
-        inst.shim = None;
     }
 }
