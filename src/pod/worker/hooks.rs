@@ -1,6 +1,6 @@
-//! The worker's side of hooks, probes and stops: where an instance's probes and hooks connect, the
-//! postStart hook of a new instance (a termination request cancels it), and the stop jobs `lifecycle`
-//! carries out.
+//! The worker's side of hooks, probes, watches and stops: the names events carry, where an instance's
+//! probes and hooks connect, the pidfd watches that report exits, the postStart hook of a new instance (a
+//! termination request cancels it), and the stop jobs `lifecycle` carries out.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +16,8 @@ use crate::pod::probes::ProbeSubject;
 use crate::pod::state::Transition;
 use crate::runtime::container;
 use crate::runtime::probe;
+use crate::runtime::process::ExitWatch;
+use crate::runtime::sandbox::SandboxRecord;
 
 /// Why a postStart hook did not complete: the waiting message of `PostStartHookError`.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,59 @@ pub(super) enum PostStartError {
 }
 
 impl Worker {
+    /// `spec.initContainers{name}` or `spec.containers{name}`: the object of a container's events.
+    pub(super) fn field_path(&self, name: &str) -> String {
+        let is_init = self
+            .pod
+            .spec
+            .pod
+            .init_containers
+            .iter()
+            .flatten()
+            .any(|c| c.name == name);
+        if is_init {
+            format!("spec.initContainers{{{name}}}")
+        } else {
+            format!("spec.containers{{{name}}}")
+        }
+    }
+
+    /// `name_namespace(uid)`, the kubelet's `format.Pod`.
+    pub(super) fn format_pod(&self) -> String {
+        format!(
+            "{}_{}({})",
+            self.pod.metadata.name.as_deref().unwrap_or(""),
+            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
+            self.uid
+        )
+    }
+    /// Sends [`Msg::Exited`] once the instance's shim exits.
+    pub(super) fn watch_instance(&self, inst: &Instance) {
+        let Some(shim) = inst.shim else {
+            return;
+        };
+        let tx = self.tx.clone();
+        let id = inst.record.id.clone();
+        tokio::spawn(async move {
+            if let Ok(Some(watch)) = ExitWatch::open(&shim) {
+                watch.exited().await;
+            }
+            let _ = tx.send(Msg::Exited { id });
+        });
+    }
+
+    /// Sends [`Msg::SandboxExited`] once the pause process exits.
+    pub(super) fn watch_sandbox(&self, record: &SandboxRecord) {
+        let tx = self.tx.clone();
+        let pause = record.pause;
+        tokio::spawn(async move {
+            if let Ok(Some(watch)) = ExitWatch::open(&pause) {
+                watch.exited().await;
+            }
+            let _ = tx.send(Msg::SandboxExited);
+        });
+    }
+
     /// Whether `name` is a native sidecar (an init container with `restartPolicy: Always`).
     pub(super) fn is_sidecar(&self, name: &str) -> bool {
         let init = self.pod.spec.pod.init_containers.as_deref().unwrap_or_default();

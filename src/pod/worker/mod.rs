@@ -27,7 +27,6 @@ use super::status::Waiting;
 use crate::api::{PodGroup, PodGroupStatus};
 use crate::runtime::container::ImageInfo;
 use crate::runtime::layout::RuntimeConfig;
-use crate::runtime::process::ExitWatch;
 use crate::runtime::sandbox::{SandboxPointer, SandboxRecord};
 use crate::volume::PodVolumes;
 
@@ -308,7 +307,7 @@ impl Worker {
 
     /// A shim exited: collect the instance's exit, then drop instances older than state and lastState.
     async fn on_exit(&mut self, id: &str) {
-        if !self.instances.find(id).is_some_and(|i| i.exited.is_none()) {
+        if self.instances.find(id).is_none_or(|i| i.exited.is_some()) {
             return;
         }
         crate::sys::crash::point("exit-seen");
@@ -336,31 +335,6 @@ impl Worker {
         self.instances.replace(inst);
     }
 
-    fn watch_instance(&self, inst: &Instance) {
-        let Some(shim) = inst.shim else {
-            return;
-        };
-        let tx = self.tx.clone();
-        let id = inst.record.id.clone();
-        tokio::spawn(async move {
-            if let Ok(Some(watch)) = ExitWatch::open(&shim) {
-                watch.exited().await;
-            }
-            let _ = tx.send(Msg::Exited { id });
-        });
-    }
-
-    fn watch_sandbox(&self, record: &SandboxRecord) {
-        let tx = self.tx.clone();
-        let pause = record.pause;
-        tokio::spawn(async move {
-            if let Ok(Some(watch)) = ExitWatch::open(&pause) {
-                watch.exited().await;
-            }
-            let _ = tx.send(Msg::SandboxExited);
-        });
-    }
-
     /// Every container of the spec, init containers first.
     fn all_containers(&self) -> impl Iterator<Item = &Container> {
         self.pod
@@ -381,33 +355,6 @@ impl Worker {
 
     fn record(&self, event: Event) {
         self.ctx.recorder.record(&self.pod, event);
-    }
-
-    /// `spec.initContainers{name}` or `spec.containers{name}`: the object of a container's events.
-    fn field_path(&self, name: &str) -> String {
-        let is_init = self
-            .pod
-            .spec
-            .pod
-            .init_containers
-            .iter()
-            .flatten()
-            .any(|c| c.name == name);
-        if is_init {
-            format!("spec.initContainers{{{name}}}")
-        } else {
-            format!("spec.containers{{{name}}}")
-        }
-    }
-
-    /// `name_namespace(uid)`, the kubelet's `format.Pod`.
-    fn format_pod(&self) -> String {
-        format!(
-            "{}_{}({})",
-            self.pod.metadata.name.as_deref().unwrap_or(""),
-            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
-            self.uid
-        )
     }
 }
 

@@ -19,6 +19,26 @@ use crate::runtime::record::SHIM_LOCK;
 use crate::runtime::sandbox;
 use crate::volume::{self, PodVolumes};
 
+/// Why a pod's volumes could not be prepared. The message is the `FailedMount` event's: the cause's own,
+/// as the user has always seen it.
+#[derive(Debug, thiserror::Error)]
+enum PrepareVolumesError {
+    /// The pod directory could not be created.
+    #[error("{error}")]
+    CreatePodDir {
+        /// The pod directory.
+        path: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A volume could not be set up.
+    #[error("{0}")]
+    Prepare(volume::Error),
+    /// The blocking task preparing them failed.
+    #[error("{0}")]
+    Task(tokio::task::JoinError),
+}
+
 /// How long recovery waits for a live shim to record its own identity (its first action).
 const SHIM_IDENTITY_WAIT: Duration = Duration::from_secs(5);
 
@@ -135,15 +155,20 @@ impl Worker {
             let spec = self.pod.spec.pod.clone();
             let protected = [cfg.state_dir.clone(), cfg.run_dir.clone()];
             let prepared = tokio::task::spawn_blocking(move || {
-                crate::sys::fs::create_dir_all_mode(&pod_dir, 0o700).map_err(|e| e.to_string())?;
-                volume::prepare(&pod_dir, &spec, &protected).map_err(|e| e.to_string())
+                crate::sys::fs::create_dir_all_mode(&pod_dir, 0o700).map_err(|error| {
+                    PrepareVolumesError::CreatePodDir {
+                        path: pod_dir.clone(),
+                        error,
+                    }
+                })?;
+                volume::prepare(&pod_dir, &spec, &protected).map_err(PrepareVolumesError::Prepare)
             })
             .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+            .unwrap_or_else(|e| Err(PrepareVolumesError::Task(e)));
             match prepared {
                 Ok(v) => self.volumes = Some(v),
-                Err(message) => {
-                    self.record(Event::warning("FailedMount", message));
+                Err(e) => {
+                    self.record(Event::warning("FailedMount", e.to_string()));
                     self.retry_later();
                 }
             }

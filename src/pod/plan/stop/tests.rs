@@ -124,55 +124,15 @@ fn finished_after_sync() {
         }],
         ..Default::default()
     };
+    #[rustfmt::skip]
     let rows = [
-        FinishedRow {
-            what: "nothing to do, not stopping",
-            plan: Plan::default(),
-            stopping: false,
-            running: false,
-            sandbox_ready: false,
-            finished: false,
-        },
-        FinishedRow {
-            what: "plan only stops the pod, all gone",
-            plan: stop_pod.clone(),
-            stopping: false,
-            running: false,
-            sandbox_ready: false,
-            finished: true,
-        },
-        FinishedRow {
-            what: "plan only stops the pod, sandbox still up",
-            plan: stop_pod.clone(),
-            stopping: false,
-            running: false,
-            sandbox_ready: true,
-            finished: false,
-        },
-        FinishedRow {
-            what: "plan does more than stop the pod",
-            plan: kill_one,
-            stopping: false,
-            running: false,
-            sandbox_ready: false,
-            finished: false,
-        },
-        FinishedRow {
-            what: "stopping, all gone",
-            plan: Plan::default(),
-            stopping: true,
-            running: false,
-            sandbox_ready: false,
-            finished: true,
-        },
-        FinishedRow {
-            what: "stopping, a container still runs",
-            plan: stop_pod,
-            stopping: true,
-            running: true,
-            sandbox_ready: false,
-            finished: false,
-        },
+        FinishedRow { what: "nothing to do, not stopping", plan: Plan::default(), stopping: false, running: false, sandbox_ready: false, finished: false },
+        FinishedRow { what: "plan only stops the pod, all gone", plan: stop_pod.clone(), stopping: false, running: false, sandbox_ready: false, finished: true },
+        FinishedRow { what: "plan only stops the pod, sandbox still up", plan: stop_pod.clone(), stopping: false, running: false, sandbox_ready: true, finished: false },
+        FinishedRow { what: "plan does more than stop the pod", plan: kill_one, stopping: false, running: false, sandbox_ready: false, finished: false },
+        FinishedRow { what: "stopping, all gone", plan: Plan::default(), stopping: true, running: false, sandbox_ready: false, finished: true },
+        FinishedRow { what: "stopping, sandbox still up", plan: Plan::default(), stopping: true, running: false, sandbox_ready: true, finished: false },
+        FinishedRow { what: "stopping, a container still runs", plan: stop_pod, stopping: true, running: true, sandbox_ready: false, finished: false },
     ];
     for row in rows {
         let after = PodView {
