@@ -251,14 +251,7 @@ fn changed_spec_kills_and_restarts() {
     let v = view(true, vec![c("a", 0, RunState::Running, 0)]);
     let mut h = hashes(&p);
     h.insert("a".into(), "new".into());
-    let plan = plan::compute(
-        &p,
-        &PlanInput {
-            view: &v,
-            hashes: &h,
-            stopping: false,
-        },
-    );
+    let plan = plan_hashed(&p, &v, &h, false);
     assert_eq!(plan.kill.len(), 1);
     assert_eq!(
         plan.kill[0].message,
@@ -271,14 +264,7 @@ fn changed_spec_kills_and_restarts() {
 fn stopping_kills_everything_and_terminal_phase_is_sticky() {
     let p = pod("Always", &[], &["a"]);
     let v = view(true, vec![c("a", 0, RunState::Running, 0)]);
-    let plan = plan::compute(
-        &p,
-        &PlanInput {
-            view: &v,
-            hashes: &hashes(&p),
-            stopping: true,
-        },
-    );
+    let plan = stopping_plan_of(&p, &v);
     assert!(plan.kill_pod && plan.start.is_empty() && plan.create_sandbox.is_none());
     // Stopped for good: SIGTERM exit 143 makes the deleted pod Failed.
     let done = view(false, vec![c("a", 0, RunState::Exited, 143)]);

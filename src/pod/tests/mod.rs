@@ -114,15 +114,25 @@ pub(super) fn hashes(p: &PodGroup) -> HashMap<String, String> {
         .collect()
 }
 
-pub(super) fn plan_of(p: &PodGroup, v: &PodView) -> Plan {
+/// The plan of `p` with view `v` and spec hashes `h`.
+pub(super) fn plan_hashed(p: &PodGroup, v: &PodView, h: &HashMap<String, String>, stopping: bool) -> Plan {
     plan::compute(
         p,
         &PlanInput {
             view: v,
-            hashes: &hashes(p),
-            stopping: false,
+            hashes: h,
+            stopping,
         },
     )
+}
+
+pub(super) fn plan_of(p: &PodGroup, v: &PodView) -> Plan {
+    plan_hashed(p, v, &hashes(p), false)
+}
+
+/// The plan of a pod that is to stop (deleted or failed).
+pub(super) fn stopping_plan_of(p: &PodGroup, v: &PodView) -> Plan {
+    plan_hashed(p, v, &hashes(p), true)
 }
 
 pub(super) fn status_of(

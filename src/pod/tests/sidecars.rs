@@ -19,17 +19,6 @@ fn failing(mut v: PodView, id: &str, failed: FailedProbe) -> PodView {
     v
 }
 
-fn plan_with(p: &PodGroup, v: &PodView, h: &HashMap<String, String>) -> Plan {
-    plan::compute(
-        p,
-        &PlanInput {
-            view: v,
-            hashes: h,
-            stopping: false,
-        },
-    )
-}
-
 #[test]
 fn sidecar_starts_first_and_gates_the_next_init_container() {
     let p = sidecars(pod("Always", &["s", "i"], &["a"]), &["s"]);
@@ -186,7 +175,7 @@ fn changed_sidecar_is_restarted_alone() {
     );
     let mut h = hashes(&p);
     h.insert("s".into(), "new".into());
-    let plan = plan_with(&p, &v, &h);
+    let plan = plan_hashed(&p, &v, &h, false);
     assert_eq!(plan.kill.len(), 1);
     assert_eq!(
         (plan.kill[0].id.as_str(), plan.kill[0].message.as_str()),
@@ -350,13 +339,6 @@ fn sidecar_edge_cases() {
     );
     assert!(plan_of(&p, &v).is_empty());
     // Stopping kills everything, sidecars included, and restarts nothing.
-    let plan = plan::compute(
-        &p,
-        &PlanInput {
-            view: &v,
-            hashes: &hashes(&p),
-            stopping: true,
-        },
-    );
+    let plan = stopping_plan_of(&p, &v);
     assert!(plan.kill_pod && plan.restart_sidecars.is_empty() && plan.start_init.is_none());
 }
