@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::{Container, ContainerStateTerminated, ContainerS
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
+use super::plan;
 use crate::api::{PodGroup, PodGroupStatus};
 
 /// The printed columns.
@@ -66,9 +67,7 @@ fn has_condition(st: &PodStatus, type_: &str) -> bool {
 }
 
 fn is_sidecar(init_specs: &[Container], name: &str) -> bool {
-    init_specs
-        .iter()
-        .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
+    init_specs.iter().any(|c| c.name == name && plan::is_sidecar(c))
 }
 
 /// The init containers' part: the STATUS while one of them is initializing (`Init:1/2`, `Init:Error`),

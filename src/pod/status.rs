@@ -218,7 +218,7 @@ fn statuses(
                     status.last_state = Some(state_of(p));
                 }
             }
-            let sidecar = is_init && c.restart_policy.as_deref() == Some("Always");
+            let sidecar = is_init && super::plan::is_sidecar(c);
             let succeeded_init = is_init
                 && !sidecar
                 && newest.is_some_and(|n| n.state == RunState::Exited && n.exit_code == 0);

@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{any_regular_started, StatusInput};
 use crate::api::PodGroup;
+use crate::pod::plan::is_sidecar;
 
 /// The conditions this module owns; others (readiness gates, `DisruptionTarget`) are kept as they were.
 const OURS: [&str; 5] = [
@@ -30,10 +31,6 @@ fn condition(type_: &str, ok: bool, reason: Option<&str>, message: Option<String
         message: message.filter(|m| !m.is_empty()),
         ..Default::default()
     }
-}
-
-fn is_sidecar(c: &k8s_openapi::api::core::v1::Container) -> bool {
-    c.restart_policy.as_deref() == Some("Always")
 }
 
 /// Every condition of the pod, in the kubelet's order, with transition times.

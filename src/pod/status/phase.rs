@@ -4,6 +4,8 @@
 
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, PodSpec};
 
+use crate::pod::plan::is_sidecar;
+
 /// The container counts `getPhase` decides on.
 #[derive(Debug, Default)]
 struct Counts {
@@ -28,7 +30,7 @@ fn last_terminated(s: &ContainerStatus) -> Option<&ContainerStateTerminated> {
 impl Counts {
     fn init(&mut self, spec: &PodSpec, init: &[ContainerStatus]) {
         for c in spec.init_containers.iter().flatten() {
-            let sidecar = c.restart_policy.as_deref() == Some("Always");
+            let sidecar = is_sidecar(c);
             let Some(s) = find(init, &c.name) else {
                 if sidecar {
                     self.unknown += 1;
