@@ -200,14 +200,14 @@ impl Worker {
     fn crash_backoff(&mut self, c: &Container, key: &str) -> Option<Outcome> {
         let now = Timestamp::now();
         let finished_at = self.instances.latest(&c.name)?.exited.as_ref()?.finished_at;
-        if !self.backoffs.crash.in_backoff_since(key, finished_at, now) {
-            self.backoffs.crash.next(key, finished_at, now);
+        if !self.backoff.in_backoff_since(key, finished_at, now) {
+            self.backoff.next(key, finished_at, now);
             return None;
         }
         let pod = self.format_pod();
         let message = format!(
             "back-off {} restarting failed container={} pod={pod}",
-            go_duration(self.backoffs.crash.get(key)),
+            go_duration(self.backoff.get(key)),
             c.name
         );
         if self.reasons.get(&c.name).is_none_or(|w| w.message != message) {

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::Container;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use tokio::sync::mpsc;
 
-use super::backoff::Backoff;
+use super::backoff::{Backoff, PullBackoff};
 pub use super::checkpoint::{checkpointed_pods, checkpointed_pods_in, POD_CHECKPOINT};
 use super::events::{Event, Recorder};
 use super::images::Images;
@@ -105,17 +105,6 @@ struct Sandbox {
     ready: bool,
 }
 
-/// The backoffs of a pod's starts and pulls (the kubelet's `backOff` and the image manager's).
-#[derive(Debug, Default)]
-struct Backoffs {
-    /// Crash-loop backoff, by container and spec hash.
-    crash: Backoff,
-    /// Pull backoff, by image.
-    pull: Backoff,
-    /// When each image's last pull failed.
-    pull_failures: HashMap<String, Timestamp>,
-}
-
 /// The worker of one pod.
 pub struct Worker {
     ctx: Arc<Context>,
@@ -134,7 +123,9 @@ pub struct Worker {
     images: HashMap<String, ImageInfo>,
     /// Why each container waits (the kubelet's reason cache).
     reasons: HashMap<String, Waiting>,
-    backoffs: Backoffs,
+    /// Crash-loop backoff, by container and spec hash.
+    backoff: Backoff,
+    pull_backoff: PullBackoff,
     /// When to sync again after a failure nothing else will report.
     retry_at: Option<Timestamp>,
     start_time: Option<Timestamp>,
@@ -170,7 +161,8 @@ impl Worker {
             instances: Instances::default(),
             images: HashMap::new(),
             reasons: HashMap::new(),
-            backoffs: Backoffs::default(),
+            backoff: Backoff::default(),
+            pull_backoff: PullBackoff::default(),
             retry_at: None,
             start_time,
             previous,

@@ -53,17 +53,14 @@ impl Worker {
 
     /// Pulls `image` unless it is in pull backoff.
     async fn pull(&mut self, image: &str, field_path: &str) -> Result<ImageInfo, Outcome> {
-        let key = format!("pull_{image}");
         let now = Timestamp::now();
-        if let Some(failed) = self.backoffs.pull_failures.get(image) {
-            if self.backoffs.pull.in_backoff_since(&key, *failed, now) {
-                let message = format!("Back-off pulling image {image:?}");
-                self.record(Event::normal("BackOff", message.clone()).on(field_path.to_string()));
-                return Err(Outcome::Waiting(Waiting {
-                    reason: "ImagePullBackOff".into(),
-                    message,
-                }));
-            }
+        if self.pull_backoff.in_backoff(image, now) {
+            let message = format!("Back-off pulling image {image:?}");
+            self.record(Event::normal("BackOff", message.clone()).on(field_path.to_string()));
+            return Err(Outcome::Waiting(Waiting {
+                reason: "ImagePullBackOff".into(),
+                message,
+            }));
         }
         self.record(Event::normal("Pulling", format!("Pulling image {image:?}")).on(field_path.to_string()));
         let started = std::time::Instant::now();
@@ -73,15 +70,14 @@ impl Worker {
         }
         match outcome.result {
             Ok(ensured) => {
-                self.backoffs.pull_failures.remove(image);
+                self.pull_backoff.succeeded(image);
                 let (size, took) = ensured.pulled.unwrap_or((0, started.elapsed()));
                 let message = pulled_message(image, took, started.elapsed(), size);
                 self.record(Event::normal("Pulled", message).on(field_path.to_string()));
                 Ok(ensured.info)
             }
             Err(e) => {
-                self.backoffs.pull.next(&key, now, now);
-                self.backoffs.pull_failures.insert(image.to_string(), now);
+                self.pull_backoff.failed(image, now);
                 Err(self.image_failed(field_path, e, Some(image)))
             }
         }

@@ -90,12 +90,10 @@ impl Worker {
         for c in self.all_containers() {
             let key = backoff::key(&c.name, &spec_hash(c));
             if let Some(ex) = self.instances.latest(&c.name).and_then(|i| i.exited.as_ref()) {
-                at.extend(self.backoffs.crash.ready_at(&key, ex.finished_at));
+                at.extend(self.backoff.ready_at(&key, ex.finished_at));
             }
         }
-        for (image, failed) in &self.backoffs.pull_failures {
-            at.extend(self.backoffs.pull.ready_at(&format!("pull_{image}"), *failed));
-        }
+        at.extend(self.pull_backoff.ready_at());
         at.extend(plan::deadline_at(&self.pod.spec.pod, self.start_time));
         let soonest = at.into_iter().filter(|t| *t > now).min();
         match soonest {
