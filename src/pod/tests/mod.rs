@@ -69,6 +69,16 @@ pub(super) fn c(name: &str, attempt: u32, state: RunState, exit: i32) -> Contain
     }
 }
 
+/// The first instance of `name`, running.
+pub(super) fn running(name: &str) -> ContainerView {
+    c(name, 0, RunState::Running, 0)
+}
+
+/// The first instance of `name`, exited with `code`.
+pub(super) fn exited(name: &str, code: i32) -> ContainerView {
+    c(name, 0, RunState::Exited, code)
+}
+
 /// A view of `cs` in sandbox `sb0`. Running instances are started and ready, as the worker reports
 /// containers without probes; tests of probes take them out again.
 pub(super) fn view(ready: bool, mut cs: Vec<ContainerView>) -> PodView {
