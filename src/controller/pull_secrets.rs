@@ -6,7 +6,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 
-use crate::pod::store_images::{PullSecretSource, SecretData};
+use crate::pod::store_images::{PullSecretSource, ReadSecretError, SecretData};
 
 /// Reads pull secrets with the agent's client.
 pub struct ApiPullSecrets {
@@ -25,10 +25,14 @@ impl PullSecretSource for ApiPullSecrets {
         &'a self,
         namespace: &'a str,
         name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<SecretData>, String>> {
+    ) -> BoxFuture<'a, Result<Option<SecretData>, ReadSecretError>> {
         Box::pin(async move {
             let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-            let secret = api.get_opt(name).await.map_err(|e| e.to_string())?;
+            let secret = api.get_opt(name).await.map_err(|e| ReadSecretError {
+                namespace: namespace.into(),
+                name: name.into(),
+                error: Box::new(e),
+            })?;
             Ok(secret.map(secret_data))
         })
     }

@@ -83,6 +83,46 @@ impl Backoff {
     }
 }
 
+/// The image manager's pull backoff: the same rule keyed by image, counted from each failed pull.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PullBackoff {
+    backoff: Backoff,
+    /// When each image's last pull failed.
+    failures: HashMap<String, Timestamp>,
+}
+
+fn pull_key(image: &str) -> String {
+    format!("pull_{image}")
+}
+
+impl PullBackoff {
+    /// Whether a pull of `image` must still wait at `now`.
+    pub fn in_backoff(&self, image: &str, now: Timestamp) -> bool {
+        let key = pull_key(image);
+        self.failures
+            .get(image)
+            .is_some_and(|failed| self.backoff.in_backoff_since(&key, *failed, now))
+    }
+
+    /// A pull of `image` failed at `now`: its period starts or doubles.
+    pub fn failed(&mut self, image: &str, now: Timestamp) {
+        self.backoff.next(&pull_key(image), now, now);
+        self.failures.insert(image.to_string(), now);
+    }
+
+    /// A pull of `image` succeeded: it no longer waits.
+    pub fn succeeded(&mut self, image: &str) {
+        self.failures.remove(image);
+    }
+
+    /// When each image that failed may be pulled again (for the worker's timer).
+    pub fn ready_at(&self) -> impl Iterator<Item = Timestamp> + '_ {
+        self.failures
+            .iter()
+            .filter_map(|(image, failed)| self.backoff.ready_at(&pull_key(image), *failed))
+    }
+}
+
 /// Formats a duration the way Go prints a `time.Duration` in the kubelet's messages (`10s`, `5m0s`).
 pub fn go_duration(d: Duration) -> String {
     let secs = d.as_secs();
@@ -134,6 +174,20 @@ mod tests {
         assert!(!b.in_backoff_since(&k, at(700), at(701)));
         b.next(&k, at(700), at(701));
         assert_eq!(b.get(&k), INITIAL);
+    }
+
+    #[test]
+    fn pulls_back_off_by_image_from_each_failure() {
+        let mut b = PullBackoff::default();
+        assert!(!b.in_backoff("img", at(0)));
+        b.failed("img", at(0));
+        assert!(b.in_backoff("img", at(9)) && !b.in_backoff("img", at(10)));
+        assert!(!b.in_backoff("other", at(1)));
+        b.failed("img", at(10));
+        assert_eq!(b.ready_at().collect::<Vec<_>>(), vec![at(30)]);
+        b.succeeded("img");
+        assert!(!b.in_backoff("img", at(11)));
+        assert_eq!(b.ready_at().count(), 0);
     }
 
     #[test]

@@ -2,28 +2,8 @@
 //! atomically, so that a restarted agent runs what it ran before the API server answers, and `peapod get`
 //! and `peapod logs` can read pods without a running supervisor. Nothing here decides what runs.
 
-use super::worker::Worker;
 use crate::api::PodGroup;
 use crate::runtime::layout::RuntimeConfig;
-
-impl Worker {
-    /// Writes the pod (spec and last status) to `<pod dir>/pod.json`: what a restarted agent runs before the
-    /// API server answers.
-    pub(super) fn checkpoint(&self) {
-        let mut pod = self.pod.clone();
-        pod.status = self.previous.clone();
-        self.checkpoint_pod(&pod);
-    }
-
-    pub(super) fn checkpoint_pod(&self, pod: &PodGroup) {
-        let dir = self.ctx.runtime.pod_dir(&self.uid);
-        let result = crate::sys::fs::create_dir_all_mode(&dir, 0o700)
-            .and_then(|()| crate::sys::fs::write_json_atomic(&dir.join(POD_CHECKPOINT), pod));
-        if let Err(e) = result {
-            tracing::warn!(pod = %self.pod.key(), error = %e, "failed to checkpoint pod");
-        }
-    }
-}
 
 /// File name of a pod's checkpoint in its pod directory.
 pub const POD_CHECKPOINT: &str = "pod.json";

@@ -7,7 +7,6 @@
 //! The worker decides what to stop; this module only carries it out and reports what happened as Events.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,9 +15,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
 use super::events::{Event, Recorder};
-use super::plan;
 use super::probes::ProbeSubject;
-use super::worker::{Instance, Worker};
 use crate::runtime::container;
 use crate::runtime::layout::RuntimeConfig;
 use crate::runtime::probe::{self, Target};
@@ -126,118 +123,6 @@ pub(super) fn target<'a>(cfg: &'a RuntimeConfig, s: &'a ProbeSubject, c: &'a Con
         pod: &s.pod_name,
         netns: s.netns.as_deref(),
         pod_ip: s.pod_ip.as_deref(),
-    }
-}
-
-impl Worker {
-    /// Whether `name` is a native sidecar (an init container with `restartPolicy: Always`).
-    pub(super) fn is_sidecar(&self, name: &str) -> bool {
-        let init = self.pod.spec.pod.init_containers.as_deref().unwrap_or_default();
-        init.iter().any(|c| c.name == name && plan::is_sidecar(c))
-    }
-
-    /// The spec of container `name` (init or regular).
-    pub(super) fn container_spec(&self, name: &str) -> Option<Container> {
-        self.all_containers().find(|c| c.name == name).cloned()
-    }
-
-    /// Where an instance's probes and hooks connect, and the object their events are about.
-    pub(super) fn subject(&self, c: &Container, inst: &Instance) -> ProbeSubject {
-        let netns: Option<PathBuf> = self.sandbox.as_ref().and_then(|s| s.net.clone());
-        ProbeSubject {
-            pod: Arc::new(self.pod.clone()),
-            container: c.clone(),
-            field_path: self.field_path(&c.name),
-            id: inst.record.id.clone(),
-            started_at: inst
-                .started
-                .as_ref()
-                .map(|s| s.started_at)
-                .unwrap_or(inst.record.created_at),
-            netns,
-            pod_ip: self.sandbox.as_ref().and_then(|s| s.pod_ips.first().cloned()),
-            pod_name: self.format_pod(),
-        }
-    }
-
-    /// Starts the probes of a running instance. `known`: what the last status said of it.
-    pub(super) fn start_probes(&mut self, c: &Container, inst: &Instance, known: (bool, bool)) {
-        let subject = self.subject(c, inst);
-        let ctx = self.ctx.clone();
-        let tx = self.tx.clone();
-        self.probes.start(&ctx, &tx, subject, known);
-    }
-
-    /// Runs the postStart hook of a just-started instance. Messages that arrive meanwhile wait; a
-    /// termination request cancels the hook. Err carries the handler's message.
-    pub(super) async fn post_start(&mut self, c: &Container, inst: &Instance) -> Result<(), String> {
-        let Some(handler) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else {
-            return Ok(());
-        };
-        let subject = self.subject(c, inst);
-        let cfg = self.ctx.runtime.clone();
-        let target = target(&cfg, &subject, c);
-        let hook = probe::hook(&target, handler, None);
-        tokio::pin!(hook);
-        loop {
-            tokio::select! {
-                result = &mut hook => return result,
-                msg = self.rx.recv() => match msg {
-                    Some(super::worker::Msg::Terminate { grace }) => {
-                        self.terminating.get_or_insert(grace);
-                        return Err("the pod is terminating".into());
-                    }
-                    Some(other) => self.deferred.push(other),
-                    None => return Err("the pod worker is stopping".into()),
-                },
-            }
-        }
-    }
-
-    /// A stop job for a live instance.
-    pub(super) fn stop_job(&self, inst: &Instance, after: Vec<String>) -> Option<StopJob> {
-        let shim = inst.shim?;
-        let spec = self.container_spec(&inst.record.name);
-        let signal = self
-            .images
-            .get(&inst.record.name)
-            .map(container::stop_signal)
-            .unwrap_or(Signal::SIGTERM);
-        let subject = self.subject(&spec.clone().unwrap_or_default(), inst);
-        Some(StopJob {
-            container: spec,
-            name: inst.record.name.clone(),
-            id: inst.record.id.clone(),
-            shim,
-            signal,
-            subject,
-            after,
-        })
-    }
-
-    /// Which containers must be gone before `name` is signalled: none for regular containers; for a
-    /// sidecar, every regular container and the sidecars after it (the kubelet's `terminationOrdering`).
-    pub(super) fn stop_after(&self, name: &str, live: &[String]) -> Vec<String> {
-        let init = self.pod.spec.pod.init_containers.as_deref().unwrap_or_default();
-        let Some(pos) = init.iter().position(|c| c.name == name && plan::is_sidecar(c)) else {
-            return Vec::new();
-        };
-        live.iter()
-            .filter(|n| match init.iter().position(|c| &c.name == *n) {
-                Some(i) => i > pos && self.is_sidecar(n),
-                None => true,
-            })
-            .cloned()
-            .collect()
-    }
-
-    /// The stopper for this pod with `grace`.
-    pub(super) fn stopper(&self, grace: Duration) -> Stopper {
-        Stopper {
-            cfg: self.ctx.runtime.clone(),
-            recorder: self.ctx.recorder.clone(),
-            grace,
-        }
     }
 }
 

@@ -9,15 +9,15 @@ pub mod printer;
 pub mod status;
 pub mod view;
 
-pub mod act;
 pub mod admitted;
 pub mod checkpoint;
 pub mod events;
 pub mod images;
+mod instances;
 mod lifecycle;
 pub mod probes;
 pub mod qos;
-mod recover;
+pub mod state;
 pub mod store_images;
 #[cfg(test)]
 mod tests;

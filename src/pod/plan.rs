@@ -17,6 +17,12 @@ use super::view::{ContainerView, FailedProbe, PodView, RunState};
 use crate::api::PodGroup;
 
 mod init;
+mod stop;
+
+pub use stop::{
+    deadline_at, deadline_exceeded, grace, kill_grace, only_stops_pod, stop_after, stopped_for_good,
+    DEADLINE_MESSAGE,
+};
 
 /// A container to kill, and why (the `Killing` event message).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +137,16 @@ fn probe_kill(c: &Container, s: &ContainerView, failed: FailedProbe, sidecar: bo
     }
 }
 
+/// The kill of instance `s` of `c` because its spec changed.
+fn changed_kill(c: &Container, s: &ContainerView, message: String) -> Kill {
+    Kill {
+        name: c.name.clone(),
+        id: s.id.clone(),
+        message,
+        grace: None,
+    }
+}
+
 fn pod_alive(view: &PodView) -> bool {
     view.live().next().is_some() || view.sandbox.as_ref().is_some_and(|s| s.ready)
 }
@@ -197,12 +213,8 @@ pub fn compute(pod: &PodGroup, input: &PlanInput<'_>) -> Plan {
         };
         if input.changed(s) {
             // Restarted whatever the restart policy: the spec changed.
-            plan.kill.push(Kill {
-                name: c.name.clone(),
-                id: s.id.clone(),
-                message: format!("Container {} definition changed, will be restarted", c.name),
-                grace: None,
-            });
+            let message = format!("Container {} definition changed, will be restarted", c.name);
+            plan.kill.push(changed_kill(c, s, message));
             plan.start.push(c.name.clone());
         } else if let Some(failed) = view.probes.failed.get(&s.id) {
             let restart = policy != "Never";

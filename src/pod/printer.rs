@@ -2,9 +2,11 @@
 //! kubectl's `printPod` does (pkg/printers/internalversion/printers.go), so the CRD's printer columns and
 //! `peapod get` show what users are used to: `Init:0/2`, `CrashLoopBackOff`, `Completed`, `Terminating`.
 
+use k8s_openapi::api::core::v1::{Container, ContainerStateTerminated, ContainerStatus, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
+use super::plan;
 use crate::api::{PodGroup, PodGroupStatus};
 
 /// The printed columns.
@@ -27,6 +29,117 @@ fn later(a: Option<Timestamp>, b: Option<&Time>) -> Option<Timestamp> {
     }
 }
 
+/// Restarts as kubectl adds them up: their count and the newest last-state finish.
+#[derive(Debug, Clone, Copy, Default)]
+struct Restarts {
+    count: i32,
+    last: Option<Timestamp>,
+}
+
+impl Restarts {
+    fn add(&mut self, c: &ContainerStatus) {
+        self.count += c.restart_count;
+        let last_finish = c
+            .last_state
+            .as_ref()
+            .and_then(|l| l.terminated.as_ref())
+            .and_then(|t| t.finished_at.as_ref());
+        self.last = later(self.last, last_finish);
+    }
+}
+
+/// kubectl's reason for a terminated container: its reason, else `Signal:N`, else `ExitCode:N`.
+fn terminated_reason(t: &ContainerStateTerminated, prefix: &str) -> String {
+    match t.reason.as_deref().filter(|r| !r.is_empty()) {
+        Some(r) => format!("{prefix}{r}"),
+        None => match t.signal.filter(|s| *s != 0) {
+            Some(sig) => format!("{prefix}Signal:{sig}"),
+            None => format!("{prefix}ExitCode:{}", t.exit_code),
+        },
+    }
+}
+
+fn has_condition(st: &PodStatus, type_: &str) -> bool {
+    st.conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == type_ && c.status == "True")
+}
+
+fn is_sidecar(init_specs: &[Container], name: &str) -> bool {
+    init_specs.iter().any(|c| c.name == name && plan::is_sidecar(c))
+}
+
+/// The init containers' part: the STATUS while one of them is initializing (`Init:1/2`, `Init:Error`),
+/// `None` once none is; restarts of all init containers and of the sidecars alone; ready sidecars.
+fn init_columns(
+    init_specs: &[Container],
+    st: &PodStatus,
+    all: &mut Restarts,
+    sidecars: &mut Restarts,
+    ready: &mut usize,
+) -> Option<String> {
+    for (i, c) in st.init_container_statuses.iter().flatten().enumerate() {
+        all.add(c);
+        let sidecar = is_sidecar(init_specs, &c.name);
+        if sidecar {
+            sidecars.add(c);
+        }
+        let state = c.state.clone().unwrap_or_default();
+        return Some(match (&state.terminated, &state.waiting) {
+            (Some(t), _) if t.exit_code == 0 => continue,
+            _ if sidecar && c.started == Some(true) => {
+                if c.ready {
+                    *ready += 1;
+                }
+                continue;
+            }
+            (Some(t), _) => terminated_reason(t, "Init:"),
+            (None, Some(w))
+                if w.reason
+                    .as_deref()
+                    .is_some_and(|r| !r.is_empty() && r != "PodInitializing") =>
+            {
+                format!("Init:{}", w.reason.as_deref().unwrap_or(""))
+            }
+            _ => format!("Init:{i}/{}", init_specs.len()),
+        });
+    }
+    None
+}
+
+/// The regular containers' part: the STATUS (`reason` unless a container says otherwise), their
+/// restarts added to `restarts`, ready containers to `ready`.
+fn regular_columns(st: &PodStatus, mut reason: String, restarts: &mut Restarts, ready: &mut usize) -> String {
+    let mut has_running = false;
+    for c in st.container_statuses.iter().flatten().rev() {
+        restarts.add(c);
+        let state = c.state.clone().unwrap_or_default();
+        if let Some(r) = state
+            .waiting
+            .as_ref()
+            .and_then(|w| w.reason.clone())
+            .filter(|r| !r.is_empty())
+        {
+            reason = r;
+        } else if let Some(t) = &state.terminated {
+            reason = terminated_reason(t, "");
+        } else if c.ready && state.running.is_some() {
+            has_running = true;
+            *ready += 1;
+        }
+    }
+    if reason == "Completed" && has_running {
+        reason = if has_condition(st, "Ready") {
+            "Running"
+        } else {
+            "NotReady"
+        }
+        .to_string();
+    }
+    reason
+}
+
 /// Computes the columns for `pod` with `status`; `deleting` is true once a delete was requested.
 pub fn columns(pod: &PodGroup, status: &PodGroupStatus, deleting: bool) -> Columns {
     let spec = &pod.spec.pod;
@@ -38,105 +151,20 @@ pub fn columns(pod: &PodGroup, status: &PodGroupStatus, deleting: bool) -> Colum
         .filter(|r| !r.is_empty())
         .unwrap_or_else(|| phase.clone());
     let init_specs = spec.init_containers.as_deref().unwrap_or_default();
-    let is_sidecar = |name: &str| {
-        init_specs
+    let total = spec.containers.len()
+        + init_specs
             .iter()
-            .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
-    };
-    let total = spec.containers.len() + init_specs.iter().filter(|c| is_sidecar(&c.name)).count();
-    let (mut ready, mut restarts, mut sidecar_restarts) = (0usize, 0i32, 0i32);
-    let (mut last_restart, mut sidecar_last_restart) = (None, None);
-
-    let mut initializing = false;
-    for (i, c) in st.init_container_statuses.iter().flatten().enumerate() {
-        restarts += c.restart_count;
-        let last_finish = c
-            .last_state
-            .as_ref()
-            .and_then(|l| l.terminated.as_ref())
-            .and_then(|t| t.finished_at.as_ref());
-        last_restart = later(last_restart, last_finish);
-        if is_sidecar(&c.name) {
-            sidecar_restarts += c.restart_count;
-            sidecar_last_restart = later(sidecar_last_restart, last_finish);
-        }
-        let state = c.state.clone().unwrap_or_default();
-        match (&state.terminated, &state.waiting) {
-            (Some(t), _) if t.exit_code == 0 => continue,
-            _ if is_sidecar(&c.name) && c.started == Some(true) => {
-                if c.ready {
-                    ready += 1;
-                }
-                continue;
-            }
-            (Some(t), _) => {
-                reason = match t.reason.as_deref().filter(|r| !r.is_empty()) {
-                    Some(r) => format!("Init:{r}"),
-                    None => match t.signal.filter(|s| *s != 0) {
-                        Some(sig) => format!("Init:Signal:{sig}"),
-                        None => format!("Init:ExitCode:{}", t.exit_code),
-                    },
-                };
-            }
-            (None, Some(w))
-                if w.reason
-                    .as_deref()
-                    .is_some_and(|r| !r.is_empty() && r != "PodInitializing") =>
-            {
-                reason = format!("Init:{}", w.reason.as_deref().unwrap_or(""));
-            }
-            _ => reason = format!("Init:{i}/{}", init_specs.len()),
-        }
-        initializing = true;
-        break;
+            .filter(|c| is_sidecar(init_specs, &c.name))
+            .count();
+    let mut ready = 0usize;
+    let (mut restarts, mut sidecar_restarts) = (Restarts::default(), Restarts::default());
+    let initializing = init_columns(init_specs, st, &mut restarts, &mut sidecar_restarts, &mut ready);
+    if let Some(init_reason) = &initializing {
+        reason = init_reason.clone();
     }
-
-    let initialized = st
-        .conditions
-        .iter()
-        .flatten()
-        .any(|c| c.type_ == "Initialized" && c.status == "True");
-    if !initializing || initialized {
+    if initializing.is_none() || has_condition(st, "Initialized") {
         restarts = sidecar_restarts;
-        last_restart = sidecar_last_restart;
-        let mut has_running = false;
-        for c in st.container_statuses.iter().flatten().rev() {
-            restarts += c.restart_count;
-            let last_finish = c
-                .last_state
-                .as_ref()
-                .and_then(|l| l.terminated.as_ref())
-                .and_then(|t| t.finished_at.as_ref());
-            last_restart = later(last_restart, last_finish);
-            let state = c.state.clone().unwrap_or_default();
-            if let Some(r) = state
-                .waiting
-                .as_ref()
-                .and_then(|w| w.reason.clone())
-                .filter(|r| !r.is_empty())
-            {
-                reason = r;
-            } else if let Some(t) = &state.terminated {
-                reason = match t.reason.clone().filter(|r| !r.is_empty()) {
-                    Some(r) => r,
-                    None => match t.signal.filter(|s| *s != 0) {
-                        Some(sig) => format!("Signal:{sig}"),
-                        None => format!("ExitCode:{}", t.exit_code),
-                    },
-                };
-            } else if c.ready && state.running.is_some() {
-                has_running = true;
-                ready += 1;
-            }
-        }
-        if reason == "Completed" && has_running {
-            let has_ready = st
-                .conditions
-                .iter()
-                .flatten()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            reason = if has_ready { "Running" } else { "NotReady" }.to_string();
-        }
+        reason = regular_columns(st, reason, &mut restarts, &mut ready);
     }
     let terminal = matches!(phase.as_str(), "Succeeded" | "Failed");
     if deleting && st.reason.as_deref() == Some("NodeLost") {
@@ -147,8 +175,8 @@ pub fn columns(pod: &PodGroup, status: &PodGroupStatus, deleting: bool) -> Colum
     Columns {
         ready: format!("{ready}/{total}"),
         status: reason,
-        restarts,
-        last_restart,
+        restarts: restarts.count,
+        last_restart: restarts.last,
     }
 }
 
@@ -175,38 +203,30 @@ pub fn human_duration(now: Timestamp, then: Timestamp) -> String {
     if secs < 120 {
         format!("{secs}s")
     } else if m < 10 {
-        if secs % 60 == 0 {
-            format!("{m}m")
-        } else {
-            format!("{m}m{}s", secs % 60)
-        }
+        units(m, "m", secs % 60, "s")
     } else if m < 180 {
         format!("{m}m")
     } else if h < 8 {
-        if m % 60 == 0 {
-            format!("{h}h")
-        } else {
-            format!("{h}h{}m", m % 60)
-        }
+        units(h, "h", m % 60, "m")
     } else if h < 48 {
         format!("{h}h")
     } else if h < 24 * 8 {
-        if h % 24 == 0 {
-            format!("{d}d")
-        } else {
-            format!("{d}d{}h", h % 24)
-        }
+        units(d, "d", h % 24, "h")
     } else if h < 24 * 365 * 2 {
         format!("{d}d")
     } else if h < 24 * 365 * 8 {
-        let y = d / 365;
-        if d % 365 == 0 {
-            format!("{y}y")
-        } else {
-            format!("{y}y{}d", d % 365)
-        }
+        units(d / 365, "y", d % 365, "d")
     } else {
         format!("{}y", d / 365)
+    }
+}
+
+/// `3h` or `3h5m`: the larger unit alone when the smaller one is zero.
+fn units(big: i64, big_unit: &str, small: i64, small_unit: &str) -> String {
+    if small == 0 {
+        format!("{big}{big_unit}")
+    } else {
+        format!("{big}{big_unit}{small}{small_unit}")
     }
 }
 

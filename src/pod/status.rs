@@ -8,13 +8,20 @@ use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, HostIP, PodCondition, PodIP, PodStatus,
+    ContainerStatus, HostIP, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
+use super::state::Failure;
 use super::view::{ContainerView, PodView, RunState};
 use crate::api::{PodGroup, PodGroupStatus};
+
+mod conditions;
+mod phase;
+
+use conditions::conditions;
+pub use phase::phase;
 
 /// A waiting reason remembered from the last failed start of a container (the kubelet's reason cache).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +53,8 @@ pub struct StatusInput<'a> {
     pub terminating: bool,
     /// The pod has been stopped for good (all its containers are done and will not run again).
     pub terminal: bool,
-    /// A pod-level failure (`DeadlineExceeded`, `InvalidSpec`) with its message.
-    pub failure: Option<(String, String)>,
+    /// A pod-level failure (`DeadlineExceeded`) with its message.
+    pub failure: Option<&'a Failure>,
     /// The pod's QoS class.
     pub qos_class: Option<String>,
 }
@@ -65,10 +72,10 @@ pub fn compute(pod: &PodGroup, input: &StatusInput<'_>) -> PodGroupStatus {
     let has_initialized = any_regular_started(&app);
     let mut phase = phase(spec, &init, &app, input.terminal, has_initialized).to_string();
     let (mut reason, mut message) = (None, None);
-    if let Some((r, m)) = &input.failure {
+    if let Some(f) = input.failure {
         phase = "Failed".to_string();
-        reason = Some(r.clone());
-        message = Some(m.clone());
+        reason = Some(f.reason.clone());
+        message = Some(f.message.clone());
     }
     if let Some(prev) = previous_phase
         .as_deref()
@@ -211,7 +218,7 @@ fn statuses(
                     status.last_state = Some(state_of(p));
                 }
             }
-            let sidecar = is_init && c.restart_policy.as_deref() == Some("Always");
+            let sidecar = is_init && super::plan::is_sidecar(c);
             let succeeded_init = is_init
                 && !sidecar
                 && newest.is_some_and(|n| n.state == RunState::Exited && n.exit_code == 0);
@@ -254,246 +261,4 @@ fn any_regular_started(app: &[ContainerStatus]) -> bool {
         st.is_some_and(|st| st.running.is_some() || st.terminated.is_some())
             || s.last_state.as_ref().is_some_and(|l| l.terminated.is_some())
     })
-}
-
-/// The kubelet's `getPhase`, sidecars included.
-pub fn phase(
-    spec: &k8s_openapi::api::core::v1::PodSpec,
-    init: &[ContainerStatus],
-    app: &[ContainerStatus],
-    terminal: bool,
-    has_initialized: bool,
-) -> &'static str {
-    let find = |list: &[ContainerStatus], name: &str| list.iter().find(|s| s.name == name).cloned();
-    let last_terminated = |s: &ContainerStatus| s.last_state.as_ref().and_then(|l| l.terminated.clone());
-    let (mut pending_regular_init, mut pending_sidecars, mut failed_init) = (0, 0, 0);
-    let (mut unknown, mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0, 0);
-    for c in spec.init_containers.iter().flatten() {
-        let sidecar = c.restart_policy.as_deref() == Some("Always");
-        let Some(s) = find(init, &c.name) else {
-            if sidecar {
-                unknown += 1;
-            } else {
-                pending_regular_init += 1;
-            }
-            continue;
-        };
-        let st = s.state.clone().unwrap_or_default();
-        if sidecar {
-            if st.running.is_some() {
-                if s.started != Some(true) {
-                    pending_sidecars += 1;
-                }
-                running += 1;
-            } else if st.terminated.is_some() || last_terminated(&s).is_some() {
-            } else if st.waiting.is_some() {
-                pending_sidecars += 1;
-                waiting += 1;
-            } else {
-                pending_sidecars += 1;
-                unknown += 1;
-            }
-        } else if st.running.is_some() {
-            pending_regular_init += 1;
-        } else if let Some(t) = &st.terminated {
-            if t.exit_code != 0 {
-                failed_init += 1;
-            }
-        } else if st.waiting.is_some() {
-            match last_terminated(&s) {
-                Some(t) if t.exit_code != 0 => failed_init += 1,
-                Some(_) => {}
-                None => pending_regular_init += 1,
-            }
-        } else {
-            pending_regular_init += 1;
-        }
-    }
-    for c in &spec.containers {
-        let Some(s) = find(app, &c.name) else {
-            unknown += 1;
-            continue;
-        };
-        let st = s.state.clone().unwrap_or_default();
-        if st.running.is_some() {
-            running += 1;
-        } else if let Some(t) = &st.terminated {
-            stopped += 1;
-            if t.exit_code == 0 {
-                succeeded += 1;
-            }
-        } else if st.waiting.is_some() {
-            if last_terminated(&s).is_some() {
-                stopped += 1;
-            } else {
-                waiting += 1;
-            }
-        } else {
-            unknown += 1;
-        }
-    }
-    let policy = spec.restart_policy.as_deref().unwrap_or("Always");
-    if failed_init > 0 && policy == "Never" {
-        return "Failed";
-    }
-    if pending_regular_init > 0 || (pending_sidecars > 0 && !has_initialized) || waiting > 0 {
-        return "Pending";
-    }
-    if running > 0 && unknown == 0 {
-        return "Running";
-    }
-    if running == 0 && stopped > 0 && unknown == 0 {
-        if terminal {
-            return if stopped == succeeded {
-                "Succeeded"
-            } else {
-                "Failed"
-            };
-        }
-        if policy == "Always" {
-            return "Running";
-        }
-        if stopped == succeeded {
-            return "Succeeded";
-        }
-        if policy == "Never" {
-            return "Failed";
-        }
-        return "Running";
-    }
-    "Pending"
-}
-
-fn go_list(names: &[String]) -> String {
-    format!("[{}]", names.join(" "))
-}
-
-fn condition(type_: &str, ok: bool, reason: Option<&str>, message: Option<String>) -> PodCondition {
-    PodCondition {
-        type_: type_.to_string(),
-        status: if ok { "True" } else { "False" }.to_string(),
-        reason: reason.map(String::from),
-        message: message.filter(|m| !m.is_empty()),
-        ..Default::default()
-    }
-}
-
-fn conditions(
-    pod: &PodGroup,
-    init: &[ContainerStatus],
-    app: &[ContainerStatus],
-    phase: &str,
-    input: &StatusInput<'_>,
-) -> Vec<PodCondition> {
-    let spec = &pod.spec.pod;
-    let sandbox_ready = input.view.sandbox.as_ref().is_some_and(|s| s.ready) && !input.terminal;
-    let mut out = vec![condition("PodReadyToStartContainers", sandbox_ready, None, None)];
-
-    // Initialized.
-    let mut incomplete = Vec::new();
-    for c in spec.init_containers.iter().flatten() {
-        let sidecar = c.restart_policy.as_deref() == Some("Always");
-        let s = init.iter().find(|s| s.name == c.name);
-        let done = s.is_some_and(|s| if sidecar { s.started == Some(true) } else { s.ready });
-        if !done {
-            incomplete.push(c.name.clone());
-        }
-    }
-    out.push(if phase == "Succeeded" {
-        condition("Initialized", true, Some("PodCompleted"), None)
-    } else if incomplete.is_empty() || any_regular_started(app) {
-        condition("Initialized", true, None, None)
-    } else {
-        let msg = format!("containers with incomplete status: {}", go_list(&incomplete));
-        condition("Initialized", false, Some("ContainersNotInitialized"), Some(msg))
-    });
-
-    // ContainersReady and Ready.
-    let mut unready = Vec::new();
-    for c in spec
-        .init_containers
-        .iter()
-        .flatten()
-        .filter(|c| c.restart_policy.as_deref() == Some("Always"))
-    {
-        if !init.iter().any(|s| s.name == c.name && s.ready) {
-            unready.push(c.name.clone());
-        }
-    }
-    for c in &spec.containers {
-        if !app.iter().any(|s| s.name == c.name && s.ready) {
-            unready.push(c.name.clone());
-        }
-    }
-    let containers_ready = match phase {
-        "Succeeded" => condition("ContainersReady", false, Some("PodCompleted"), None),
-        "Failed" => condition("ContainersReady", false, Some("PodFailed"), None),
-        _ if unready.is_empty() => condition("ContainersReady", true, None, None),
-        _ => {
-            let msg = format!("containers with unready status: {}", go_list(&unready));
-            condition("ContainersReady", false, Some("ContainersNotReady"), Some(msg))
-        }
-    };
-    let previous_conditions = input
-        .previous
-        .and_then(|p| p.pod.conditions.clone())
-        .unwrap_or_default();
-    let mut ready = PodCondition {
-        type_: "Ready".into(),
-        ..containers_ready.clone()
-    };
-    if containers_ready.status == "True" {
-        let mut gates = Vec::new();
-        for g in spec.readiness_gates.iter().flatten() {
-            match previous_conditions.iter().find(|c| c.type_ == g.condition_type) {
-                None => gates.push(format!(
-                    "corresponding condition of pod readiness gate {:?} does not exist.",
-                    g.condition_type
-                )),
-                Some(c) if c.status != "True" => gates.push(format!(
-                    "the status of pod readiness gate {:?} is not \"True\", but {}",
-                    g.condition_type, c.status
-                )),
-                Some(_) => {}
-            }
-        }
-        if !gates.is_empty() {
-            ready = condition(
-                "Ready",
-                false,
-                Some("ReadinessGatesNotReady"),
-                Some(gates.join(", ")),
-            );
-        }
-    }
-    out.push(ready);
-    out.push(containers_ready);
-    out.push(condition("PodScheduled", true, None, None));
-
-    // Conditions owned by others (readiness gates, DisruptionTarget) are kept as they were.
-    let ours = [
-        "PodReadyToStartContainers",
-        "Initialized",
-        "Ready",
-        "ContainersReady",
-        "PodScheduled",
-    ];
-    for c in &previous_conditions {
-        if !ours.contains(&c.type_.as_str()) {
-            out.push(c.clone());
-        }
-    }
-    for c in out.iter_mut() {
-        let kept = previous_conditions
-            .iter()
-            .find(|p| p.type_ == c.type_ && p.status == c.status);
-        c.last_transition_time = match kept {
-            Some(p) if p.last_transition_time.is_some() => p.last_transition_time.clone(),
-            _ => Some(Time(input.now)),
-        };
-        if c.last_probe_time.is_none() {
-            c.last_probe_time = kept.and_then(|p| p.last_probe_time.clone());
-        }
-    }
-    out
 }

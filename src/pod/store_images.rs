@@ -41,6 +41,18 @@ impl fmt::Debug for SecretData {
     }
 }
 
+/// A pull secret that could not be read (logged; the pull goes on without it). The message is the cause's.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct ReadSecretError {
+    /// The secret's namespace.
+    pub namespace: String,
+    /// The secret's name.
+    pub name: String,
+    /// What the source reported.
+    pub error: Box<dyn std::error::Error + Send + Sync>,
+}
+
 /// Where `imagePullSecrets` are read from at pull time (the API server in cluster mode).
 pub trait PullSecretSource: Send + Sync {
     /// Secret `name` of `namespace`; `Ok(None)` when it does not exist.
@@ -48,7 +60,7 @@ pub trait PullSecretSource: Send + Sync {
         &'a self,
         namespace: &'a str,
         name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<SecretData>, String>>;
+    ) -> BoxFuture<'a, Result<Option<SecretData>, ReadSecretError>>;
 }
 
 /// Identifies a pull others may join: the image and exactly the Pod credentials it uses.

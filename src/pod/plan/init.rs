@@ -4,7 +4,7 @@
 //!
 //! Pure like its parent: it reads the view and writes only into the plan.
 
-use super::{is_sidecar, probe_kill, restart_policy, Kill, Plan, PlanInput};
+use super::{changed_kill, is_sidecar, probe_kill, restart_policy, Plan, PlanInput};
 use crate::api::PodGroup;
 use crate::pod::view::{ContainerView, RunState};
 
@@ -66,12 +66,8 @@ pub(super) fn actions(pod: &PodGroup, input: &PlanInput<'_>, plan: &mut Plan) ->
                         next = Some(i + 1);
                     }
                     if input.changed(s) {
-                        plan.kill.push(Kill {
-                            name: c.name.clone(),
-                            id: s.id.clone(),
-                            message: format!("Init container {} definition changed", c.name),
-                            grace: None,
-                        });
+                        let message = format!("Init container {} definition changed", c.name);
+                        plan.kill.push(changed_kill(c, s, message));
                         restarts.push(i);
                     } else if let Some(reported) = reported {
                         plan.kill.push(probe_kill(c, s, *reported, true, true));

@@ -15,10 +15,14 @@ impl PullSecretSource for FakeSecrets {
         &'a self,
         namespace: &'a str,
         name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<SecretData>, String>> {
+    ) -> BoxFuture<'a, Result<Option<SecretData>, ReadSecretError>> {
         Box::pin(async move {
             if name.starts_with("err") {
-                return Err("forbidden".into());
+                return Err(ReadSecretError {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    error: "forbidden".into(),
+                });
             }
             Ok(self.0.get(&(namespace.to_owned(), name.to_owned())).cloned())
         })

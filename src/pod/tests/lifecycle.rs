@@ -34,10 +34,7 @@ fn fresh_pod_creates_sandbox_then_starts_all() {
 #[test]
 fn running_pod_is_ready_and_stable() {
     let p = pod("Always", &[], &["a", "b"]);
-    let v = view(
-        true,
-        vec![c("a", 0, RunState::Running, 0), c("b", 0, RunState::Running, 0)],
-    );
+    let v = view(true, vec![running("a"), running("b")]);
     assert!(plan_of(&p, &v).is_empty());
     let s = status_of(&p, &v, &HashMap::new(), false);
     assert_eq!(s.pod.phase.as_deref(), Some("Running"));
@@ -78,10 +75,7 @@ fn restart_policies_decide_restarts_and_phase() {
     ];
     for (policy, ea, eb, ra, rb, phase, display) in cases {
         let p = pod(policy, &[], &["a", "b"]);
-        let v = view(
-            true,
-            vec![c("a", 0, RunState::Exited, ea), c("b", 0, RunState::Exited, eb)],
-        );
+        let v = view(true, vec![exited("a", ea), exited("b", eb)]);
         let plan = plan_of(&p, &v);
         let want: Vec<&str> = [("a", ra), ("b", rb)]
             .iter()
@@ -103,10 +97,7 @@ fn restart_policies_decide_restarts_and_phase() {
 #[test]
 fn crash_loop_shows_waiting_reason_and_last_state() {
     let p = pod("Always", &[], &["a"]);
-    let v = view(
-        true,
-        vec![c("a", 0, RunState::Exited, 1), c("a", 1, RunState::Exited, 2)],
-    );
+    let v = view(true, vec![exited("a", 1), c("a", 1, RunState::Exited, 2)]);
     let mut reasons = HashMap::new();
     let msg = "back-off 10s restarting failed container=a pod=p_default(u)";
     reasons.insert(
@@ -157,22 +148,14 @@ fn init_containers_run_in_order() {
         Some("containers with incomplete status: [i1 i2]")
     );
     // i1 running: wait.
-    let v1 = view(true, vec![c("i1", 0, RunState::Running, 0)]);
+    let v1 = view(true, vec![running("i1")]);
     assert!(plan_of(&p, &v1).is_empty());
     // i1 done: start i2.
-    let v2 = view(true, vec![c("i1", 0, RunState::Exited, 0)]);
+    let v2 = view(true, vec![exited("i1", 0)]);
     assert_eq!(plan_of(&p, &v2).start_init.as_deref(), Some("i2"));
-    assert_eq!(
-        status_of(&p, &v2, &HashMap::new(), false)
-            .display_status
-            .as_deref(),
-        Some("Init:1/2")
-    );
+    assert_eq!(display(&p, &v2).as_deref(), Some("Init:1/2"));
     // Both done: start the app.
-    let v3 = view(
-        true,
-        vec![c("i1", 0, RunState::Exited, 0), c("i2", 0, RunState::Exited, 0)],
-    );
+    let v3 = view(true, vec![exited("i1", 0), exited("i2", 0)]);
     assert_eq!(plan_of(&p, &v3).start, vec!["a"]);
     let s3 = status_of(&p, &v3, &HashMap::new(), false);
     assert_eq!(cond(&s3, "Initialized").status, "True");
@@ -189,7 +172,7 @@ fn init_containers_run_in_order() {
 fn failed_init_container_per_policy() {
     // Always: restart the failed init container; the pod stays Pending.
     let p = pod("Always", &["i1", "i2"], &["a"]);
-    let v = view(true, vec![c("i1", 0, RunState::Exited, 1)]);
+    let v = view(true, vec![exited("i1", 1)]);
     assert_eq!(plan_of(&p, &v).start_init.as_deref(), Some("i1"));
     let mut reasons = HashMap::new();
     reasons.insert(
@@ -209,10 +192,7 @@ fn failed_init_container_per_policy() {
 
     // Never: the pod fails; the second init container's failure is what Initialized names.
     let p = pod("Never", &["i1", "i2"], &["a"]);
-    let v = view(
-        true,
-        vec![c("i1", 0, RunState::Exited, 0), c("i2", 0, RunState::Exited, 1)],
-    );
+    let v = view(true, vec![exited("i1", 0), exited("i2", 1)]);
     assert!(plan_of(&p, &v).kill_pod);
     let s = status_of(&p, &v, &HashMap::new(), false);
     assert_eq!(s.pod.phase.as_deref(), Some("Failed"));
@@ -228,10 +208,7 @@ fn failed_init_container_per_policy() {
 #[test]
 fn lost_sandbox_is_recreated_and_init_runs_again() {
     let p = pod("Always", &["i1"], &["a"]);
-    let mut v = view(
-        false,
-        vec![c("i1", 0, RunState::Exited, 0), c("a", 0, RunState::Exited, 137)],
-    );
+    let mut v = view(false, vec![exited("i1", 0), exited("a", 137)]);
     let plan = plan_of(&p, &v);
     assert!(plan.kill_pod);
     assert_eq!(plan.create_sandbox, Some(1));
@@ -245,7 +222,7 @@ fn lost_sandbox_is_recreated_and_init_runs_again() {
     assert_eq!(plan_of(&p, &v).start_init.as_deref(), Some("i1"));
     // A Never pod that already ran gets no new sandbox.
     let p = pod("Never", &[], &["a"]);
-    let v = view(false, vec![c("a", 0, RunState::Exited, 0)]);
+    let v = view(false, vec![exited("a", 0)]);
     let plan = plan_of(&p, &v);
     assert_eq!(plan.create_sandbox, None);
 }
@@ -253,17 +230,10 @@ fn lost_sandbox_is_recreated_and_init_runs_again() {
 #[test]
 fn changed_spec_kills_and_restarts() {
     let p = pod("Never", &[], &["a"]);
-    let v = view(true, vec![c("a", 0, RunState::Running, 0)]);
+    let v = view(true, vec![running("a")]);
     let mut h = hashes(&p);
     h.insert("a".into(), "new".into());
-    let plan = plan::compute(
-        &p,
-        &PlanInput {
-            view: &v,
-            hashes: &h,
-            stopping: false,
-        },
-    );
+    let plan = plan_hashed(&p, &v, &h, false);
     assert_eq!(plan.kill.len(), 1);
     assert_eq!(
         plan.kill[0].message,
@@ -275,18 +245,11 @@ fn changed_spec_kills_and_restarts() {
 #[test]
 fn stopping_kills_everything_and_terminal_phase_is_sticky() {
     let p = pod("Always", &[], &["a"]);
-    let v = view(true, vec![c("a", 0, RunState::Running, 0)]);
-    let plan = plan::compute(
-        &p,
-        &PlanInput {
-            view: &v,
-            hashes: &hashes(&p),
-            stopping: true,
-        },
-    );
+    let v = view(true, vec![running("a")]);
+    let plan = stopping_plan_of(&p, &v);
     assert!(plan.kill_pod && plan.start.is_empty() && plan.create_sandbox.is_none());
     // Stopped for good: SIGTERM exit 143 makes the deleted pod Failed.
-    let done = view(false, vec![c("a", 0, RunState::Exited, 143)]);
+    let done = view(false, vec![exited("a", 143)]);
     let s = status_of(&p, &done, &HashMap::new(), true);
     assert_eq!(s.pod.phase.as_deref(), Some("Failed"));
     // A later observation cannot leave the terminal phase.
@@ -315,7 +278,7 @@ fn stopping_kills_everything_and_terminal_phase_is_sticky() {
 #[test]
 fn deleting_pod_displays_terminating_and_is_not_ready() {
     let p = pod("Always", &[], &["a"]);
-    let v = view(true, vec![c("a", 0, RunState::Running, 0)]);
+    let v = view(true, vec![running("a")]);
     let s = status::compute(
         &p,
         &StatusInput {

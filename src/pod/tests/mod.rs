@@ -69,6 +69,16 @@ pub(super) fn c(name: &str, attempt: u32, state: RunState, exit: i32) -> Contain
     }
 }
 
+/// The first instance of `name`, running.
+pub(super) fn running(name: &str) -> ContainerView {
+    c(name, 0, RunState::Running, 0)
+}
+
+/// The first instance of `name`, exited with `code`.
+pub(super) fn exited(name: &str, code: i32) -> ContainerView {
+    c(name, 0, RunState::Exited, code)
+}
+
 /// A view of `cs` in sandbox `sb0`. Running instances are started and ready, as the worker reports
 /// containers without probes; tests of probes take them out again.
 pub(super) fn view(ready: bool, mut cs: Vec<ContainerView>) -> PodView {
@@ -114,15 +124,25 @@ pub(super) fn hashes(p: &PodGroup) -> HashMap<String, String> {
         .collect()
 }
 
-pub(super) fn plan_of(p: &PodGroup, v: &PodView) -> Plan {
+/// The plan of `p` with view `v` and spec hashes `h`.
+pub(super) fn plan_hashed(p: &PodGroup, v: &PodView, h: &HashMap<String, String>, stopping: bool) -> Plan {
     plan::compute(
         p,
         &PlanInput {
             view: v,
-            hashes: &hashes(p),
-            stopping: false,
+            hashes: h,
+            stopping,
         },
     )
+}
+
+pub(super) fn plan_of(p: &PodGroup, v: &PodView) -> Plan {
+    plan_hashed(p, v, &hashes(p), false)
+}
+
+/// The plan of a pod that is to stop (deleted or failed).
+pub(super) fn stopping_plan_of(p: &PodGroup, v: &PodView) -> Plan {
+    plan_hashed(p, v, &hashes(p), true)
 }
 
 pub(super) fn status_of(
@@ -147,6 +167,11 @@ pub(super) fn status_of(
             qos_class: Some("BestEffort".into()),
         },
     )
+}
+
+/// The STATUS column of `p` with view `v` (no waiting reasons, not terminal).
+pub(super) fn display(p: &PodGroup, v: &PodView) -> Option<String> {
+    status_of(p, v, &HashMap::new(), false).display_status
 }
 
 pub(super) fn cond<'a>(s: &'a PodGroupStatus, t: &str) -> &'a k8s_openapi::api::core::v1::PodCondition {

@@ -19,24 +19,13 @@ fn failing(mut v: PodView, id: &str, failed: FailedProbe) -> PodView {
     v
 }
 
-fn plan_with(p: &PodGroup, v: &PodView, h: &HashMap<String, String>) -> Plan {
-    plan::compute(
-        p,
-        &PlanInput {
-            view: v,
-            hashes: h,
-            stopping: false,
-        },
-    )
-}
-
 #[test]
 fn sidecar_starts_first_and_gates_the_next_init_container() {
     let p = sidecars(pod("Always", &["s", "i"], &["a"]), &["s"]);
     // Nothing ran: the sidecar starts first.
     assert_eq!(plan_of(&p, &view(true, vec![])).start_init.as_deref(), Some("s"));
     // Running but not started (startup probe pending): wait.
-    let waiting = unstarted(view(true, vec![c("s", 0, RunState::Running, 0)]), "s-0");
+    let waiting = unstarted(view(true, vec![running("s")]), "s-0");
     assert!(plan_of(&p, &waiting).is_empty());
     let st = status_of(&p, &waiting, &HashMap::new(), false);
     assert_eq!(st.pod.phase.as_deref(), Some("Pending"));
@@ -48,34 +37,19 @@ fn sidecar_starts_first_and_gates_the_next_init_container() {
     );
     assert_eq!(st.display_status.as_deref(), Some("Init:0/2"));
     // Started: the next init container runs.
-    let started = view(true, vec![c("s", 0, RunState::Running, 0)]);
+    let started = view(true, vec![running("s")]);
     let plan = plan_of(&p, &started);
     assert_eq!((plan.start_init.as_deref(), plan.start.len()), (Some("i"), 0));
-    assert_eq!(
-        status_of(&p, &started, &HashMap::new(), false)
-            .display_status
-            .as_deref(),
-        Some("Init:1/2")
-    );
+    assert_eq!(display(&p, &started).as_deref(), Some("Init:1/2"));
     // The regular init container is done: the app starts, the sidecar keeps running.
-    let done = view(
-        true,
-        vec![c("s", 0, RunState::Running, 0), c("i", 0, RunState::Exited, 0)],
-    );
+    let done = view(true, vec![running("s"), exited("i", 0)]);
     let plan = plan_of(&p, &done);
     assert_eq!(plan.start, vec!["a"]);
     assert!(plan.restart_sidecars.is_empty() && plan.start_init.is_none() && plan.kill.is_empty());
     // All running.
-    let running = view(
-        true,
-        vec![
-            c("s", 0, RunState::Running, 0),
-            c("i", 0, RunState::Exited, 0),
-            c("a", 0, RunState::Running, 0),
-        ],
-    );
-    assert!(plan_of(&p, &running).is_empty());
-    let st = status_of(&p, &running, &HashMap::new(), false);
+    let all_running = view(true, vec![running("s"), exited("i", 0), running("a")]);
+    assert!(plan_of(&p, &all_running).is_empty());
+    let st = status_of(&p, &all_running, &HashMap::new(), false);
     assert_eq!(st.pod.phase.as_deref(), Some("Running"));
     assert_eq!(st.display_status.as_deref(), Some("Running"));
     assert_eq!(st.ready_containers.as_deref(), Some("2/2"));
@@ -87,15 +61,12 @@ fn sidecar_starts_first_and_gates_the_next_init_container() {
 fn sidecar_is_restarted_whatever_the_pod_policy() {
     for (policy, exit) in [("Never", 0), ("Never", 1), ("OnFailure", 0), ("Always", 137)] {
         let p = sidecars(pod(policy, &["s"], &["a"]), &["s"]);
-        let v = view(
-            true,
-            vec![c("s", 0, RunState::Exited, exit), c("a", 0, RunState::Running, 0)],
-        );
+        let v = view(true, vec![exited("s", exit), running("a")]);
         let plan = plan_of(&p, &v);
         assert_eq!(plan.restart_sidecars, vec!["s"], "{policy} {exit}");
         assert!(plan.start.is_empty() && !plan.kill_pod, "{policy} {exit}");
         // Before the app ran, an exited sidecar is restarted too, and the app waits for it.
-        let v = view(true, vec![c("s", 0, RunState::Exited, exit)]);
+        let v = view(true, vec![exited("s", exit)]);
         let plan = plan_of(&p, &v);
         assert_eq!(plan.restart_sidecars, vec!["s"], "{policy} {exit}");
         assert!(
@@ -113,7 +84,7 @@ fn sidecar_restarts_count_in_restarts_column() {
         vec![
             c("s", 1, RunState::Exited, 1),
             c("s", 2, RunState::Running, 0),
-            c("a", 0, RunState::Running, 0),
+            running("a"),
         ],
     );
     let st = status_of(&p, &v, &HashMap::new(), false);
@@ -130,10 +101,7 @@ fn sidecar_restarts_count_in_restarts_column() {
 fn pod_completes_when_regular_containers_are_done_while_sidecar_runs() {
     for policy in ["Never", "OnFailure"] {
         let p = sidecars(pod(policy, &["s"], &["a"]), &["s"]);
-        let v = view(
-            true,
-            vec![c("s", 0, RunState::Running, 0), c("a", 0, RunState::Exited, 0)],
-        );
+        let v = view(true, vec![running("s"), exited("a", 0)]);
         let plan = plan_of(&p, &v);
         assert!(plan.kill_pod, "{policy}: the pod is stopped, sidecar included");
         assert!(plan.restart_sidecars.is_empty() && plan.start.is_empty());
@@ -141,10 +109,7 @@ fn pod_completes_when_regular_containers_are_done_while_sidecar_runs() {
         let st = status_of(&p, &v, &HashMap::new(), false);
         assert_eq!(st.pod.phase.as_deref(), Some("Running"), "{policy}");
         // Stopped: the sidecar's SIGTERM exit does not make the pod fail.
-        let mut stopped = view(
-            false,
-            vec![c("s", 0, RunState::Exited, 143), c("a", 0, RunState::Exited, 0)],
-        );
+        let mut stopped = view(false, vec![exited("s", 143), exited("a", 0)]);
         let st = status_of(&p, &stopped, &HashMap::new(), true);
         assert_eq!(st.pod.phase.as_deref(), Some("Succeeded"), "{policy}");
         assert_eq!(st.display_status.as_deref(), Some("Completed"), "{policy}");
@@ -158,10 +123,7 @@ fn pod_completes_when_regular_containers_are_done_while_sidecar_runs() {
     }
     // Under Always the app is restarted instead.
     let p = sidecars(pod("Always", &["s"], &["a"]), &["s"]);
-    let v = view(
-        true,
-        vec![c("s", 0, RunState::Running, 0), c("a", 0, RunState::Exited, 0)],
-    );
+    let v = view(true, vec![running("s"), exited("a", 0)]);
     let plan = plan_of(&p, &v);
     assert_eq!(
         (plan.kill_pod, plan.start.clone()),
@@ -172,10 +134,7 @@ fn pod_completes_when_regular_containers_are_done_while_sidecar_runs() {
 #[test]
 fn regular_init_failure_after_a_sidecar_fails_a_never_pod() {
     let p = sidecars(pod("Never", &["s", "i"], &["a"]), &["s"]);
-    let v = view(
-        true,
-        vec![c("s", 0, RunState::Running, 0), c("i", 0, RunState::Exited, 1)],
-    );
+    let v = view(true, vec![running("s"), exited("i", 1)]);
     let plan = plan_of(&p, &v);
     assert!(plan.kill_pod && plan.start_init.is_none() && plan.restart_sidecars.is_empty());
     let p = sidecars(pod("Always", &["s", "i"], &["a"]), &["s"]);
@@ -185,13 +144,10 @@ fn regular_init_failure_after_a_sidecar_fails_a_never_pod() {
 #[test]
 fn changed_sidecar_is_restarted_alone() {
     let p = sidecars(pod("Never", &["s"], &["a"]), &["s"]);
-    let v = view(
-        true,
-        vec![c("s", 0, RunState::Running, 0), c("a", 0, RunState::Running, 0)],
-    );
+    let v = view(true, vec![running("s"), running("a")]);
     let mut h = hashes(&p);
     h.insert("s".into(), "new".into());
-    let plan = plan_with(&p, &v, &h);
+    let plan = plan_hashed(&p, &v, &h, false);
     assert_eq!(plan.kill.len(), 1);
     assert_eq!(
         (plan.kill[0].id.as_str(), plan.kill[0].message.as_str()),
@@ -237,10 +193,7 @@ fn failed_probes_kill_and_restart_per_policy() {
     ];
     for (policy, restarted, message) in cases {
         let p = with_probes(pod(policy, &[], &["a", "b"]), Some(5));
-        let v = view(
-            true,
-            vec![c("a", 0, RunState::Running, 0), c("b", 0, RunState::Running, 0)],
-        );
+        let v = view(true, vec![running("a"), running("b")]);
         let plan = plan_of(&p, &failing(v, "a-0", FailedProbe::Liveness));
         let kill = &plan.kill[0];
         assert_eq!(
@@ -253,12 +206,12 @@ fn failed_probes_kill_and_restart_per_policy() {
     }
     // Never, and nothing else runs: the pod is stopped instead.
     let p = with_probes(pod("Never", &[], &["a"]), None);
-    let v = view(true, vec![c("a", 0, RunState::Running, 0)]);
+    let v = view(true, vec![running("a")]);
     let plan = plan_of(&p, &failing(v, "a-0", FailedProbe::Liveness));
     assert!(plan.kill_pod && plan.kill.is_empty() && plan.start.is_empty());
     // A startup probe failure, without a probe grace period.
     let p = with_probes(pod("Always", &[], &["a"]), None);
-    let v = unstarted(view(true, vec![c("a", 0, RunState::Running, 0)]), "a-0");
+    let v = unstarted(view(true, vec![running("a")]), "a-0");
     let message = "Container a failed startup probe, will be restarted";
     let plan = plan_of(&p, &failing(v, "a-0", FailedProbe::Startup));
     assert_eq!(
@@ -271,10 +224,7 @@ fn failed_probes_kill_and_restart_per_policy() {
 #[test]
 fn failed_sidecar_probes_restart_the_sidecar() {
     let p = with_probes(sidecars(pod("Never", &["s"], &["a"]), &["s"]), Some(7));
-    let v = view(
-        true,
-        vec![c("s", 0, RunState::Running, 0), c("a", 0, RunState::Running, 0)],
-    );
+    let v = view(true, vec![running("s"), running("a")]);
     let plan = plan_of(&p, &failing(v, "s-0", FailedProbe::Liveness));
     assert_eq!(
         (plan.kill[0].message.as_str(), plan.kill[0].grace),
@@ -283,7 +233,7 @@ fn failed_sidecar_probes_restart_the_sidecar() {
     assert_eq!(plan.restart_sidecars, vec!["s"]);
     assert!(plan.start.is_empty());
     // Startup probe failing during initialization: restart it, start nothing else.
-    let v = unstarted(view(true, vec![c("s", 0, RunState::Running, 0)]), "s-0");
+    let v = unstarted(view(true, vec![running("s")]), "s-0");
     let plan = plan_of(&p, &failing(v, "s-0", FailedProbe::Startup));
     assert_eq!(plan.kill[0].message, "Init container s failed startup probe");
     assert_eq!(plan.restart_sidecars, vec!["s"]);
@@ -293,9 +243,9 @@ fn failed_sidecar_probes_restart_the_sidecar() {
 #[test]
 fn started_and_ready_follow_the_probes() {
     let p = pod("Always", &[], &["a"]);
-    let running = view(true, vec![c("a", 0, RunState::Running, 0)]);
+    let app_running = view(true, vec![running("a")]);
     // Started, readiness probe not yet successful.
-    let mut v = running.clone();
+    let mut v = app_running.clone();
     v.probes.ready.clear();
     let st = status_of(&p, &v, &HashMap::new(), false);
     let a = &st.pod.container_statuses.as_ref().unwrap()[0];
@@ -307,13 +257,13 @@ fn started_and_ready_follow_the_probes() {
         Some("containers with unready status: [a]")
     );
     // Startup probe pending: neither started nor ready, even if a stale readiness result says so.
-    let mut v = running.clone();
+    let mut v = app_running.clone();
     v.probes.started.clear();
     let st = status_of(&p, &v, &HashMap::new(), false);
     let a = &st.pod.container_statuses.as_ref().unwrap()[0];
     assert_eq!((a.started, a.ready), (Some(false), false));
     // Both: ready.
-    let st = status_of(&p, &running, &HashMap::new(), false);
+    let st = status_of(&p, &app_running, &HashMap::new(), false);
     let a = &st.pod.container_statuses.as_ref().unwrap()[0];
     assert_eq!((a.started, a.ready), (Some(true), true));
     assert_eq!(cond(&st, "Ready").status, "True");
@@ -323,7 +273,7 @@ fn started_and_ready_follow_the_probes() {
 fn sidecar_edge_cases() {
     let p = sidecars(pod("Always", &["s1", "s2", "i"], &["a"]), &["s1", "s2"]);
     // A new sandbox starts from the first init container, a sidecar here.
-    let mut lost = view(false, vec![c("s1", 0, RunState::Running, 0)]);
+    let mut lost = view(false, vec![running("s1")]);
     lost.containers[0].state = RunState::Exited;
     let plan = plan_of(&p, &lost);
     assert_eq!(
@@ -333,35 +283,14 @@ fn sidecar_edge_cases() {
     // A sidecar being created is waited for.
     assert!(plan_of(&p, &view(true, vec![c("s1", 0, RunState::Created, 0)])).is_empty());
     // Exited sidecars are restarted in spec order while a regular init container runs.
-    let v = view(
-        true,
-        vec![
-            c("s1", 0, RunState::Exited, 1),
-            c("s2", 0, RunState::Exited, 0),
-            c("i", 0, RunState::Running, 0),
-        ],
-    );
+    let v = view(true, vec![exited("s1", 1), exited("s2", 0), running("i")]);
     let plan = plan_of(&p, &v);
     assert_eq!(plan.restart_sidecars, vec!["s1", "s2"]);
     assert!(plan.start_init.is_none() && plan.start.is_empty());
     // Once the app runs, regular init containers are not looked at again.
-    let v = view(
-        true,
-        vec![
-            c("s1", 0, RunState::Running, 0),
-            c("s2", 0, RunState::Running, 0),
-            c("a", 0, RunState::Running, 0),
-        ],
-    );
+    let v = view(true, vec![running("s1"), running("s2"), running("a")]);
     assert!(plan_of(&p, &v).is_empty());
     // Stopping kills everything, sidecars included, and restarts nothing.
-    let plan = plan::compute(
-        &p,
-        &PlanInput {
-            view: &v,
-            hashes: &hashes(&p),
-            stopping: true,
-        },
-    );
+    let plan = stopping_plan_of(&p, &v);
     assert!(plan.kill_pod && plan.restart_sidecars.is_empty() && plan.start_init.is_none());
 }
