@@ -224,7 +224,7 @@ async fn add_finalizer(agent: &Agent, pg: &PodGroup) -> Result<(), kube::Error> 
 
 /// What to do after a failed reconcile: try again in a few seconds.
 pub fn error_policy(pg: Arc<PodGroup>, error: &Error, agent: Arc<Agent>) -> Action {
-    tracing::warn!(pod = %pg.key(), error = %crate::runtime::chain(error), category = error.category(), "reconcile failed");
+    tracing::warn!(pod = %pg.key(), error = %crate::sys::chain(error), category = error.category(), "reconcile failed");
     agent.metrics.reconcile_errors.inc();
     Action::requeue(Duration::from_secs(5))
 }

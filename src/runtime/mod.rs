@@ -63,14 +63,5 @@ impl Error {
     }
 }
 
-/// Formats an error with its whole `source()` chain, `outer: inner: root`, for messages users read.
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}
+/// The one error-chain formatter (`sys::chain`), re-exported for the runtime's and the pod's callers.
+pub use crate::sys::chain;
