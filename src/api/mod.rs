@@ -5,12 +5,17 @@
 //! defaults peapod applies itself (CRDs get no core defaulting), validation, manifest parsing and the CRD.
 //! It does no I/O beyond parsing the bytes it is given.
 
+pub mod admit;
+pub mod component;
 pub mod crd;
 pub mod defaults;
+pub mod env;
 pub mod field;
 pub mod manifest;
 pub mod pss;
 pub mod quantity;
+pub mod resources;
+pub mod sysctl;
 pub mod validation;
 
 use k8s_openapi::api::core::v1::{PodSpec, PodStatus};

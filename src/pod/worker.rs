@@ -474,7 +474,7 @@ impl Worker {
 
     fn report(&mut self, finished: bool) {
         let view = self.view();
-        let qos = super::qos::pod_qos(&self.pod.spec.pod);
+        let qos = crate::api::resources::QosClass::of(&self.pod.spec.pod).as_str();
         let status = status::compute(
             &self.pod,
             &StatusInput {

@@ -14,7 +14,6 @@ use k8s_openapi::api::core::v1::{Container, EnvVar};
 use k8s_openapi::jiff::Timestamp;
 use nix::sys::signal::Signal;
 
-use super::env::{self, ValueSource};
 use super::layout::{derive_id, RuntimeConfig};
 use super::process::{self, ExitWatch};
 use super::record::{
@@ -23,9 +22,11 @@ use super::record::{
 };
 use super::resources::{self, QosClass};
 use super::sandbox::SandboxRecord;
+use super::seccomp;
 use super::spec::{self, BindMount, SandboxNamespaces, SpecInput};
 use super::user::{self, AccountDb};
-use super::{seccomp, sysctl};
+use crate::api::env::{self, ValueSource};
+use crate::api::sysctl;
 use crate::api::PodGroup;
 use crate::sys;
 use crate::volume::{self, PodVolumes};

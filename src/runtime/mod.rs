@@ -5,10 +5,8 @@
 //! small, single-threaded and detached, so workloads survive the supervisor. This module knows nothing of
 //! restart policies or status: the `pod` module decides, this module does.
 
-pub mod admit;
 pub mod cgroup;
 pub mod container;
-pub mod env;
 pub mod etc;
 pub mod layout;
 pub mod leftovers;
@@ -23,7 +21,6 @@ pub mod sandbox;
 pub mod seccomp;
 pub mod shim;
 pub mod spec;
-pub mod sysctl;
 pub mod termination;
 pub mod user;
 

@@ -17,13 +17,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::mpsc;
 
+use crate::api::admit::{self, AdmitConfig, REJECTION_REASONS};
 use crate::api::validation::{FieldError, FieldPath};
 use crate::api::{defaults, manifest, validation, PodGroup, PodGroupStatus};
 use crate::pod::admitted::{with_refusal, write_admitted};
 use crate::pod::events::Event;
+use crate::pod::refused::refused_status;
 use crate::pod::worker::{Context, Update};
 use crate::pod::workers::PodWorkers;
-use crate::runtime::admit::{self, AdmitConfig, REJECTION_REASONS};
 use crate::runtime::layout::derive_id;
 use store::StatusStore;
 
@@ -149,16 +150,6 @@ pub fn scan(paths: &[PathBuf], node: &str) -> Scan {
 /// The status an invalid pod shows: Failed with reason `InvalidSpec` and the validation message.
 pub fn invalid_status(pod: &PodGroup, message: &str) -> PodGroupStatus {
     refused_status(pod, "InvalidSpec", message)
-}
-
-/// The status a refused pod shows: Failed with the reason and message (the kubelet's rejected pods).
-pub fn refused_status(pod: &PodGroup, reason: &str, message: &str) -> PodGroupStatus {
-    let mut status = PodGroupStatus::default();
-    status.pod.phase = Some("Failed".into());
-    status.pod.reason = Some(reason.into());
-    status.pod.message = Some(message.to_string());
-    crate::pod::printer::fill_columns(pod, &mut status, false);
-    status
 }
 
 /// Whether a stored status is a refusal (nothing of the pod ran).

@@ -16,7 +16,7 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{fchmod, mkdirat, Mode};
 
-use crate::runtime::layout::join_component;
+use crate::api::component::join_component;
 use crate::sys;
 
 /// Where a pod's hostPath volumes are staged.

@@ -83,7 +83,10 @@ pub(super) async fn exchange(target: &Target, config: &Config, refresh_token: &s
     if !status.is_success() {
         return Err(failed(format!("{} answered {status}", challenge.realm)));
     }
-    let body = response.bytes().await.map_err(|e| failed(crate::sys::chain(&e)))?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| failed(crate::sys::chain(&e)))?;
     if body.len() > MAX_RESPONSE_BYTES {
         return Err(failed("token response too large".into()));
     }

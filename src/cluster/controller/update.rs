@@ -7,9 +7,9 @@
 
 use kube::ResourceExt;
 
-use super::status::StatusUpdate;
 use super::Agent;
 use crate::api::{PodGroup, PodGroupStatus};
+use crate::cluster::status::StatusUpdate;
 use crate::pod::admitted::{admitted_part, same_admission, with_refusal, write_admitted, AdmittedError};
 use crate::pod::events::Event;
 

@@ -12,16 +12,16 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::status::{remove_finalizer, StatusUpdate};
 use super::{update, Agent};
+use crate::cluster::status::{remove_finalizer, StatusUpdate};
 use crate::pod::admitted;
 use k8s_openapi::api::core::v1::Namespace;
 
+use crate::api::admit;
 use crate::api::pss::{self, Level};
 use crate::api::{defaults, validation, PodGroup, FINALIZER};
 use crate::pod::admitted::AdmittedError;
 use crate::pod::events::Event;
-use crate::runtime::admit;
 
 /// Errors of a reconcile; the variant name is the metric label and event reason category.
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +187,7 @@ fn refuse(agent: &Agent, pod: &PodGroup, reason: &str, status_message: &str, eve
         namespace: pod.namespace().unwrap_or_else(|| "default".into()),
         name: pod.name_any(),
         uid: pod.metadata.uid.clone().unwrap_or_default(),
-        status: crate::standalone::refused_status(pod, reason, status_message),
+        status: crate::pod::refused::refused_status(pod, reason, status_message),
         release: false,
     });
 }
