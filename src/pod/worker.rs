@@ -113,6 +113,7 @@ pub struct Worker {
     pub(super) pull_failures: HashMap<String, Timestamp>,
     pub(super) start_time: Option<Timestamp>,
     pub(super) previous: Option<PodGroupStatus>,
+    #[allow(clippy::option_option)] // until the worker's lifecycle enum replaces it (issue 11)
     pub(super) terminating: Option<Option<i64>>,
     pub(super) failure: Option<(String, String)>,
     pub(super) terminal: bool,
