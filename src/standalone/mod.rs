@@ -91,7 +91,7 @@ pub fn scan(paths: &[PathBuf], node: &str) -> Scan {
             };
             defaults::apply_defaults(&mut pod);
             pod.spec.pod.node_name.get_or_insert_with(|| node.to_string());
-            let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+            let ns = pod.namespace_or_default().to_string();
             let name = pod.metadata.name.clone().unwrap_or_default();
             if let Some(first) = names.get(&(ns.clone(), name.clone())) {
                 out.errors.insert(format!(
@@ -294,7 +294,7 @@ fn reconcile(
         if fresh {
             // A new incarnation: forget the previous run's status and logs.
             pod.status = None;
-            let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+            let ns = pod.namespace_or_default().to_string();
             let name = pod.metadata.name.clone().unwrap_or_default();
             let _ = crate::sys::fs::remove_dir_atomic(&ctx.runtime.pod_log_dir(&ns, &name, uid));
         } else {
@@ -356,7 +356,7 @@ fn handle_update(
     pod.status = Some(with_refusal(status, refusal));
     if update.finished {
         workers.finished(&uid);
-        let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let ns = pod.namespace_or_default().to_string();
         let name = pod.metadata.name.clone().unwrap_or_default();
         if desired.contains_key(&uid) {
             let _ = store.write(&pod);

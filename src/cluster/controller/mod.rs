@@ -181,12 +181,7 @@ async fn forward_updates(agent: Arc<Agent>, mut rx: mpsc::UnboundedReceiver<Upda
             .pods
             .set(agent.workers.lock().map(|w| w.len() as i64).unwrap_or(0));
         let update = StatusUpdate {
-            namespace: u
-                .pod
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into()),
+            namespace: u.pod.namespace_or_default().to_string(),
             name: u.pod.metadata.name.clone().unwrap_or_default(),
             uid: u.uid,
             status: crate::pod::admitted::with_refusal(u.status, refusal.as_deref()),

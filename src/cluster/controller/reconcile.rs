@@ -70,7 +70,7 @@ pub async fn reconcile(pg: Arc<PodGroup>, agent: Arc<Agent>) -> Result<Action, E
         .clone()
         .filter(|u| !u.is_empty())
         .ok_or_else(|| Error::MissingUid(key.clone()))?;
-    let ns = pg.namespace().unwrap_or_else(|| "default".into());
+    let ns = pg.namespace_or_default().to_string();
     let name = pg.name_any();
     agent.metrics.reconciles.inc();
     if pg.spec.pod.node_name.as_deref() != Some(agent.node.as_str()) {
@@ -184,7 +184,7 @@ fn refuse(agent: &Agent, pod: &PodGroup, reason: &str, status_message: &str, eve
         .recorder
         .record(pod, Event::warning(reason, event_message.to_string()));
     let _ = agent.status.send(StatusUpdate {
-        namespace: pod.namespace().unwrap_or_else(|| "default".into()),
+        namespace: pod.namespace_or_default().to_string(),
         name: pod.name_any(),
         uid: pod.metadata.uid.clone().unwrap_or_default(),
         status: crate::pod::refused::refused_status(pod, reason, status_message),
@@ -201,10 +201,7 @@ async fn namespace_level(agent: &Agent, ns: &str) -> Result<Level, kube::Error> 
 }
 
 async fn add_finalizer(agent: &Agent, pg: &PodGroup) -> Result<(), kube::Error> {
-    let api: Api<PodGroup> = Api::namespaced(
-        agent.client.clone(),
-        &pg.namespace().unwrap_or_else(|| "default".into()),
-    );
+    let api: Api<PodGroup> = Api::namespaced(agent.client.clone(), pg.namespace_or_default());
     let patch = if pg.metadata.finalizers.is_none() {
         json!([
             { "op": "test", "path": "/metadata/uid", "value": pg.metadata.uid },

@@ -81,7 +81,7 @@ fn show(agent: &Agent, pod: &PodGroup, uid: &str, status: PodGroupStatus) {
         return;
     }
     let _ = agent.status.send(StatusUpdate {
-        namespace: pod.namespace().unwrap_or_else(|| "default".into()),
+        namespace: pod.namespace_or_default().to_string(),
         name: pod.name_any(),
         uid: uid.to_string(),
         status,
