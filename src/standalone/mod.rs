@@ -187,18 +187,7 @@ pub async fn run(opts: Options, ctx: Arc<Context>, shutdown: impl Future<Output 
     let mut terminating: BTreeSet<String> = BTreeSet::new();
     let mut refused: BTreeMap<String, String> = BTreeMap::new();
 
-    crate::runtime::sandbox::collect_garbage(&ctx.runtime).await;
-    crate::runtime::leftovers::finish(&ctx.runtime).await;
-    // Pods this node ran before and still has state for are adopted (if still wanted) or stopped.
-    for pod in store.list() {
-        let uid = pod.metadata.uid.clone().unwrap_or_default();
-        if ctx.runtime.pod_dir(&uid).exists() {
-            workers.sync(pod);
-        } else if pod.metadata.deletion_timestamp.is_none() && !is_refused(&pod) {
-            // Nothing left on the node for it: a finished earlier run; a new run starts it afresh.
-            store.remove(&uid);
-        }
-    }
+    recover(&ctx, &store, &mut workers).await;
 
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(opts.poll);
@@ -211,27 +200,7 @@ pub async fn run(opts: Options, ctx: Arc<Context>, shutdown: impl Future<Output 
                 let result = tokio::task::spawn_blocking(move || scan(&paths, &node)).await;
                 let Ok(mut found) = result else { continue };
                 refuse_inadmissible(&mut found, &ctx.runtime.admission, |uid| workers.contains(uid));
-                for (line, (pod, message)) in &found.duplicates {
-                    if !reported.contains(line) {
-                        ctx.recorder.record(pod, Event::warning("FailedValidation", message.clone()));
-                    }
-                }
-                report_errors(&mut reported, &found.errors);
-                for (uid, (pod, reason, message)) in &found.invalid {
-                    if store.get(uid).and_then(|p| p.status).and_then(|s| s.pod.reason).as_deref() != Some(*reason) {
-                        let mut p = pod.clone();
-                        p.status = Some(refused_status(pod, reason, message));
-                        let _ = store.write(&p);
-                        let shown = message.strip_prefix("Pod was rejected: ").unwrap_or(message);
-                        ctx.recorder.record(pod, Event::warning(reason, shown.to_string()));
-                    }
-                }
-                for pod in store.list() {
-                    let uid = pod.metadata.uid.clone().unwrap_or_default();
-                    if is_refused(&pod) && !found.invalid.contains_key(&uid) {
-                        store.remove(&uid);
-                    }
-                }
+                show_problems(&found, &mut reported, &store, &ctx);
                 desired = found.pods;
                 reconcile(&mut workers, &desired, &mut terminating, &mut refused, &store, &ctx);
             }
@@ -241,9 +210,64 @@ pub async fn run(opts: Options, ctx: Arc<Context>, shutdown: impl Future<Output 
             _ = &mut shutdown => break,
         }
     }
+    stop_all(workers, rx, &store).await;
+}
+
+/// Cleans up after an earlier supervisor, then adopts the pods this node ran before and still has state for
+/// (if still wanted they run on, else they are stopped at the first scan); a finished earlier run's record
+/// is dropped, so a new run starts that pod afresh.
+async fn recover(ctx: &Context, store: &StatusStore, workers: &mut PodWorkers) {
+    crate::runtime::sandbox::collect_garbage(&ctx.runtime).await;
+    crate::runtime::leftovers::finish(&ctx.runtime).await;
+    for pod in store.list() {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if ctx.runtime.pod_dir(&uid).exists() {
+            workers.sync(pod);
+        } else if pod.metadata.deletion_timestamp.is_none() && !is_refused(&pod) {
+            store.remove(&uid);
+        }
+    }
+}
+
+/// Shows what a scan found wrong: duplicate pods as Events, manifest errors once, each refused pod's status
+/// and Event (once per reason); refusals no longer found are forgotten.
+fn show_problems(found: &Scan, reported: &mut BTreeSet<String>, store: &StatusStore, ctx: &Context) {
+    for (line, (pod, message)) in &found.duplicates {
+        if !reported.contains(line) {
+            ctx.recorder
+                .record(pod, Event::warning("FailedValidation", message.clone()));
+        }
+    }
+    report_errors(reported, &found.errors);
+    for (uid, (pod, reason, message)) in &found.invalid {
+        if store
+            .get(uid)
+            .and_then(|p| p.status)
+            .and_then(|s| s.pod.reason)
+            .as_deref()
+            != Some(*reason)
+        {
+            let mut p = pod.clone();
+            p.status = Some(refused_status(pod, reason, message));
+            let _ = store.write(&p);
+            let shown = message.strip_prefix("Pod was rejected: ").unwrap_or(message);
+            ctx.recorder
+                .record(pod, Event::warning(reason, shown.to_string()));
+        }
+    }
+    for pod in store.list() {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if is_refused(&pod) && !found.invalid.contains_key(&uid) {
+            store.remove(&uid);
+        }
+    }
+}
+
+/// Stops every pod gracefully, recording each one's status until all have finished.
+async fn stop_all(mut workers: PodWorkers, mut rx: mpsc::UnboundedReceiver<Update>, store: &StatusStore) {
     tracing::info!(pods = workers.len(), "stopping all pods");
     for uid in workers.uids() {
-        mark_deleting(&store, &uid, None);
+        mark_deleting(store, &uid, None);
         workers.terminate(&uid, None);
     }
     while !workers.is_empty() {

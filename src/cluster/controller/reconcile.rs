@@ -71,36 +71,13 @@ pub async fn reconcile(pg: Arc<PodGroup>, agent: Arc<Agent>) -> Result<Action, E
         .filter(|u| !u.is_empty())
         .ok_or_else(|| Error::MissingUid(key.clone()))?;
     let ns = pg.namespace_or_default().to_string();
-    let name = pg.name_any();
     agent.metrics.reconciles.inc();
     if pg.spec.pod.node_name.as_deref() != Some(agent.node.as_str()) {
         // Labelled for this node but bound elsewhere (the scheduler fixes the label): not ours to run.
         return Ok(Action::await_change());
     }
     if pg.metadata.deletion_timestamp.is_some() {
-        let running = agent.workers.lock().map(|w| w.contains(&uid)).unwrap_or(false);
-        if running {
-            // Custom resources have no graceful deletion: the API server records 0 for any delete. The grace
-            // period comes from the spec, unless the deletion asked for a shorter, non-zero one.
-            let spec_grace = pg.spec.pod.termination_grace_period_seconds.unwrap_or(30);
-            let grace = Some(match pg.metadata.deletion_grace_period_seconds {
-                Some(g) if g > 0 => g.min(spec_grace),
-                _ => spec_grace,
-            });
-            tracing::info!(pod = %key, grace = ?grace, "pod deleted: stopping it");
-            if let Ok(w) = agent.workers.lock() {
-                w.terminate(&uid, grace);
-            }
-        } else if has_finalizer(&pg) {
-            // Nothing runs (never started here, or already cleaned up): let the deletion proceed.
-            remove_finalizer(&agent.client, &ns, &name, &uid)
-                .await
-                .map_err(|source| Error::Api {
-                    action: "remove finalizer of",
-                    name: key.clone(),
-                    source,
-                })?;
-        }
+        deleted(&agent, &pg, &uid).await?;
         return Ok(Action::await_change());
     }
     if !has_finalizer(&pg) {
@@ -125,21 +102,7 @@ pub async fn reconcile(pg: Arc<PodGroup>, agent: Arc<Agent>) -> Result<Action, E
             update::accept(&agent, &pod, &uid);
         }
         None => {
-            if let Err(errs) = validation::validate(&pod) {
-                let message = errs.to_string();
-                refuse(&agent, &pod, "InvalidSpec", &message, &message);
-                return Ok(Action::await_change());
-            }
-            // Admitted once, before it first runs here, like Pod Security Admission at creation.
-            let level = namespace_level(&agent, &ns).await.map_err(|source| Error::Api {
-                action: "read the namespace of",
-                name: key.clone(),
-                source,
-            })?;
-            let allowed = &agent.admission.allowed_unsafe_sysctls;
-            if let Err(r) = admit::admit(&pod, level, allowed) {
-                tracing::info!(pod = %key, reason = r.reason, "pod refused");
-                refuse(&agent, &pod, r.reason, &r.status_message(), &r.message);
+            if !admit_new(&agent, &pod, &ns).await? {
                 return Ok(Action::await_change());
             }
         }
@@ -149,6 +112,57 @@ pub async fn reconcile(pg: Arc<PodGroup>, agent: Arc<Agent>) -> Result<Action, E
         w.sync(pod);
     }
     Ok(Action::requeue(Duration::from_secs(600)))
+}
+
+/// A deleted PodGroup: a running pod is stopped with its grace period; where nothing runs (never started
+/// here, or already cleaned up), the finalizer is released so the deletion can proceed.
+async fn deleted(agent: &Agent, pg: &PodGroup, uid: &str) -> Result<(), Error> {
+    let running = agent.workers.lock().map(|w| w.contains(uid)).unwrap_or(false);
+    if running {
+        // Custom resources have no graceful deletion: the API server records 0 for any delete. The grace
+        // period comes from the spec, unless the deletion asked for a shorter, non-zero one.
+        let spec_grace = pg.spec.pod.termination_grace_period_seconds.unwrap_or(30);
+        let grace = Some(match pg.metadata.deletion_grace_period_seconds {
+            Some(g) if g > 0 => g.min(spec_grace),
+            _ => spec_grace,
+        });
+        tracing::info!(pod = %pg.key(), grace = ?grace, "pod deleted: stopping it");
+        if let Ok(w) = agent.workers.lock() {
+            w.terminate(uid, grace);
+        }
+    } else if has_finalizer(pg) {
+        // Nothing runs (never started here, or already cleaned up): let the deletion proceed.
+        remove_finalizer(&agent.client, pg.namespace_or_default(), &pg.name_any(), uid)
+            .await
+            .map_err(|source| Error::Api {
+                action: "remove finalizer of",
+                name: pg.key(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Judges a pod before it first runs here: validation, then admission (Pod Security at the namespace's level,
+/// like Pod Security Admission at creation; sysctls). `Ok(false)`: refused, and shown so.
+async fn admit_new(agent: &Agent, pod: &PodGroup, ns: &str) -> Result<bool, Error> {
+    if let Err(errs) = validation::validate(pod) {
+        let message = errs.to_string();
+        refuse(agent, pod, "InvalidSpec", &message, &message);
+        return Ok(false);
+    }
+    let level = namespace_level(agent, ns).await.map_err(|source| Error::Api {
+        action: "read the namespace of",
+        name: pod.key(),
+        source,
+    })?;
+    let allowed = &agent.admission.allowed_unsafe_sysctls;
+    if let Err(r) = admit::admit(pod, level, allowed) {
+        tracing::info!(pod = %pod.key(), reason = r.reason, "pod refused");
+        refuse(agent, pod, r.reason, &r.status_message(), &r.message);
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// Judges an edit of an admitted pod: the Pod update rules, then Pod Security for a significant update.
