@@ -28,21 +28,7 @@ const HOST_PATH_TYPES: [&str; 8] = [
 /// Validates a defaulted PodSpec found at `path`.
 pub fn validate_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
     supported::pod_spec(spec, path, errs);
-    match spec.termination_grace_period_seconds {
-        None => errs.push(FieldError::required(
-            &path.child("terminationGracePeriodSeconds"),
-            "",
-        )),
-        Some(grace) if grace < 0 => {
-            let p = path.child("terminationGracePeriodSeconds");
-            errs.push(FieldError::invalid(
-                &p,
-                grace,
-                "must be greater than or equal to 0",
-            ));
-        }
-        Some(_) => {}
-    }
+    termination_grace_period(spec, path, errs);
     let volumes = validate_volumes(
         spec.volumes.as_deref().unwrap_or_default(),
         &path.child("volumes"),
@@ -81,14 +67,7 @@ pub fn validate_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError
         &path.child("dnsConfig"),
         errs,
     );
-    for (i, gate) in spec.readiness_gates.iter().flatten().enumerate() {
-        let p = path.child("readinessGates").index(i).child("conditionType");
-        errs.extend(rules::invalid_each(
-            &p,
-            &gate.condition_type,
-            rules::qualified_name(&gate.condition_type),
-        ));
-    }
+    readiness_gates(spec, path, errs);
     names(spec, path, errs);
     if let Some(deadline) = spec.active_deadline_seconds {
         if !(1..=i64::from(i32::MAX)).contains(&deadline) {
@@ -105,6 +84,50 @@ pub fn validate_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError
         &path.child("tolerations"),
         errs,
     );
+    host_aliases(spec, path, errs);
+    if let Some(policy) = spec.preemption_policy.as_deref() {
+        enumerated(
+            Some(policy),
+            &path.child("preemptionPolicy"),
+            &["PreemptLowerPriority", "Never"],
+            errs,
+        );
+    }
+}
+
+/// `terminationGracePeriodSeconds`: set (defaulting sets it) and not negative.
+fn termination_grace_period(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    match spec.termination_grace_period_seconds {
+        None => errs.push(FieldError::required(
+            &path.child("terminationGracePeriodSeconds"),
+            "",
+        )),
+        Some(grace) if grace < 0 => {
+            let p = path.child("terminationGracePeriodSeconds");
+            errs.push(FieldError::invalid(
+                &p,
+                grace,
+                "must be greater than or equal to 0",
+            ));
+        }
+        Some(_) => {}
+    }
+}
+
+/// Each `readinessGates[].conditionType` is a qualified name.
+fn readiness_gates(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    for (i, gate) in spec.readiness_gates.iter().flatten().enumerate() {
+        let p = path.child("readinessGates").index(i).child("conditionType");
+        errs.extend(rules::invalid_each(
+            &p,
+            &gate.condition_type,
+            rules::qualified_name(&gate.condition_type),
+        ));
+    }
+}
+
+/// Each `hostAliases[]` entry: an IP address and DNS-subdomain host names.
+fn host_aliases(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
     for (i, alias) in spec.host_aliases.iter().flatten().enumerate() {
         let p = path.child("hostAliases").index(i);
         if !rules::is_ip_sloppy(&alias.ip) {
@@ -122,14 +145,6 @@ pub fn validate_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError
                 rules::dns1123_subdomain(hostname),
             ));
         }
-    }
-    if let Some(policy) = spec.preemption_policy.as_deref() {
-        enumerated(
-            Some(policy),
-            &path.child("preemptionPolicy"),
-            &["PreemptLowerPriority", "Never"],
-            errs,
-        );
     }
 }
 

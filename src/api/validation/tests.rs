@@ -162,9 +162,9 @@ fn rejects_what_peapod_does_not_implement() {
     assert_eq!(got.len(), want.len(), "{got:#?}");
 }
 
-#[test]
-fn container_rules() {
-    let cases: Vec<(Value, Vec<String>)> = vec![
+/// Pods with container errors, and the errors validation lists for them.
+fn container_cases() -> Vec<(Value, Vec<String>)> {
+    vec![
         (
             json!({"containers": [c(json!({})), c(json!({"image": ""}))], "initContainers": [c(json!({"image": " x"}))]}),
             vec![
@@ -243,7 +243,12 @@ fn container_rules() {
                 "spec.initContainers[0].livenessProbe: Forbidden: may not be set for init containers without restartPolicy=Always".into(),
             ],
         ),
-    ];
+    ]
+}
+
+#[test]
+fn container_rules() {
+    let cases = container_cases();
     for (spec, want) in cases {
         let shown = spec.to_string();
         assert_eq!(check(spec), want, "{shown}");
