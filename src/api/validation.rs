@@ -11,6 +11,7 @@ mod capabilities;
 mod container;
 mod env;
 mod pod;
+mod ports;
 mod probes;
 mod rules;
 mod scheduling;
@@ -18,6 +19,7 @@ mod security;
 mod supported;
 mod system_paths;
 mod update;
+mod volumes;
 
 use std::collections::BTreeMap;
 
