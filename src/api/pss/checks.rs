@@ -16,8 +16,8 @@ use super::Forbidden;
 /// One check: `None` when the pod passes.
 pub type Check = fn(&ObjectMeta, &PodSpec) -> Option<Forbidden>;
 
-/// Baseline checks that restricted keeps unchanged.
-const BASELINE: [Check; 9] = [
+/// Baseline checks that restricted keeps unchanged; every level above privileged runs them first.
+pub const SHARED: [Check; 9] = [
     baseline::app_armor_profile,
     baseline::host_namespaces,
     baseline::host_ports,
@@ -29,34 +29,16 @@ const BASELINE: [Check; 9] = [
     baseline::windows_host_process,
 ];
 
-/// Every check of the baseline level.
-pub const BASELINE_LEVEL: [Check; 13] = [
-    BASELINE[0],
-    BASELINE[1],
-    BASELINE[2],
-    BASELINE[3],
-    BASELINE[4],
-    BASELINE[5],
-    BASELINE[6],
-    BASELINE[7],
-    BASELINE[8],
+/// The baseline checks restricted replaces, run after [`SHARED`] at the baseline level.
+pub const BASELINE_ONLY: [Check; 4] = [
     baseline::capabilities_baseline,
     baseline::host_path_volumes,
     baseline::seccomp_profile_baseline,
     baseline::baseline_volumes,
 ];
 
-/// Every check of the restricted level.
-pub const RESTRICTED_LEVEL: [Check; 15] = [
-    BASELINE[0],
-    BASELINE[1],
-    BASELINE[2],
-    BASELINE[3],
-    BASELINE[4],
-    BASELINE[5],
-    BASELINE[6],
-    BASELINE[7],
-    BASELINE[8],
+/// The restricted checks, run after [`SHARED`] at the restricted level.
+pub const RESTRICTED_ONLY: [Check; 6] = [
     restricted::allow_privilege_escalation,
     restricted::capabilities,
     restricted::volumes,
