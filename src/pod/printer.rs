@@ -41,7 +41,7 @@ pub fn columns(pod: &PodGroup, status: &PodGroupStatus, deleting: bool) -> Colum
     let is_sidecar = |name: &str| {
         init_specs
             .iter()
-            .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
+            .any(|c| c.name == name && crate::api::is_sidecar(c))
     };
     let total = spec.containers.len() + init_specs.iter().filter(|c| is_sidecar(&c.name)).count();
     let (mut ready, mut restarts, mut sidecar_restarts) = (0usize, 0i32, 0i32);
