@@ -128,16 +128,7 @@ fn common(
     errs: &mut Vec<FieldError>,
 ) {
     supported::container(c, path, is_init, host_network, errs);
-    let name_path = path.child("name");
-    if c.name.is_empty() {
-        errs.push(FieldError::required(&name_path, ""));
-    } else {
-        errs.extend(rules::invalid_each(
-            &name_path,
-            &c.name,
-            rules::dns1123_label(&c.name),
-        ));
-    }
+    rules::required_label(&c.name, &path.child("name"), errs);
     let image = c.image.as_deref().unwrap_or("");
     if image.is_empty() {
         errs.push(FieldError::required(&path.child("image"), ""));

@@ -35,15 +35,7 @@ pub(super) fn validate_volumes<'a>(
         let mut own = Vec::new();
         volume_source(v, &p, &mut own);
         let name_path = p.child("name");
-        if v.name.is_empty() {
-            own.push(FieldError::required(&name_path, ""));
-        } else {
-            own.extend(rules::invalid_each(
-                &name_path,
-                &v.name,
-                rules::dns1123_label(&v.name),
-            ));
-        }
+        rules::required_label(&v.name, &name_path, &mut own);
         if names.contains(v.name.as_str()) {
             own.push(FieldError::duplicate(&name_path, &v.name));
         }

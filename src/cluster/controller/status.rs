@@ -143,6 +143,18 @@ mod tests {
 
     type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
+    /// A writer against a mocked API server: the server's handle, the writer's input and its task.
+    fn start_writer() -> (
+        Handle,
+        mpsc::UnboundedSender<StatusUpdate>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(writer(Client::new(service, "default"), rx));
+        (handle, tx, task)
+    }
+
     fn update(name: &str, message: &str) -> StatusUpdate {
         let status: PodGroupStatus =
             serde_json::from_value(json!({"phase": "Running", "message": message})).unwrap();
@@ -194,9 +206,7 @@ mod tests {
     /// PodGroup, and a burst of updates is still one write.
     #[tokio::test]
     async fn a_refused_write_backs_off_only_its_podgroup() {
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(writer(Client::new(service, "default"), rx));
+        let (mut handle, tx, task) = start_writer();
 
         tx.send(update("a", "a1")).unwrap();
         assert_eq!(answer(&mut handle, 500).await, ("a".into(), "a1".into()));
@@ -244,9 +254,7 @@ mod tests {
     /// finally succeeds carries the newest status. Virtual time: the intervals are exact.
     #[tokio::test(start_paused = true)]
     async fn unreachable_keeps_the_first_pace_and_refusals_double() {
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(writer(Client::new(service, "default"), rx));
+        let (mut handle, tx, task) = start_writer();
         tx.send(update("a", "a1")).unwrap();
         let mut last = None;
         let mut intervals = Vec::new();
@@ -301,9 +309,7 @@ mod tests {
     /// itself ends it.
     #[tokio::test(start_paused = true)]
     async fn a_404_before_the_crd_is_served_is_retried_and_one_naming_the_podgroup_is_not() {
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(writer(Client::new(service, "default"), rx));
+        let (mut handle, tx, task) = start_writer();
         tx.send(update("a", "a1")).unwrap();
         not_found(&mut handle, "the server could not find the requested resource").await;
         let (name, message) = answer(&mut handle, 200).await;
