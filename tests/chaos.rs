@@ -8,6 +8,7 @@
 //!
 //! The default suite runs a short fixed-seed round; `make soak` runs the ignored `soak` test with
 //! `SOAK_KILLS` and `SOAK_PODS` and prints the figures.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Cluster tests against a real kube-apiserver (v1.20, built from Debian's source package) with the chart
 //! installed by helm, two fake nodes, and two `peapod agent` processes on this machine that authenticate as
 //! the chart's ServiceAccount. What a user sees with kubectl is what is checked.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -6,6 +6,7 @@
 //! the runs the containers record in a hostPath directory (every `Never` container ran once, no two
 //! instances at once, every run counted), and from the node after a graceful cleanup (the PodGroups are
 //! deleted, the agent releases them and stops, nothing is left behind).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

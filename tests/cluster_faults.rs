@@ -2,6 +2,7 @@
 //! from a resourceVersion etcd has compacted away, so the API server answers 410 Gone and the agent must
 //! relist. What changed while it could not watch (a new PodGroup, a deletion) is acted on, and the pod that
 //! ran throughout is neither restarted nor reported late.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

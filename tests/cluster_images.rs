@@ -1,6 +1,7 @@
 //! Private images in cluster mode: a PodGroup whose image lives in an htpasswd registry on 127.0.0.1 runs
 //! with an `imagePullSecrets` entry the agent reads from the PodGroup's namespace (with the chart's RBAC);
 //! without the secret it gets containerd's "pull access denied" and the kubelet's secret warning.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 mod image_fixture;

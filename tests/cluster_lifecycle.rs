@@ -2,6 +2,7 @@
 //! the chart installed by helm, one fake node and its `peapod agent`. Each test brings up its own control plane
 //! and checks what `kubectl` returns: statuses with empty strings, init container failure, exit codes,
 //! restart counts and termination messages, activeDeadlineSeconds and its Event, deletion with a grace period.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! core/v1 Events). Where a scenario depends on a moment (a readiness probe starting to pass, an app
 //! finishing), the test makes that moment happen itself by creating a file in a hostPath directory the
 //! probe or container polls, so no assertion depends on the timing of the agent.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! the agent's own judgement is all there is): a forbidden edit is refused and the pod runs on with the spec
 //! it was admitted with, also after the agent is SIGKILLed and restarted; reverting the edit clears the
 //! refusal.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Ports of the Kubernetes node conformance tests in test/e2e/common/node/expansion.go ("Variable
 //! Expansion": `$(VAR)` in env values, command, args and `subPathExpr`) to `peapod run`. Upstream's
 //! `TestContainerOutput` waits for the pod to succeed and looks for each expected line in the log.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

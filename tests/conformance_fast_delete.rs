@@ -3,6 +3,7 @@
 //! 2 s, and every status written meanwhile must be consistent: the exit code is 1 (or 137 when killed), a
 //! terminated container never changes back, a terminal phase never reverts, the blocked app container never
 //! starts, and a pod that is not terminal when it goes away was Pending with nothing running.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Ports of the Kubernetes node conformance tests in test/e2e/common/node/init_container.go ("InitContainer
 //! [NodeConformance]") to `peapod run`. Upstream records watch events and checks invariants over them; here
 //! every distinct status the supervisor writes is observed (`Node::observe`) and checked the same way.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

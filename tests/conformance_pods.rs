@@ -4,6 +4,7 @@
 //! A standalone manifest is a static pod. Without `metadata.uid` an edit is a new pod (the uid hashes the
 //! content, as the kubelet's does); with a `metadata.uid` the kubelet applies an edit to the same pod, which
 //! is what the update tests here need.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! blackbox test") to `peapod run`: restart policies and the statuses they give, termination messages,
 //! and a failing image pull. One test per upstream `It`, asserting what upstream asserts; the busybox test
 //! image stands in for the e2e images.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

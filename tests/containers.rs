@@ -1,5 +1,6 @@
 //! Root integration tests of single containers: identity and security settings, termination messages,
 //! image pull policies, logs, exec, deadlines and manifest edits, with the kubelet's reasons and messages.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

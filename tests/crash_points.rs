@@ -2,6 +2,7 @@
 //! record write (`PEAPOD_CRASH_AT`, see `sys::crash`); a plain supervisor then restarts and the invariants
 //! must hold: every `Never` container ran exactly once, its exit code is reported within 2 s of the restart
 //! when the disk has it, nothing ran twice at once, and a graceful stop leaves nothing behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Images on a running node (`peapod run`): a private image pulled with `--registry-config`, and unused
 //! images pruned (`peapod image prune`) and garbage collected over the disk threshold, never an image a
 //! container on the node uses.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 mod image_fixture;

@@ -3,6 +3,7 @@
 //! the harness), so the HTTP target is a busybox httpd container in the same pod whose CGI script appends
 //! each request to a host directory, and exec hooks append to that directory themselves. HTTPS hooks need
 //! a TLS server busybox lacks: the HTTPS handler is tested in probe_handlers.rs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -4,6 +4,7 @@
 //!
 //! Each test is named after the upstream `It`. Upstream's "should *not* be restarted with a GRPC liveness
 //! probe" needs a gRPC health server, which busybox lacks: the gRPC handler is tested in probe_handlers.rs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! small servers inside a throw-away network namespace (HTTP with redirects, errors and a slow endpoint,
 //! TCP, a gRPC health server over HTTP/2), and exec actions in a real container started by the node
 //! harness, with the kubelet's outcomes and wording.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 #[path = "probe_handlers/servers.rs"]

@@ -8,6 +8,7 @@
 //! The crash points are made with the real creation code (`sandbox::create`, the same path the supervisor
 //! runs, live `peapod pause` included), then the records it writes last are rolled back as a crash would
 //! have left them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! a shim record whose pid now names another process is not adopted, and a node reboot (everything killed,
 //! unmounted, the run dir wiped) gets a new sandbox, runs the init containers again and carries the restart
 //! counts on. And the image's STOPSIGNAL is the signal a container is stopped with.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Root integration tests of the sandbox: host namespaces, a shared PID namespace, and volumes (emptyDir on
 //! tmpfs, hostPath type checks, subPath), each checked from inside the containers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! no pause process behind across retries and gets a DEL for every ADD; two supervisors on one node run a
 //! pod with the same uid on one bridge network (sandbox ids are unique per attempt, as containerd's are);
 //! a shim that dies before reporting, and a start runc refuses, leave no rootfs mount or runtime state.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

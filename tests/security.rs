@@ -2,6 +2,7 @@
 //! probe and the test compares its facts with what the spec asked for. Capabilities, no_new_privs and
 //! seccomp (S5-S7), the identity (S4), fds (S10), writes outside the rootfs (S2), host processes (S1), IPC
 //! between sandboxes (S3), sysctls and fsGroup.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 mod security_probe;

@@ -2,6 +2,7 @@
 //! ValidatingAdmissionPolicy either), so the agent itself enforces the Pod Security Standards at the level of
 //! the namespace's `pod-security.kubernetes.io/enforce` label, falling back to `--pod-security-level`, with
 //! the chart's RBAC (namespaces get).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

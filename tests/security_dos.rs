@@ -3,6 +3,7 @@
 //! sizes it, a termination-message file a container cannot grow without bound, hostPaths refused before
 //! they are created, half-deleted pod directories finished at start-up, and managed /etc files a container
 //! cannot grow without bound (and which a recreated sandbox writes afresh).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 mod security_probe;

@@ -2,6 +2,7 @@
 //! (uid, name, namespace, container and volume names) never reach outside the state, run and cgroup roots,
 //! and two manifests never share one pod's directories and cgroup. Each hostile value is refused by name,
 //! with the API server's wording, and nothing outside the roots is created, written or removed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

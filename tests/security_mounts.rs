@@ -2,6 +2,7 @@
 //! 3): volumes over `/dev`, `/proc` and `/sys` that would undo runc's masks (CVE-2025-31133 class, which the
 //! node's runc 1.1.5 is open to), and what a `shareProcessNamespace` container sees of its PID 1, the pause
 //! process.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 mod security_probe;

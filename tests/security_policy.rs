@@ -1,6 +1,7 @@
 //! Root integration tests of what peapod refuses before or while starting a pod (S16 without a cluster):
 //! the Pod Security Standards at the default (baseline) and at restricted, Localhost seccomp profiles that
 //! fail closed, and hostPath volumes that would reach peapod's own state.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 mod security_probe;

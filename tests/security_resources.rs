@@ -2,6 +2,7 @@
 //! the unit tests against a temporary cgroupfs): the kubelet's pod cgroup layout and settings, the
 //! containers' oom_score_adj, a memory hog OOMKilled and restarted, a bounded fork loop stopped at the pids
 //! limit.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 mod security_probe;

@@ -6,6 +6,7 @@
 //!
 //! Processes are observed across containers through `shareProcessNamespace`: each container runs a
 //! shell whose `$0` is a marker, so `ps` in another container tells whether it runs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Root integration tests of `peapod run` with real runc, namespaces, cgroups and the busybox test image:
 //! the sandbox, lifecycle, restart policies, crash recovery and graceful stop.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Edits of a running static pod (a manifest with a fixed `metadata.uid`) under `peapod run`: a forbidden
 //! edit is refused and the pod runs on with the spec it was admitted with, also after the supervisor is
 //! SIGKILLed and restarted; reverting the manifest clears the refusal.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

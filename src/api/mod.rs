@@ -5,15 +5,20 @@
 //! defaults peapod applies itself (CRDs get no core defaulting), validation, manifest parsing and the CRD.
 //! It does no I/O beyond parsing the bytes it is given.
 
+pub mod admit;
+pub mod component;
 pub mod crd;
 pub mod defaults;
+pub mod env;
 pub mod field;
 pub mod manifest;
 pub mod pss;
 pub mod quantity;
+pub mod resources;
+pub mod sysctl;
 pub mod validation;
 
-use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodStatus};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -24,6 +29,8 @@ pub const GROUP: &str = "peapod.dev";
 pub const VERSION: &str = "v1alpha1";
 /// Label that binds a PodGroup to a node; kept equal to `spec.nodeName`.
 pub const NODE_LABEL: &str = "peapod.dev/node";
+/// The namespace of an object that names none (the API server's default).
+pub const DEFAULT_NAMESPACE: &str = "default";
 /// Finalizer the agent holds while a sandbox may exist for the object.
 pub const FINALIZER: &str = "peapod.dev/sandbox";
 
@@ -76,10 +83,21 @@ impl PodGroup {
     pub fn key(&self) -> String {
         format!(
             "{}/{}",
-            self.metadata.namespace.as_deref().unwrap_or("default"),
+            self.namespace_or_default(),
             self.metadata.name.as_deref().unwrap_or("")
         )
     }
+
+    /// The namespace, [`DEFAULT_NAMESPACE`] when the object names none.
+    pub fn namespace_or_default(&self) -> &str {
+        self.metadata.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)
+    }
+}
+
+/// Whether an init container is a native sidecar, one with `restartPolicy: Always`
+/// (`podutil.IsRestartableInitContainer`).
+pub fn is_sidecar(c: &Container) -> bool {
+    c.restart_policy.as_deref() == Some("Always")
 }
 
 #[cfg(test)]

@@ -84,12 +84,16 @@ pub struct Forbidden {
 
 /// Every check of `level` that the pod fails, in Pod Security Admission's order.
 pub fn check(level: Level, meta: &ObjectMeta, spec: &PodSpec) -> Vec<Forbidden> {
-    let ordered: &[checks::Check] = match level {
-        Level::Privileged => &[],
-        Level::Baseline => &checks::BASELINE_LEVEL,
-        Level::Restricted => &checks::RESTRICTED_LEVEL,
+    let own: &[checks::Check] = match level {
+        Level::Privileged => return Vec::new(),
+        Level::Baseline => &checks::BASELINE_ONLY,
+        Level::Restricted => &checks::RESTRICTED_ONLY,
     };
-    ordered.iter().filter_map(|check| check(meta, spec)).collect()
+    checks::SHARED
+        .iter()
+        .chain(own)
+        .filter_map(|check| check(meta, spec))
+        .collect()
 }
 
 /// `Ok` when the pod meets `level`, else Pod Security Admission's message:

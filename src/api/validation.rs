@@ -11,6 +11,7 @@ mod capabilities;
 mod container;
 mod env;
 mod pod;
+mod ports;
 mod probes;
 mod rules;
 mod scheduling;
@@ -18,6 +19,7 @@ mod security;
 mod supported;
 mod system_paths;
 mod update;
+mod volumes;
 
 use std::collections::BTreeMap;
 
@@ -27,6 +29,7 @@ pub use self::capabilities::{ALL as ALL_CAPABILITIES, KNOWN_CAPABILITIES};
 pub use self::container::MAX_CONTAINERS;
 pub use self::env::split_subscript;
 pub use self::supported::SUPPORTED_RESOURCES;
+pub use self::system_paths::masked_paths;
 pub use self::update::{validate_update, UPDATABLE_FIELDS};
 use super::PodGroup;
 pub use crate::api::field::{BadValue, ErrorKind, FieldError, FieldPath, ValidationErrors};

@@ -8,7 +8,8 @@ use clap::Args;
 
 use super::run::{prepare_node, runtime_config, shutdown_signal, NodeArgs};
 use super::{CliError, Global};
-use crate::controller::{self, AgentOptions};
+use crate::cluster::controller::{self, AgentOptions};
+use crate::cluster::scheduler;
 use crate::pod::worker::Context;
 
 /// Arguments of `peapod agent`.
@@ -77,9 +78,15 @@ pub fn agent(global: &Global, args: AgentArgs) -> Result<ExitCode, CliError> {
             node: node.clone(),
             namespace: args.namespace,
             metrics_addr,
-            scheduler: args.scheduler,
         };
         tracing::info!(node = %node, namespace = %opts.namespace, "peapod agent started");
+        if args.scheduler {
+            tokio::spawn(scheduler::run(
+                client.clone(),
+                opts.namespace.clone(),
+                node.clone(),
+            ));
+        }
         controller::run(ctx, client, opts, shutdown_signal()).await;
         Ok::<(), CliError>(())
     })?;

@@ -38,9 +38,7 @@ pub fn get(global: &Global, args: &GetArgs) -> Result<ExitCode, CliError> {
     }
     let mut pods: Vec<PodGroup> = all
         .into_iter()
-        .filter(|p| {
-            args.all_namespaces || p.metadata.namespace.as_deref().unwrap_or("default") == args.namespace
-        })
+        .filter(|p| args.all_namespaces || p.namespace_or_default() == args.namespace)
         .collect();
     if let Some(name) = &args.name {
         pods.retain(|p| p.metadata.name.as_deref() == Some(name.as_str()));
@@ -127,7 +125,7 @@ pub fn table(pods: &[PodGroup], wide: bool, namespaces: bool, now: Timestamp) ->
             .unwrap_or_else(|| "<unknown>".into());
         let mut row = Vec::new();
         if namespaces {
-            row.push(p.metadata.namespace.clone().unwrap_or_else(|| "default".into()));
+            row.push(p.namespace_or_default().to_string());
         }
         row.extend([
             p.metadata.name.clone().unwrap_or_default(),

@@ -62,7 +62,7 @@ pub struct RegistryArgs {
 impl RegistryArgs {
     fn keyring(&self) -> Result<Keyring, CliError> {
         match &self.registry_config {
-            Some(path) => Keyring::load(path).map_err(|e| CliError(crate::runtime::chain(&e))),
+            Some(path) => Keyring::load(path).map_err(|e| CliError(crate::sys::chain(&e))),
             None => Ok(Keyring::default()),
         }
     }
@@ -163,7 +163,7 @@ pub fn image(global: &Global, cmd: ImageCommand) -> Result<ExitCode, CliError> {
             for f in files {
                 let names = store
                     .import(&f)
-                    .map_err(|e| CliError::context(f.display(), crate::runtime::chain(&e)))?;
+                    .map_err(|e| CliError::context(f.display(), crate::sys::chain(&e)))?;
                 for n in names {
                     println!("Loaded image: {n}");
                 }
@@ -186,7 +186,7 @@ pub fn image(global: &Global, cmd: ImageCommand) -> Result<ExitCode, CliError> {
                 .map_err(|e| CliError::context("runtime", e))?;
             let image = rt
                 .block_on(store.pull(&a.name, &options))
-                .map_err(|e| CliError(crate::runtime::chain(&e)))?;
+                .map_err(|e| CliError(crate::sys::chain(&e)))?;
             println!("Image is up to date for {}", image.id);
         }
         ImageCommand::Rm { names } => {
@@ -196,12 +196,12 @@ pub fn image(global: &Global, cmd: ImageCommand) -> Result<ExitCode, CliError> {
             }
             store
                 .sweep_unreferenced(|| images_in_use(&pods))
-                .map_err(|e| CliError::context("remove unreferenced content", crate::runtime::chain(&e)))?;
+                .map_err(|e| CliError::context("remove unreferenced content", crate::sys::chain(&e)))?;
         }
         ImageCommand::Prune => {
             let report = store
                 .prune(|| images_in_use(&pods))
-                .map_err(|e| CliError::context("prune images", crate::runtime::chain(&e)))?;
+                .map_err(|e| CliError::context("prune images", crate::sys::chain(&e)))?;
             print_pruned(&report);
         }
     }

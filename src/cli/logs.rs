@@ -65,10 +65,7 @@ pub fn find_pod(global: &Global, namespace: &str, name: &str) -> Result<PodGroup
         .or_else(|| {
             crate::pod::worker::checkpointed_pods_in(&global.state_dir.join("pods"))
                 .into_iter()
-                .find(|p| {
-                    p.metadata.name.as_deref() == Some(name)
-                        && p.metadata.namespace.as_deref().unwrap_or("default") == namespace
-                })
+                .find(|p| p.metadata.name.as_deref() == Some(name) && p.namespace_or_default() == namespace)
         })
         .ok_or_else(|| CliError(format!("podgroups.peapod.dev {name:?} not found")))
 }

@@ -8,9 +8,9 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{node_name, which, CliError, Global};
+use crate::api::admit::AdmitConfig;
 use crate::pod::events::LogRecorder;
 use crate::pod::worker::Context;
-use crate::runtime::admit::AdmitConfig;
 use crate::runtime::etc::ClusterDns;
 use crate::runtime::layout::RuntimeConfig;
 use crate::standalone::{self, Options};
@@ -122,7 +122,7 @@ pub fn runtime_config(global: &Global, args: &NodeArgs) -> Result<RuntimeConfig,
     if let Some(root) = &args.seccomp_profile_root {
         cfg.seccomp_profile_root = root.clone();
     }
-    crate::runtime::sysctl::check_allowlist(&args.allowed_unsafe_sysctls)
+    crate::api::sysctl::check_allowlist(&args.allowed_unsafe_sysctls)
         .map_err(|e| CliError(format!("--allowed-unsafe-sysctls: {e}")))?;
     cfg.admission = AdmitConfig {
         level: args.pod_security_level,

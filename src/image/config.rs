@@ -84,7 +84,7 @@ impl Image {
     }
 
     /// `StopSignal` as a signal number, if set. An unknown name is an error naming it.
-    pub fn stop_signal(&self) -> Result<Option<i32>, String> {
+    pub fn stop_signal(&self) -> Result<Option<i32>, InvalidSignal> {
         match self
             .exec_config()
             .and_then(|c| c.stop_signal().as_deref())
@@ -116,9 +116,17 @@ impl Image {
     }
 }
 
+/// A stop signal that names no signal of this system.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid stop signal {raw:?}")]
+pub struct InvalidSignal {
+    /// The signal as the image wrote it.
+    pub raw: String,
+}
+
 /// Parses `SIGTERM`, `TERM`, `15`, `SIGRTMIN+3` or `RTMAX-1` as moby's `signal.ParseSignal` does.
-pub fn parse_signal(raw: &str) -> Result<i32, String> {
-    let unknown = || format!("invalid stop signal {raw:?}");
+pub fn parse_signal(raw: &str) -> Result<i32, InvalidSignal> {
+    let unknown = || InvalidSignal { raw: raw.to_string() };
     if let Ok(number) = raw.parse::<i32>() {
         return (1..=libc::SIGRTMAX())
             .contains(&number)

@@ -32,7 +32,7 @@ pub mod unpack;
 
 use std::path::PathBuf;
 
-pub use config::{parse_signal, ExposedPort, Protocol};
+pub use config::{parse_signal, ExposedPort, InvalidSignal, Protocol};
 pub use digest::Digest;
 pub use error::{Error, ErrorKind};
 pub use gc::{bytes_to_free, FsUsage, GcPolicy, GcReport, LEASE};

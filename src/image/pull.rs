@@ -77,7 +77,7 @@ impl ImageStore {
                 Err(error) => error,
             };
             let source = credential.as_ref().map_or("anonymous", |c| c.source.as_str());
-            tracing::debug!(image = %target.shown, credentials = source, error = %crate::runtime::chain(&error), "pull attempt failed");
+            tracing::debug!(image = %target.shown, credentials = source, error = %crate::sys::chain(&error), "pull attempt failed");
             // Another credential can only help when this one was refused (registries answer 404 for
             // private repositories too); a dead registry or bad content will not change.
             let retry = matches!(

@@ -122,7 +122,7 @@ impl CniConfig {
     async fn undo_add(&self, net: &NetworkConfig, rt: &CniRuntime, prev: Option<&Value>) {
         if let Err(error) = self.del_chain(net, rt, prev).await {
             tracing::warn!(
-                error = %error::chain(&error),
+                error = %crate::sys::chain(&error),
                 container = %rt.container_id,
                 "failed to clean up after CNI ADD failure"
             );
@@ -172,7 +172,7 @@ impl CniConfig {
                 // As libcni: an unusable cache entry is dropped, DEL goes on without it.
                 tracing::warn!(
                     file = %cache_file.display(),
-                    error = %error::chain(&error),
+                    error = %crate::sys::chain(&error),
                     "ignoring unusable CNI cache entry"
                 );
                 None

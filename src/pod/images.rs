@@ -48,7 +48,7 @@ impl PullSecrets {
             .filter(|n| !n.is_empty())
             .collect();
         PullSecrets {
-            namespace: pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            namespace: pod.namespace_or_default().to_string(),
             names,
         }
     }

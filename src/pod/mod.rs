@@ -6,6 +6,7 @@
 pub mod backoff;
 pub mod plan;
 pub mod printer;
+pub mod refused;
 pub mod status;
 pub mod view;
 
@@ -16,7 +17,6 @@ pub mod images;
 mod instances;
 mod lifecycle;
 pub mod probes;
-pub mod qos;
 pub mod state;
 pub mod store_images;
 #[cfg(test)]

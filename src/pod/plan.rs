@@ -85,10 +85,7 @@ fn restart_policy(pod: &PodGroup) -> &str {
     pod.spec.pod.restart_policy.as_deref().unwrap_or("Always")
 }
 
-/// Whether `c` is a native sidecar (`podutil.IsRestartableInitContainer`).
-pub fn is_sidecar(c: &Container) -> bool {
-    c.restart_policy.as_deref() == Some("Always")
-}
+pub use crate::api::is_sidecar;
 
 /// The kubelet's `ShouldContainerBeRestarted` (a Created instance is a start in progress here: not restarted).
 pub fn should_restart(latest: Option<&ContainerView>, policy: &str) -> bool {

@@ -7,17 +7,16 @@
 //! against temporary directories. Every name joined in (uid, namespace, pod and container names, ids)
 //! goes through [`component`], so no value, validated or not, yields a path or cgroup outside its root.
 
-mod component;
 #[cfg(test)]
 pub(crate) mod proptests;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-pub use self::component::{component, is_plain};
+pub use crate::api::component::{component, derive_id, is_plain, is_safe_component, join_component};
 
-use super::admit::AdmitConfig;
 use super::etc::ClusterDns;
 use super::resources::QosClass;
+use crate::api::admit::AdmitConfig;
 
 /// Settings of the node runtime, from the command line.
 #[derive(Debug, Clone)]
@@ -185,18 +184,6 @@ impl RuntimeConfig {
     }
 }
 
-/// A stable, unique id from parts (sha256, 32 hex characters): the same inputs always give the same id, so
-/// a restarted supervisor can compute the ids it used.
-pub fn derive_id(parts: &[&str]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p.as_bytes());
-        h.update([0u8]);
-    }
-    hex::encode(&h.finalize()[..16])
-}
-
 /// A fresh random id (32 bytes from the kernel's CSPRNG, 64 hex characters), as containerd gives each
 /// sandbox: two attempts, or two runtimes on one node, never share one.
 pub fn random_id() -> std::io::Result<String> {
@@ -206,29 +193,9 @@ pub fn random_id() -> std::io::Result<String> {
     Ok(hex::encode(bytes))
 }
 
-/// Whether `name` is safe as one path component: the same rule as [`component`] ([`is_plain`]), for callers
-/// that refuse rather than replace.
-pub fn is_safe_component(name: &str) -> bool {
-    is_plain(name)
-}
-
-/// Joins `name` onto `dir` only when it is a single safe component.
-pub fn join_component(dir: &Path, name: &str) -> Option<PathBuf> {
-    is_safe_component(name).then(|| dir.join(name))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_are_stable_and_distinct() {
-        let a = derive_id(&["uid", "web", "0"]);
-        assert_eq!(a.len(), 32);
-        assert_eq!(a, derive_id(&["uid", "web", "0"]));
-        assert_ne!(a, derive_id(&["uid", "web", "1"]));
-        assert_ne!(derive_id(&["ab", "c"]), derive_id(&["a", "bc"]));
-    }
 
     #[test]
     fn random_ids_are_64_hex_and_distinct() {
@@ -255,16 +222,5 @@ mod tests {
             "/peapod/podu1/helpers"
         );
         assert_eq!(cfg.pod_cgroup_candidates("u1").len(), 3);
-    }
-
-    #[test]
-    fn unsafe_components_are_refused() {
-        for bad in ["", ".", "..", "a/b", "a\0b", "-a", "a_b", ".a"] {
-            assert!(join_component(Path::new("/x"), bad).is_none(), "{bad:?}");
-        }
-        assert_eq!(
-            join_component(Path::new("/x"), "web"),
-            Some(PathBuf::from("/x/web"))
-        );
     }
 }

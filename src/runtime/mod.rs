@@ -5,10 +5,8 @@
 //! small, single-threaded and detached, so workloads survive the supervisor. This module knows nothing of
 //! restart policies or status: the `pod` module decides, this module does.
 
-pub mod admit;
 pub mod cgroup;
 pub mod container;
-pub mod env;
 pub mod etc;
 pub mod host;
 pub mod layout;
@@ -24,7 +22,6 @@ pub mod sandbox;
 pub mod seccomp;
 pub mod shim;
 pub mod spec;
-pub mod sysctl;
 pub mod termination;
 pub mod user;
 
@@ -101,14 +98,5 @@ impl Error {
     }
 }
 
-/// Formats an error with its whole `source()` chain, `outer: inner: root`, for messages users read.
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}
+/// The one error-chain formatter (`sys::chain`), re-exported for the runtime's and the pod's callers.
+pub use crate::sys::chain;

@@ -145,7 +145,7 @@ fn static_command(command: &[String], container: &Container) -> Vec<String> {
     };
     command
         .iter()
-        .map(|arg| crate::runtime::env::expand(arg, &lookup))
+        .map(|arg| crate::api::env::expand(arg, &lookup))
         .collect()
 }
 

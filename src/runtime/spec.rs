@@ -20,6 +20,7 @@ use oci_spec::runtime::{
 
 use super::seccomp::{self, Profile};
 use super::user::ResolvedUser;
+use crate::api::validation::{masked_paths, KNOWN_CAPABILITIES};
 
 /// Capabilities a container gets unless it adds or drops some: CRI-O's default set.
 pub const DEFAULT_CAPABILITIES: &[&str] = &[
@@ -32,51 +33,6 @@ pub const DEFAULT_CAPABILITIES: &[&str] = &[
     "SETPCAP",
     "NET_BIND_SERVICE",
     "KILL",
-];
-
-/// Every capability a privileged container gets (the kernel ignores the ones it does not know).
-const ALL_CAPABILITIES: &[&str] = &[
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
 ];
 
 /// The sandbox namespaces a container joins. `None` means the host's namespace (`hostNetwork` etc.), except
@@ -95,16 +51,7 @@ pub struct SandboxNamespaces {
     pub host_pid: bool,
 }
 
-/// A bind mount the runtime resolved on the host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BindMount {
-    /// Path in the container.
-    pub destination: String,
-    /// Host path (already resolved safely).
-    pub source: PathBuf,
-    /// Mounted read-only.
-    pub readonly: bool,
-}
+pub use crate::volume::BindMount;
 
 /// Everything [`build`] needs besides the container spec.
 #[derive(Debug, Clone)]
@@ -183,14 +130,6 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, String> {
     Ok(spec)
 }
 
-/// `linux.maskedPaths` of an unprivileged container: runc's defaults plus `/sys/devices/virtual/powercap`
-/// (CVE-2020-8694), as containerd masks it.
-pub fn masked_paths() -> Vec<String> {
-    let mut masked = oci_spec::runtime::get_default_maskedpaths();
-    masked.push("/sys/devices/virtual/powercap".to_string());
-    masked
-}
-
 fn process(
     input: &SpecInput<'_>,
     sc: &SecurityContext,
@@ -227,7 +166,7 @@ pub fn capabilities(sc: &SecurityContext, privileged: bool) -> Result<HashSet<Ca
         Capability::from_str(bare).map_err(|_| format!("unknown capability {name:?}"))
     };
     let all =
-        || -> Result<HashSet<Capability>, String> { ALL_CAPABILITIES.iter().map(|c| parse(c)).collect() };
+        || -> Result<HashSet<Capability>, String> { KNOWN_CAPABILITIES.iter().map(|c| parse(c)).collect() };
     if privileged {
         return all();
     }

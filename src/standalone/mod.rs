@@ -17,13 +17,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::mpsc;
 
+use crate::api::admit::{self, AdmitConfig, REJECTION_REASONS};
 use crate::api::validation::{FieldError, FieldPath};
 use crate::api::{defaults, manifest, validation, PodGroup, PodGroupStatus};
 use crate::pod::admitted::{with_refusal, write_admitted};
 use crate::pod::events::Event;
+use crate::pod::refused::refused_status;
 use crate::pod::worker::{Context, Update};
 use crate::pod::workers::PodWorkers;
-use crate::runtime::admit::{self, AdmitConfig, REJECTION_REASONS};
 use crate::runtime::layout::derive_id;
 use store::StatusStore;
 
@@ -90,7 +91,7 @@ pub fn scan(paths: &[PathBuf], node: &str) -> Scan {
             };
             defaults::apply_defaults(&mut pod);
             pod.spec.pod.node_name.get_or_insert_with(|| node.to_string());
-            let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+            let ns = pod.namespace_or_default().to_string();
             let name = pod.metadata.name.clone().unwrap_or_default();
             if let Some(first) = names.get(&(ns.clone(), name.clone())) {
                 out.errors.insert(format!(
@@ -151,16 +152,6 @@ pub fn invalid_status(pod: &PodGroup, message: &str) -> PodGroupStatus {
     refused_status(pod, "InvalidSpec", message)
 }
 
-/// The status a refused pod shows: Failed with the reason and message (the kubelet's rejected pods).
-pub fn refused_status(pod: &PodGroup, reason: &str, message: &str) -> PodGroupStatus {
-    let mut status = PodGroupStatus::default();
-    status.pod.phase = Some("Failed".into());
-    status.pod.reason = Some(reason.into());
-    status.pod.message = Some(message.to_string());
-    crate::pod::printer::fill_columns(pod, &mut status, false);
-    status
-}
-
 /// Whether a stored status is a refusal (nothing of the pod ran).
 fn is_refused(pod: &PodGroup) -> bool {
     let reason = pod.status.as_ref().and_then(|s| s.pod.reason.as_deref());
@@ -196,18 +187,7 @@ pub async fn run(opts: Options, ctx: Arc<Context>, shutdown: impl Future<Output 
     let mut terminating: BTreeSet<String> = BTreeSet::new();
     let mut refused: BTreeMap<String, String> = BTreeMap::new();
 
-    crate::runtime::sandbox::collect_garbage(&ctx.runtime).await;
-    crate::runtime::leftovers::finish(&ctx.runtime).await;
-    // Pods this node ran before and still has state for are adopted (if still wanted) or stopped.
-    for pod in store.list() {
-        let uid = pod.metadata.uid.clone().unwrap_or_default();
-        if ctx.runtime.pod_dir(&uid).exists() {
-            workers.sync(pod);
-        } else if pod.metadata.deletion_timestamp.is_none() && !is_refused(&pod) {
-            // Nothing left on the node for it: a finished earlier run; a new run starts it afresh.
-            store.remove(&uid);
-        }
-    }
+    recover(&ctx, &store, &mut workers).await;
 
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(opts.poll);
@@ -220,27 +200,7 @@ pub async fn run(opts: Options, ctx: Arc<Context>, shutdown: impl Future<Output 
                 let result = tokio::task::spawn_blocking(move || scan(&paths, &node)).await;
                 let Ok(mut found) = result else { continue };
                 refuse_inadmissible(&mut found, &ctx.runtime.admission, |uid| workers.contains(uid));
-                for (line, (pod, message)) in &found.duplicates {
-                    if !reported.contains(line) {
-                        ctx.recorder.record(pod, Event::warning("FailedValidation", message.clone()));
-                    }
-                }
-                report_errors(&mut reported, &found.errors);
-                for (uid, (pod, reason, message)) in &found.invalid {
-                    if store.get(uid).and_then(|p| p.status).and_then(|s| s.pod.reason).as_deref() != Some(*reason) {
-                        let mut p = pod.clone();
-                        p.status = Some(refused_status(pod, reason, message));
-                        let _ = store.write(&p);
-                        let shown = message.strip_prefix("Pod was rejected: ").unwrap_or(message);
-                        ctx.recorder.record(pod, Event::warning(reason, shown.to_string()));
-                    }
-                }
-                for pod in store.list() {
-                    let uid = pod.metadata.uid.clone().unwrap_or_default();
-                    if is_refused(&pod) && !found.invalid.contains_key(&uid) {
-                        store.remove(&uid);
-                    }
-                }
+                show_problems(&found, &mut reported, &store, &ctx);
                 desired = found.pods;
                 reconcile(&mut workers, &desired, &mut terminating, &mut refused, &store, &ctx);
             }
@@ -250,9 +210,66 @@ pub async fn run(opts: Options, ctx: Arc<Context>, shutdown: impl Future<Output 
             _ = &mut shutdown => break,
         }
     }
+    stop_all(workers, rx, &store).await;
+    // Orphans of a crashed predecessor may still be being released beside the workers.
+    crate::runtime::sandbox::garbage_collected(&ctx.runtime).await;
+}
+
+/// Cleans up after an earlier supervisor, then adopts the pods this node ran before and still has state for
+/// (if still wanted they run on, else they are stopped at the first scan); a finished earlier run's record
+/// is dropped, so a new run starts that pod afresh.
+async fn recover(ctx: &Context, store: &StatusStore, workers: &mut PodWorkers) {
+    crate::runtime::sandbox::collect_garbage(&ctx.runtime).await;
+    crate::runtime::leftovers::finish(&ctx.runtime).await;
+    for pod in store.list() {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if ctx.runtime.pod_dir(&uid).exists() {
+            workers.sync(pod);
+        } else if pod.metadata.deletion_timestamp.is_none() && !is_refused(&pod) {
+            store.remove(&uid);
+        }
+    }
+}
+
+/// Shows what a scan found wrong: duplicate pods as Events, manifest errors once, each refused pod's status
+/// and Event (once per reason); refusals no longer found are forgotten.
+fn show_problems(found: &Scan, reported: &mut BTreeSet<String>, store: &StatusStore, ctx: &Context) {
+    for (line, (pod, message)) in &found.duplicates {
+        if !reported.contains(line) {
+            ctx.recorder
+                .record(pod, Event::warning("FailedValidation", message.clone()));
+        }
+    }
+    report_errors(reported, &found.errors);
+    for (uid, (pod, reason, message)) in &found.invalid {
+        if store
+            .get(uid)
+            .and_then(|p| p.status)
+            .and_then(|s| s.pod.reason)
+            .as_deref()
+            != Some(*reason)
+        {
+            let mut p = pod.clone();
+            p.status = Some(refused_status(pod, reason, message));
+            let _ = store.write(&p);
+            let shown = message.strip_prefix("Pod was rejected: ").unwrap_or(message);
+            ctx.recorder
+                .record(pod, Event::warning(reason, shown.to_string()));
+        }
+    }
+    for pod in store.list() {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if is_refused(&pod) && !found.invalid.contains_key(&uid) {
+            store.remove(&uid);
+        }
+    }
+}
+
+/// Stops every pod gracefully, recording each one's status until all have finished.
+async fn stop_all(mut workers: PodWorkers, mut rx: mpsc::UnboundedReceiver<Update>, store: &StatusStore) {
     tracing::info!(pods = workers.len(), "stopping all pods");
     for uid in workers.uids() {
-        mark_deleting(&store, &uid, None);
+        mark_deleting(store, &uid, None);
         workers.terminate(&uid, None);
     }
     while !workers.is_empty() {
@@ -270,8 +287,6 @@ pub async fn run(opts: Options, ctx: Arc<Context>, shutdown: impl Future<Output 
             None => break,
         }
     }
-    // Orphans of a crashed predecessor may still be being released beside the workers.
-    crate::runtime::sandbox::garbage_collected(&ctx.runtime).await;
 }
 
 fn report_errors(reported: &mut BTreeSet<String>, now: &BTreeSet<String>) {
@@ -305,7 +320,7 @@ fn reconcile(
         if fresh {
             // A new incarnation: forget the previous run's status and logs.
             pod.status = None;
-            let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+            let ns = pod.namespace_or_default().to_string();
             let name = pod.metadata.name.clone().unwrap_or_default();
             let _ = crate::sys::fs::remove_dir_atomic(&ctx.runtime.pod_log_dir(&ns, &name, uid));
         } else {
@@ -367,7 +382,7 @@ fn handle_update(
     pod.status = Some(with_refusal(status, refusal));
     if update.finished {
         workers.finished(&uid);
-        let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let ns = pod.namespace_or_default().to_string();
         let name = pod.metadata.name.clone().unwrap_or_default();
         if desired.contains_key(&uid) {
             let _ = store.write(&pod);

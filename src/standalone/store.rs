@@ -83,10 +83,9 @@ impl StatusStore {
 
     /// The pod called `name` in `namespace`: the live incarnation if there is one.
     pub fn find(&self, namespace: &str, name: &str) -> Option<PodGroup> {
-        self.list().into_iter().find(|p| {
-            p.metadata.name.as_deref() == Some(name)
-                && p.metadata.namespace.as_deref().unwrap_or("default") == namespace
-        })
+        self.list()
+            .into_iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name) && p.namespace_or_default() == namespace)
     }
 }
 

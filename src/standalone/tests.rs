@@ -2,6 +2,15 @@
 
 use super::*;
 
+/// The scan reported an error naming both `file` and `what`.
+fn assert_reported(s: &Scan, file: &str, what: &str) {
+    assert!(
+        s.errors.iter().any(|e| e.contains(file) && e.contains(what)),
+        "{:?}",
+        s.errors
+    );
+}
+
 #[test]
 fn scan_reports_bad_files_and_keeps_good_ones() {
     let dir = tempfile::tempdir().unwrap();
@@ -36,13 +45,7 @@ fn scan_reports_bad_files_and_keeps_good_ones() {
         "{:?}",
         s.errors
     );
-    assert!(
-        s.errors
-            .iter()
-            .any(|e| e.contains("dup.yaml") && e.contains("default/bad")),
-        "{:?}",
-        s.errors
-    );
+    assert_reported(&s, "dup.yaml", "default/bad");
     // Same content, same uid; edited content, new uid.
     let again = scan(&[dir.path().to_path_buf()], "node-a");
     assert_eq!(
@@ -74,13 +77,7 @@ fn a_uid_that_is_not_a_uuid_is_refused_under_a_safe_key() {
     );
     assert!(validation::is_valid_uid(key), "{key}");
     assert_eq!(pod.metadata.uid.as_deref(), Some(key.as_str()));
-    assert!(
-        s.errors
-            .iter()
-            .any(|e| e.contains("evil.yaml") && e.contains("metadata.uid")),
-        "{:?}",
-        s.errors
-    );
+    assert_reported(&s, "evil.yaml", "metadata.uid");
 }
 
 #[test]

@@ -6,9 +6,12 @@
 #![allow(unsafe_code)]
 
 pub mod crash;
+pub mod error;
 pub mod fs;
 pub mod lock;
 pub mod mount;
 pub mod net;
 pub mod netns;
 pub mod process;
+
+pub use error::chain;

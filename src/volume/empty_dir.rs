@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, PodSpec};
 
 use super::SetUpError;
-use crate::runtime::layout::join_component;
-use crate::runtime::resources::{memory_capacity, pod_resources};
+use crate::api::component::join_component;
+use crate::api::resources::{memory_capacity, pod_resources};
 use crate::sys;
 
 /// Where a pod keeps emptyDir volumes.

@@ -4,7 +4,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::runtime::chain;
+use crate::sys::chain;
 
 /// Errors preparing or mounting volumes; the message is what the user sees in a `FailedMount` event or a
 /// `CreateContainerConfigError`.

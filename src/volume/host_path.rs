@@ -17,7 +17,7 @@ use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{fchmod, mkdirat, Mode};
 
 use super::SetUpError;
-use crate::runtime::layout::join_component;
+use crate::api::component::join_component;
 use crate::sys;
 
 /// Where a pod's hostPath volumes are staged.

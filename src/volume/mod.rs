@@ -20,9 +20,8 @@ use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use crate::runtime::env::expand;
-use crate::runtime::layout::component;
-use crate::runtime::spec::BindMount;
+use crate::api::component::component;
+use crate::api::env::expand;
 use crate::sys;
 
 mod empty_dir;
@@ -33,6 +32,17 @@ mod ownership;
 pub use empty_dir::{memory_bytes, memory_size, root as empty_dir_root};
 pub use error::{Error, SetUpError};
 pub use host_path::check_host_path;
+
+/// A bind mount resolved on the host (what a volume mount becomes; `runtime::spec` puts it in the OCI spec).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    /// Path in the container.
+    pub destination: String,
+    /// Host path (already resolved safely).
+    pub source: PathBuf,
+    /// Mounted read-only.
+    pub readonly: bool,
+}
 
 /// A prepared volume on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]

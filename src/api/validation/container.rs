@@ -8,11 +8,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, PodSpec, ResourceRequirements, SecurityContext, VolumeMount,
-};
+use k8s_openapi::api::core::v1::{Container, PodSpec, ResourceRequirements, SecurityContext, VolumeMount};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
+use super::ports::{host_network_ports, host_port_conflicts, validate_ports};
 use super::probes;
 use super::{capabilities, env, rules, supported, system_paths};
 use crate::api::field::{BadValue, FieldError, FieldPath};
@@ -129,16 +128,7 @@ fn common(
     errs: &mut Vec<FieldError>,
 ) {
     supported::container(c, path, is_init, host_network, errs);
-    let name_path = path.child("name");
-    if c.name.is_empty() {
-        errs.push(FieldError::required(&name_path, ""));
-    } else {
-        errs.extend(rules::invalid_each(
-            &name_path,
-            &c.name,
-            rules::dns1123_label(&c.name),
-        ));
-    }
+    rules::required_label(&c.name, &path.child("name"), errs);
     let image = c.image.as_deref().unwrap_or("");
     if image.is_empty() {
         errs.push(FieldError::required(&path.child("image"), ""));
@@ -201,82 +191,6 @@ pub fn enumerated(value: Option<&str>, path: &FieldPath, allowed: &[&str], errs:
         v if !allowed.contains(&v) => errs.push(FieldError::not_supported(path, v, allowed)),
         _ => {}
     }
-}
-
-/// `validateContainerPorts`.
-fn validate_ports(ports: &[ContainerPort], path: &FieldPath, errs: &mut Vec<FieldError>) {
-    let mut names: HashSet<&str> = HashSet::new();
-    for (i, port) in ports.iter().enumerate() {
-        let p = path.index(i);
-        if let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) {
-            let msgs = rules::port_name(name);
-            if !msgs.is_empty() {
-                errs.extend(rules::invalid_each(&p.child("name"), name, msgs));
-            } else if !names.insert(name) {
-                errs.push(FieldError::duplicate(&p.child("name"), name));
-            }
-        }
-        if port.container_port == 0 {
-            errs.push(FieldError::required(&p.child("containerPort"), ""));
-        } else {
-            for msg in rules::port_number(port.container_port) {
-                errs.push(FieldError::invalid(
-                    &p.child("containerPort"),
-                    port.container_port,
-                    &msg,
-                ));
-            }
-        }
-        if let Some(host_port) = port.host_port.filter(|&hp| hp != 0) {
-            for msg in rules::port_number(host_port) {
-                errs.push(FieldError::invalid(&p.child("hostPort"), host_port, &msg));
-            }
-        }
-        enumerated(
-            port.protocol.as_deref(),
-            &p.child("protocol"),
-            &["SCTP", "TCP", "UDP"],
-            errs,
-        );
-    }
-}
-
-/// `validatePodHostNetworkDeps` for one container of a Pod: hostPort must equal containerPort.
-fn host_network_ports(c: &Container, path: &FieldPath, errs: &mut Vec<FieldError>) {
-    for (i, port) in c.ports.iter().flatten().enumerate() {
-        let host_port = port.host_port.unwrap_or(0);
-        if host_port != port.container_port {
-            let p = path.child("ports").index(i).child("hostPort");
-            errs.push(FieldError::invalid(
-                &p,
-                host_port,
-                "must match `containerPort` when `hostNetwork` is true",
-            ));
-        }
-    }
-}
-
-/// `AccumulateUniqueHostPorts`: one protocol/hostIP/hostPort per set of containers.
-fn host_port_conflicts(containers: &[Container], path: &FieldPath) -> Vec<FieldError> {
-    let mut seen = HashSet::new();
-    let mut errs = Vec::new();
-    for (ci, c) in containers.iter().enumerate() {
-        for (pi, port) in c.ports.iter().flatten().enumerate() {
-            let Some(host_port) = port.host_port.filter(|&hp| hp != 0) else {
-                continue;
-            };
-            let key = format!(
-                "{}/{}/{host_port}",
-                port.protocol.as_deref().unwrap_or(""),
-                port.host_ip.as_deref().unwrap_or("")
-            );
-            if !seen.insert(key.clone()) {
-                let p = path.index(ci).child("ports").index(pi).child("hostPort");
-                errs.push(FieldError::duplicate(&p, key.as_str()));
-            }
-        }
-    }
-    errs
 }
 
 /// `ValidateVolumeMounts`, with peapod's extra rules that mountPath is absolute and leaves alone what the

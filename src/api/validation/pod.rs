@@ -1,48 +1,22 @@
-//! Pod-level rules of `ValidatePodSpec` (k8s pkg/apis/core/validation/validation.go): volumes,
-//! policies, DNS, host aliases, security context, names, deadlines. Containers are delegated to
+//! Pod-level rules of `ValidatePodSpec` (k8s pkg/apis/core/validation/validation.go): policies, DNS,
+//! host aliases, security context, names, deadlines. Volumes are delegated to `volumes`, containers to
 //! `container`, placement to `scheduling`, unimplemented fields to `supported`.
 
-use std::collections::HashSet;
-
-use k8s_openapi::api::core::v1::{PodDNSConfig, PodSecurityContext, PodSpec, Volume};
+use k8s_openapi::api::core::v1::{PodDNSConfig, PodSecurityContext, PodSpec};
 
 use super::container::{enumerated, validate_containers};
+use super::volumes::validate_volumes;
 use super::{rules, scheduling, supported};
 use crate::api::field::{BadValue, FieldError, FieldPath};
-use crate::api::quantity::{parse_quantity, QUANTITY_FORMAT_ERROR};
 
 const MAX_DNS_NAMESERVERS: usize = 3;
 const MAX_DNS_SEARCH_PATHS: usize = 32;
 const MAX_DNS_SEARCH_LIST_CHARS: usize = 2048;
-const HOST_PATH_TYPES: [&str; 8] = [
-    "",
-    "BlockDevice",
-    "CharDevice",
-    "Directory",
-    "DirectoryOrCreate",
-    "File",
-    "FileOrCreate",
-    "Socket",
-];
 
 /// Validates a defaulted PodSpec found at `path`.
 pub fn validate_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
     supported::pod_spec(spec, path, errs);
-    match spec.termination_grace_period_seconds {
-        None => errs.push(FieldError::required(
-            &path.child("terminationGracePeriodSeconds"),
-            "",
-        )),
-        Some(grace) if grace < 0 => {
-            let p = path.child("terminationGracePeriodSeconds");
-            errs.push(FieldError::invalid(
-                &p,
-                grace,
-                "must be greater than or equal to 0",
-            ));
-        }
-        Some(_) => {}
-    }
+    termination_grace_period(spec, path, errs);
     let volumes = validate_volumes(
         spec.volumes.as_deref().unwrap_or_default(),
         &path.child("volumes"),
@@ -81,14 +55,7 @@ pub fn validate_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError
         &path.child("dnsConfig"),
         errs,
     );
-    for (i, gate) in spec.readiness_gates.iter().flatten().enumerate() {
-        let p = path.child("readinessGates").index(i).child("conditionType");
-        errs.extend(rules::invalid_each(
-            &p,
-            &gate.condition_type,
-            rules::qualified_name(&gate.condition_type),
-        ));
-    }
+    readiness_gates(spec, path, errs);
     names(spec, path, errs);
     if let Some(deadline) = spec.active_deadline_seconds {
         if !(1..=i64::from(i32::MAX)).contains(&deadline) {
@@ -105,6 +72,50 @@ pub fn validate_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError
         &path.child("tolerations"),
         errs,
     );
+    host_aliases(spec, path, errs);
+    if let Some(policy) = spec.preemption_policy.as_deref() {
+        enumerated(
+            Some(policy),
+            &path.child("preemptionPolicy"),
+            &["PreemptLowerPriority", "Never"],
+            errs,
+        );
+    }
+}
+
+/// `terminationGracePeriodSeconds`: set (defaulting sets it) and not negative.
+fn termination_grace_period(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    match spec.termination_grace_period_seconds {
+        None => errs.push(FieldError::required(
+            &path.child("terminationGracePeriodSeconds"),
+            "",
+        )),
+        Some(grace) if grace < 0 => {
+            let p = path.child("terminationGracePeriodSeconds");
+            errs.push(FieldError::invalid(
+                &p,
+                grace,
+                "must be greater than or equal to 0",
+            ));
+        }
+        Some(_) => {}
+    }
+}
+
+/// Each `readinessGates[].conditionType` is a qualified name.
+fn readiness_gates(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    for (i, gate) in spec.readiness_gates.iter().flatten().enumerate() {
+        let p = path.child("readinessGates").index(i).child("conditionType");
+        errs.extend(rules::invalid_each(
+            &p,
+            &gate.condition_type,
+            rules::qualified_name(&gate.condition_type),
+        ));
+    }
+}
+
+/// Each `hostAliases[]` entry: an IP address and DNS-subdomain host names.
+fn host_aliases(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
     for (i, alias) in spec.host_aliases.iter().flatten().enumerate() {
         let p = path.child("hostAliases").index(i);
         if !rules::is_ip_sloppy(&alias.ip) {
@@ -122,14 +133,6 @@ pub fn validate_spec(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError
                 rules::dns1123_subdomain(hostname),
             ));
         }
-    }
-    if let Some(policy) = spec.preemption_policy.as_deref() {
-        enumerated(
-            Some(policy),
-            &path.child("preemptionPolicy"),
-            &["PreemptLowerPriority", "Never"],
-            errs,
-        );
     }
 }
 
@@ -158,128 +161,6 @@ fn names(spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {
                 rules::dns1123_label(value),
             ));
         }
-    }
-}
-
-/// `ValidateVolumes`; returns the names of the well-formed volumes, which mounts may reference.
-/// Volumes rejected only because peapod does not implement their source still count as defined, so
-/// their mounts do not report a second error.
-fn validate_volumes<'a>(
-    volumes: &'a [Volume],
-    path: &FieldPath,
-    errs: &mut Vec<FieldError>,
-) -> HashSet<&'a str> {
-    let mut names = HashSet::new();
-    for (i, v) in volumes.iter().enumerate() {
-        let p = path.index(i);
-        supported::volume(v, &p, errs);
-        let mut own = Vec::new();
-        volume_source(v, &p, &mut own);
-        let name_path = p.child("name");
-        if v.name.is_empty() {
-            own.push(FieldError::required(&name_path, ""));
-        } else {
-            own.extend(rules::invalid_each(
-                &name_path,
-                &v.name,
-                rules::dns1123_label(&v.name),
-            ));
-        }
-        if names.contains(v.name.as_str()) {
-            own.push(FieldError::duplicate(&name_path, &v.name));
-        }
-        if own.is_empty() {
-            names.insert(v.name.as_str());
-        }
-        errs.append(&mut own);
-    }
-    names
-}
-
-/// `validateVolumeSource` for the sources peapod implements.
-fn volume_source(v: &Volume, path: &FieldPath, errs: &mut Vec<FieldError>) {
-    let sources = supported::volume_sources(v);
-    if sources.is_empty() {
-        errs.push(FieldError::required(path, "must specify a volume type"));
-    }
-    for (name, _) in sources.iter().skip(1) {
-        errs.push(FieldError::forbidden(
-            &path.child(name),
-            "may not specify more than 1 volume type",
-        ));
-    }
-    match sources.first() {
-        Some(("emptyDir", _)) => empty_dir(v, &path.child("emptyDir"), errs),
-        Some(("hostPath", _)) => host_path(v, &path.child("hostPath"), errs),
-        _ => {}
-    }
-}
-
-fn empty_dir(v: &Volume, path: &FieldPath, errs: &mut Vec<FieldError>) {
-    let Some(source) = &v.empty_dir else {
-        return;
-    };
-    if let Some(medium) = source
-        .medium
-        .as_deref()
-        .filter(|m| !m.is_empty() && *m != "Memory")
-    {
-        errs.push(FieldError::not_supported(
-            &path.child("medium"),
-            medium,
-            &["", "Memory"],
-        ));
-    }
-    let Some(size) = &source.size_limit else {
-        return;
-    };
-    let size_path = path.child("sizeLimit");
-    match parse_quantity(&size.0) {
-        None => errs.push(FieldError::invalid(&size_path, &size.0, QUANTITY_FORMAT_ERROR)),
-        Some(q) if q.is_negative() => {
-            errs.push(FieldError::forbidden(
-                &size_path,
-                "SizeLimit field must be a valid resource quantity",
-            ));
-        }
-        Some(q) if q.is_zero() => errs.push(FieldError::invalid(
-            &size_path,
-            &size.0,
-            "must be greater than zero",
-        )),
-        Some(_) => {}
-    }
-}
-
-fn host_path(v: &Volume, path: &FieldPath, errs: &mut Vec<FieldError>) {
-    let Some(source) = &v.host_path else {
-        return;
-    };
-    let path_path = path.child("path");
-    if source.path.is_empty() {
-        errs.push(FieldError::required(&path_path, ""));
-        return;
-    }
-    if rules::has_backsteps(&source.path) {
-        errs.push(FieldError::invalid(
-            &path_path,
-            &source.path,
-            "must not contain '..'",
-        ));
-    }
-    if !source.path.starts_with('/') {
-        errs.push(FieldError::invalid(
-            &path_path,
-            &source.path,
-            "must be an absolute path",
-        ));
-    }
-    if let Some(kind) = source.type_.as_deref().filter(|t| !HOST_PATH_TYPES.contains(t)) {
-        errs.push(FieldError::not_supported(
-            &path.child("type"),
-            kind,
-            &HOST_PATH_TYPES,
-        ));
     }
 }
 

@@ -251,6 +251,15 @@ pub fn has_backsteps(path: &str) -> bool {
     path.split('/').any(|part| part == "..")
 }
 
+/// A name that must be set and be a DNS label (`name` of a container or a volume).
+pub fn required_label(name: &str, path: &FieldPath, errs: &mut Vec<FieldError>) {
+    if name.is_empty() {
+        errs.push(FieldError::required(path, ""));
+    } else {
+        errs.extend(invalid_each(path, name, dns1123_label(name)));
+    }
+}
+
 /// One `Invalid` error per message.
 pub fn invalid_each(path: &FieldPath, value: &str, messages: Vec<String>) -> Vec<FieldError> {
     messages

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{PodSecurityContext, PodSpec, SeccompProfile, Se
 
 use super::rules;
 use crate::api::field::{BadValue, FieldError, FieldPath};
-use crate::runtime::sysctl::{self, Namespace};
+use crate::api::sysctl::{self, Namespace};
 
 /// The pod-level fields (`path` is `spec.securityContext`).
 pub fn pod(sc: &PodSecurityContext, spec: &PodSpec, path: &FieldPath, errs: &mut Vec<FieldError>) {

@@ -13,7 +13,13 @@
 //! `/sys` (`/sys/fs/cgroup`, ...) is allowed, as containerd and CRI-O allow it. Paths are compared after
 //! lexical cleaning (`//`, `.` and `..`, which the runtime resolves the same way inside the root).
 
-use crate::runtime::spec;
+/// `linux.maskedPaths` of an unprivileged container: runc's defaults plus `/sys/devices/virtual/powercap`
+/// (CVE-2020-8694), as containerd masks it.
+pub fn masked_paths() -> Vec<String> {
+    let mut masked = oci_spec::runtime::get_default_maskedpaths();
+    masked.push("/sys/devices/virtual/powercap".to_string());
+    masked
+}
 
 /// Files under `/proc` runc lets a bind mount cover (lxcfs).
 const PROC_FILES_RUNC_ALLOWS: &[&str] = &[
@@ -47,7 +53,7 @@ pub fn refusal(mount_path: &str, privileged: bool) -> Option<String> {
              privileged"
         ));
     }
-    spec::masked_paths()
+    masked_paths()
         .into_iter()
         .find(|masked| clean(masked).starts_with(&at))
         .map(|masked| format!("must not cover the masked path {masked} unless the container is privileged"))

@@ -105,7 +105,7 @@ impl ImageStore {
                 }
             }
             Err(error) => {
-                tracing::warn!(id, error = %crate::runtime::chain(&error), "failed to read image config")
+                tracing::warn!(id, error = %crate::sys::chain(&error), "failed to read image config")
             }
         }
         for manifest in image.map(|i| i.manifests.as_slice()).unwrap_or_default() {

@@ -195,7 +195,7 @@ pub(super) fn classify(
         OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
             Error::RegistryUnreachable {
                 registry,
-                message: error_chain(e),
+                message: crate::sys::chain(e),
             }
         }
         OciDistributionError::DigestError(DigestError::VerificationError { expected, actual }) => {
@@ -225,19 +225,7 @@ pub(super) fn stream_error(error: &std::io::Error, target: &Target, digest: &Dig
         },
         _ => Error::RegistryFailed {
             registry: target.registry.clone(),
-            message: format!("reading blob {digest}: {}", error_chain(error)),
+            message: format!("reading blob {digest}: {}", crate::sys::chain(error)),
         },
     }
-}
-
-/// An error and all its causes on one line.
-pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

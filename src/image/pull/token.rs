@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::registry::{error_chain, Config};
+use super::registry::Config;
 use super::Target;
 use crate::image::Error;
 
@@ -40,7 +40,7 @@ pub(super) async fn exchange(target: &Target, config: &Config, refresh_token: &s
         reference: target.shown.clone(),
         message: format!("identitytoken exchange failed: {message}"),
     };
-    let client = http_client(config).map_err(|e| failed(error_chain(&e)))?;
+    let client = http_client(config).map_err(|e| failed(crate::sys::chain(&e)))?;
     let ping = format!("{}://{}/v2/", config.scheme(), target.registry);
     let response = client
         .get(&ping)
@@ -48,7 +48,7 @@ pub(super) async fn exchange(target: &Target, config: &Config, refresh_token: &s
         .await
         .map_err(|e| Error::RegistryUnreachable {
             registry: target.registry.clone(),
-            message: error_chain(&e),
+            message: crate::sys::chain(&e),
         })?;
     let challenge = response
         .headers()
@@ -78,12 +78,15 @@ pub(super) async fn exchange(target: &Target, config: &Config, refresh_token: &s
         .form(&form)
         .send()
         .await
-        .map_err(|e| failed(error_chain(&e)))?;
+        .map_err(|e| failed(crate::sys::chain(&e)))?;
     let status = response.status();
     if !status.is_success() {
         return Err(failed(format!("{} answered {status}", challenge.realm)));
     }
-    let body = response.bytes().await.map_err(|e| failed(error_chain(&e)))?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| failed(crate::sys::chain(&e)))?;
     if body.len() > MAX_RESPONSE_BYTES {
         return Err(failed("token response too large".into()));
     }

@@ -121,7 +121,7 @@ fn a_decompression_bomb_stops_at_the_limit_and_leaves_nothing() {
         .commit_image(&manifest, &["localhost/bomb:1".to_owned()], None)
         .expect_err("bomb refused");
     drop(shared);
-    let message = crate::runtime::chain(&error);
+    let message = crate::sys::chain(&error);
     assert!(
         message.contains("more than 1048576 bytes") && message.contains("decompression bomb"),
         "{message}"

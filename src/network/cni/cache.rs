@@ -155,7 +155,7 @@ pub(super) fn list(dir: &Path) -> Result<Vec<Entry>, Error> {
             Err(error) => {
                 tracing::warn!(
                     file = %file.display(),
-                    error = %super::error::chain(&error),
+                    error = %crate::sys::chain(&error),
                     "skipping unreadable CNI cache entry"
                 )
             }

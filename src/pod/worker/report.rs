@@ -41,7 +41,7 @@ impl Worker {
     /// Computes the status and sends it when it changed (always when `finished`: the worker is gone).
     pub(super) fn report(&mut self, finished: bool) {
         let view = self.view();
-        let qos = crate::pod::qos::pod_qos(&self.pod.spec.pod);
+        let qos = crate::api::resources::QosClass::of(&self.pod.spec.pod).as_str();
         let status = status::compute(
             &self.pod,
             &StatusInput {

@@ -3,8 +3,8 @@
 
 use k8s_openapi::api::core::v1::EnvVar;
 
+use crate::api::env::ValueSource;
 use crate::api::PodGroup;
-use crate::runtime::env::ValueSource;
 
 /// Resolves `fieldRef` environment variables from the pod.
 pub(super) struct PodFields<'a> {

@@ -13,13 +13,14 @@ use oci_spec::runtime::Spec;
 use super::error::{ConfigError, CreateError, StartError};
 use super::fields::PodFields;
 use super::ContainerRequest;
+use crate::api::{env, sysctl};
 use crate::runtime::host::HostMount;
 use crate::runtime::layout::RuntimeConfig;
 use crate::runtime::record::{ShimConfig, TerminationMessage};
 use crate::runtime::resources::{self, QosClass};
+use crate::runtime::seccomp;
 use crate::runtime::spec::{self, BindMount, SandboxNamespaces, SpecInput};
 use crate::runtime::user::{self, AccountDb};
-use crate::runtime::{env, seccomp, sysctl};
 use crate::volume::{self, PlannedMount};
 
 /// The managed `/etc` files every container gets from its sandbox, unless one of its volumes is mounted there.

@@ -5,27 +5,24 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::core::v1::{PodSpec, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{containers, containers_named, forbidden, join_quote, pluralize, valid_seccomp};
+use super::{
+    containers, containers_named, containers_that, forbid_containers, forbidden, join_quote, pluralize,
+    valid_seccomp,
+};
 use crate::api::pss::Forbidden;
 
 pub(super) fn allow_privilege_escalation(_: &ObjectMeta, spec: &PodSpec) -> Option<Forbidden> {
-    let names: Vec<String> = containers(spec)
-        .filter(|c| {
-            c.security_context
-                .as_ref()
-                .and_then(|s| s.allow_privilege_escalation)
-                != Some(false)
-        })
-        .map(|c| c.name.clone())
-        .collect();
-    if names.is_empty() {
-        return None;
-    }
-    let detail = format!(
-        "{} must set securityContext.allowPrivilegeEscalation=false",
-        containers_named(&names)
-    );
-    forbidden("allowPrivilegeEscalation != false", detail)
+    let names = containers_that(spec, |c| {
+        c.security_context
+            .as_ref()
+            .and_then(|s| s.allow_privilege_escalation)
+            != Some(false)
+    });
+    forbid_containers(
+        "allowPrivilegeEscalation != false",
+        &names,
+        "must set securityContext.allowPrivilegeEscalation=false",
+    )
 }
 
 pub(super) fn capabilities(_: &ObjectMeta, spec: &PodSpec) -> Option<Forbidden> {

@@ -45,7 +45,7 @@ pub fn container(
         readiness_probe,
         resize_policy,
         resources,
-        restart_policy,
+        restart_policy: _,
         restart_policy_rules,
         security_context,
         startup_probe,
@@ -64,7 +64,7 @@ pub fn container(
         }
     }
     forbid(errs, path, "envFrom", listed(env_from));
-    if !is_init || restart_policy.as_deref() == Some("Always") {
+    if !is_init || crate::api::is_sidecar(c) {
         if let Some(l) = lifecycle {
             self::lifecycle(l, &path.child("lifecycle"), errs);
         }

@@ -209,33 +209,25 @@ async fn plugin_errors_fail_add_and_clean_up() {
 #[tokio::test]
 async fn add_rejects_a_result_that_is_not_json() {
     let s = setup(&["bridge"]);
-    s.plugins.answer("bridge", "ADD", "out", "hello");
+    let err = bridge_add_error(&s, "hello").await;
+    assert!(
+        err.starts_with(r#"plugin type="bridge" failed (add): invalid result: "#),
+        "{err}"
+    );
+    let bad_ip = r#"{"cniVersion":"1.0.0","ips":[{"address":"nope"}]}"#;
+    let err = bridge_add_error(&s, bad_ip).await;
+    assert!(err.contains("ips[0].address: invalid CIDR"), "{err}");
+}
+
+/// The error chain of an ADD whose bridge plugin prints `out`.
+async fn bridge_add_error(s: &Setup, out: &str) -> String {
+    s.plugins.answer("bridge", "ADD", "out", out);
     let err = s
         .cni
         .add(&network("1.0.0", &["bridge"]), &s.rt)
         .await
         .unwrap_err();
-    assert!(
-        chain(&err).starts_with(r#"plugin type="bridge" failed (add): invalid result: "#),
-        "{}",
-        chain(&err)
-    );
-    s.plugins.answer(
-        "bridge",
-        "ADD",
-        "out",
-        r#"{"cniVersion":"1.0.0","ips":[{"address":"nope"}]}"#,
-    );
-    let err = s
-        .cni
-        .add(&network("1.0.0", &["bridge"]), &s.rt)
-        .await
-        .unwrap_err();
-    assert!(
-        chain(&err).contains("ips[0].address: invalid CIDR"),
-        "{}",
-        chain(&err)
-    );
+    chain(&err)
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use super::Error;
+pub(super) use crate::sys::chain;
 
 /// The fake plugin. Linked under a plugin's name, it records stdin, env and the call next to the link,
 /// and answers from `<name>.<COMMAND>.{out,err,exit,sleep}` files there.
@@ -91,16 +91,4 @@ impl Plugins {
         vars.sort();
         vars
     }
-}
-
-/// An error with its source chain joined by `: `, as users read it.
-fn chain(e: &Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = std::error::Error::source(e);
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }

@@ -12,16 +12,16 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::status::{remove_finalizer, StatusUpdate};
 use super::{update, Agent};
+use crate::cluster::status::{remove_finalizer, StatusUpdate};
 use crate::pod::admitted;
 use k8s_openapi::api::core::v1::Namespace;
 
+use crate::api::admit;
 use crate::api::pss::{self, Level};
 use crate::api::{defaults, validation, PodGroup, FINALIZER};
 use crate::pod::admitted::AdmittedError;
 use crate::pod::events::Event;
-use crate::runtime::admit;
 
 /// Errors of a reconcile; the variant name is the metric label and event reason category.
 #[derive(Debug, thiserror::Error)]
@@ -70,37 +70,14 @@ pub async fn reconcile(pg: Arc<PodGroup>, agent: Arc<Agent>) -> Result<Action, E
         .clone()
         .filter(|u| !u.is_empty())
         .ok_or_else(|| Error::MissingUid(key.clone()))?;
-    let ns = pg.namespace().unwrap_or_else(|| "default".into());
-    let name = pg.name_any();
+    let ns = pg.namespace_or_default().to_string();
     agent.metrics.reconciles.inc();
     if pg.spec.pod.node_name.as_deref() != Some(agent.node.as_str()) {
         // Labelled for this node but bound elsewhere (the scheduler fixes the label): not ours to run.
         return Ok(Action::await_change());
     }
     if pg.metadata.deletion_timestamp.is_some() {
-        let running = agent.workers.lock().map(|w| w.contains(&uid)).unwrap_or(false);
-        if running {
-            // Custom resources have no graceful deletion: the API server records 0 for any delete. The grace
-            // period comes from the spec, unless the deletion asked for a shorter, non-zero one.
-            let spec_grace = pg.spec.pod.termination_grace_period_seconds.unwrap_or(30);
-            let grace = Some(match pg.metadata.deletion_grace_period_seconds {
-                Some(g) if g > 0 => g.min(spec_grace),
-                _ => spec_grace,
-            });
-            tracing::info!(pod = %key, grace = ?grace, "pod deleted: stopping it");
-            if let Ok(w) = agent.workers.lock() {
-                w.terminate(&uid, grace);
-            }
-        } else if has_finalizer(&pg) {
-            // Nothing runs (never started here, or already cleaned up): let the deletion proceed.
-            remove_finalizer(&agent.client, &ns, &name, &uid)
-                .await
-                .map_err(|source| Error::Api {
-                    action: "remove finalizer of",
-                    name: key.clone(),
-                    source,
-                })?;
-        }
+        deleted(&agent, &pg, &uid).await?;
         return Ok(Action::await_change());
     }
     if !has_finalizer(&pg) {
@@ -125,21 +102,7 @@ pub async fn reconcile(pg: Arc<PodGroup>, agent: Arc<Agent>) -> Result<Action, E
             update::accept(&agent, &pod, &uid);
         }
         None => {
-            if let Err(errs) = validation::validate(&pod) {
-                let message = errs.to_string();
-                refuse(&agent, &pod, "InvalidSpec", &message, &message);
-                return Ok(Action::await_change());
-            }
-            // Admitted once, before it first runs here, like Pod Security Admission at creation.
-            let level = namespace_level(&agent, &ns).await.map_err(|source| Error::Api {
-                action: "read the namespace of",
-                name: key.clone(),
-                source,
-            })?;
-            let allowed = &agent.admission.allowed_unsafe_sysctls;
-            if let Err(r) = admit::admit(&pod, level, allowed) {
-                tracing::info!(pod = %key, reason = r.reason, "pod refused");
-                refuse(&agent, &pod, r.reason, &r.status_message(), &r.message);
+            if !admit_new(&agent, &pod, &ns).await? {
                 return Ok(Action::await_change());
             }
         }
@@ -149,6 +112,57 @@ pub async fn reconcile(pg: Arc<PodGroup>, agent: Arc<Agent>) -> Result<Action, E
         w.sync(pod);
     }
     Ok(Action::requeue(Duration::from_secs(600)))
+}
+
+/// A deleted PodGroup: a running pod is stopped with its grace period; where nothing runs (never started
+/// here, or already cleaned up), the finalizer is released so the deletion can proceed.
+async fn deleted(agent: &Agent, pg: &PodGroup, uid: &str) -> Result<(), Error> {
+    let running = agent.workers.lock().map(|w| w.contains(uid)).unwrap_or(false);
+    if running {
+        // Custom resources have no graceful deletion: the API server records 0 for any delete. The grace
+        // period comes from the spec, unless the deletion asked for a shorter, non-zero one.
+        let spec_grace = pg.spec.pod.termination_grace_period_seconds.unwrap_or(30);
+        let grace = Some(match pg.metadata.deletion_grace_period_seconds {
+            Some(g) if g > 0 => g.min(spec_grace),
+            _ => spec_grace,
+        });
+        tracing::info!(pod = %pg.key(), grace = ?grace, "pod deleted: stopping it");
+        if let Ok(w) = agent.workers.lock() {
+            w.terminate(uid, grace);
+        }
+    } else if has_finalizer(pg) {
+        // Nothing runs (never started here, or already cleaned up): let the deletion proceed.
+        remove_finalizer(&agent.client, pg.namespace_or_default(), &pg.name_any(), uid)
+            .await
+            .map_err(|source| Error::Api {
+                action: "remove finalizer of",
+                name: pg.key(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Judges a pod before it first runs here: validation, then admission (Pod Security at the namespace's level,
+/// like Pod Security Admission at creation; sysctls). `Ok(false)`: refused, and shown so.
+async fn admit_new(agent: &Agent, pod: &PodGroup, ns: &str) -> Result<bool, Error> {
+    if let Err(errs) = validation::validate(pod) {
+        let message = errs.to_string();
+        refuse(agent, pod, "InvalidSpec", &message, &message);
+        return Ok(false);
+    }
+    let level = namespace_level(agent, ns).await.map_err(|source| Error::Api {
+        action: "read the namespace of",
+        name: pod.key(),
+        source,
+    })?;
+    let allowed = &agent.admission.allowed_unsafe_sysctls;
+    if let Err(r) = admit::admit(pod, level, allowed) {
+        tracing::info!(pod = %pod.key(), reason = r.reason, "pod refused");
+        refuse(agent, pod, r.reason, &r.status_message(), &r.message);
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// Judges an edit of an admitted pod: the Pod update rules, then Pod Security for a significant update.
@@ -184,10 +198,10 @@ fn refuse(agent: &Agent, pod: &PodGroup, reason: &str, status_message: &str, eve
         .recorder
         .record(pod, Event::warning(reason, event_message.to_string()));
     let _ = agent.status.send(StatusUpdate {
-        namespace: pod.namespace().unwrap_or_else(|| "default".into()),
+        namespace: pod.namespace_or_default().to_string(),
         name: pod.name_any(),
         uid: pod.metadata.uid.clone().unwrap_or_default(),
-        status: crate::standalone::refused_status(pod, reason, status_message),
+        status: crate::pod::refused::refused_status(pod, reason, status_message),
         release: false,
     });
 }
@@ -201,10 +215,7 @@ async fn namespace_level(agent: &Agent, ns: &str) -> Result<Level, kube::Error> 
 }
 
 async fn add_finalizer(agent: &Agent, pg: &PodGroup) -> Result<(), kube::Error> {
-    let api: Api<PodGroup> = Api::namespaced(
-        agent.client.clone(),
-        &pg.namespace().unwrap_or_else(|| "default".into()),
-    );
+    let api: Api<PodGroup> = Api::namespaced(agent.client.clone(), pg.namespace_or_default());
     let patch = if pg.metadata.finalizers.is_none() {
         json!([
             { "op": "test", "path": "/metadata/uid", "value": pg.metadata.uid },
@@ -224,7 +235,7 @@ async fn add_finalizer(agent: &Agent, pg: &PodGroup) -> Result<(), kube::Error> 
 
 /// What to do after a failed reconcile: try again in a few seconds.
 pub fn error_policy(pg: Arc<PodGroup>, error: &Error, agent: Arc<Agent>) -> Action {
-    tracing::warn!(pod = %pg.key(), error = %crate::runtime::chain(error), category = error.category(), "reconcile failed");
+    tracing::warn!(pod = %pg.key(), error = %crate::sys::chain(error), category = error.category(), "reconcile failed");
     agent.metrics.reconcile_errors.inc();
     Action::requeue(Duration::from_secs(5))
 }

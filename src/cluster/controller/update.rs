@@ -7,9 +7,9 @@
 
 use kube::ResourceExt;
 
-use super::status::StatusUpdate;
 use super::Agent;
 use crate::api::{PodGroup, PodGroupStatus};
+use crate::cluster::status::StatusUpdate;
 use crate::pod::admitted::{admitted_part, same_admission, with_refusal, write_admitted, AdmittedError};
 use crate::pod::events::Event;
 
@@ -81,7 +81,7 @@ fn show(agent: &Agent, pod: &PodGroup, uid: &str, status: PodGroupStatus) {
         return;
     }
     let _ = agent.status.send(StatusUpdate {
-        namespace: pod.namespace().unwrap_or_else(|| "default".into()),
+        namespace: pod.namespace_or_default().to_string(),
         name: pod.name_any(),
         uid: uid.to_string(),
         status,

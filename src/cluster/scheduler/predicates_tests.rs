@@ -109,7 +109,7 @@ fn resources_fit_and_init_containers_take_the_max() {
 }
 
 #[test]
-fn selectors_affinity_taints_and_liveness() {
+fn selectors_and_affinity() {
     let n = node("node-b", &[("disk", "ssd"), ("rank", "5")], "2", "4Gi");
     let mut p = pod("", "");
     p.node_selector = Some([("disk".to_string(), "ssd".to_string())].into());
@@ -153,7 +153,10 @@ fn selectors_affinity_taints_and_liveness() {
         ..Default::default()
     }]));
     assert_eq!(filter(&p, &n), Err(Reject::Affinity));
+}
 
+#[test]
+fn taints_cordons_and_liveness() {
     let mut tainted = node("t", &[], "2", "4Gi");
     tainted.node.spec = Some(NodeSpec {
         taints: Some(vec![Taint {

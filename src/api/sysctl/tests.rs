@@ -121,4 +121,15 @@ fn the_unsafe_allowlist_takes_only_namespaced_sysctls() {
     for bad in ["kernel.*", "vm.swappiness", "*", "Net.x"] {
         assert!(check_allowlist(&[bad.to_string()]).is_err(), "{bad}");
     }
+    assert_eq!(
+        check_allowlist(&["vm.swappiness".to_string()]).map_err(|e| e.to_string()),
+        Err(r#"the sysctl "vm.swappiness" is not known to be namespaced"#.to_string())
+    );
+    let bad_name = check_allowlist(&["Net.x".to_string()]).map_err(|e| e.to_string());
+    assert_eq!(
+        bad_name,
+        Err(format!(
+            "sysctl \"Net.x\" must have at most 253 characters and match regular expression {NAME_PATTERN}"
+        ))
+    );
 }

@@ -2,10 +2,11 @@
 //! result is exactly one component inside its parent. Validation already refuses every name that is not
 //! plain (uids are UUIDs, names DNS labels and subdomains, ids hex digests), so a name that gets here
 //! unplain is a bug upstream; it is replaced by a fixed-length digest that no plain name can equal, so it
-//! can neither climb out of its root nor alias another pod's directory or cgroup. This module must not
-//! touch the filesystem.
+//! can neither climb out of its root nor alias another pod's directory or cgroup. The stable ids derived
+//! from names live here too. This module must not touch the filesystem; `runtime::layout` re-exports it.
 
 use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 
 /// The longest plain component (a DNS subdomain; well below `NAME_MAX`).
 pub const MAX_PLAIN: usize = 253;
@@ -33,8 +34,31 @@ pub fn component(name: &str) -> Cow<'_, str> {
     tracing::warn!(name = ?name, "unvalidated name kept inside its root");
     Cow::Owned(format!(
         "{REPLACED_PREFIX}{}",
-        super::derive_id(&["unsafe-component", name])
+        derive_id(&["unsafe-component", name])
     ))
+}
+
+/// Whether `name` is safe as one path component: the same rule as [`component`] ([`is_plain`]), for callers
+/// that refuse rather than replace.
+pub fn is_safe_component(name: &str) -> bool {
+    is_plain(name)
+}
+
+/// Joins `name` onto `dir` only when it is a single safe component.
+pub fn join_component(dir: &Path, name: &str) -> Option<PathBuf> {
+    is_safe_component(name).then(|| dir.join(name))
+}
+
+/// A stable, unique id from parts (sha256, 32 hex characters): the same inputs always give the same id, so
+/// a restarted supervisor can compute the ids it used.
+pub fn derive_id(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(&h.finalize()[..16])
 }
 
 #[cfg(test)]
@@ -56,5 +80,25 @@ mod tests {
             assert_eq!(got, component(bad), "stable");
         }
         assert_ne!(component(".."), component("."));
+    }
+
+    #[test]
+    fn ids_are_stable_and_distinct() {
+        let a = derive_id(&["uid", "web", "0"]);
+        assert_eq!(a.len(), 32);
+        assert_eq!(a, derive_id(&["uid", "web", "0"]));
+        assert_ne!(a, derive_id(&["uid", "web", "1"]));
+        assert_ne!(derive_id(&["ab", "c"]), derive_id(&["a", "bc"]));
+    }
+
+    #[test]
+    fn unsafe_components_are_refused() {
+        for bad in ["", ".", "..", "a/b", "a\0b", "-a", "a_b", ".a"] {
+            assert!(join_component(Path::new("/x"), bad).is_none(), "{bad:?}");
+        }
+        assert_eq!(
+            join_component(Path::new("/x"), "web"),
+            Some(PathBuf::from("/x/web"))
+        );
     }
 }

@@ -97,8 +97,25 @@ pub fn value_problem(value: &str) -> Option<&'static str> {
     None
 }
 
+/// An `--allowed-unsafe-sysctls` entry the kubelet would refuse, with its wording.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AllowlistError {
+    /// Not a sysctl name (or `prefix*` pattern).
+    #[error("sysctl {pattern:?} must have at most {MAX_NAME} characters and match regular expression {NAME_PATTERN}")]
+    InvalidName {
+        /// The entry as given.
+        pattern: String,
+    },
+    /// A sysctl outside every namespace: allowing it would let a pod set the host's.
+    #[error("the sysctl {pattern:?} is not known to be namespaced")]
+    NotNamespaced {
+        /// The entry as given.
+        pattern: String,
+    },
+}
+
 /// Checks `--allowed-unsafe-sysctls`: names or `prefix*` patterns of namespaced sysctls only.
-pub fn check_allowlist(patterns: &[String]) -> Result<(), String> {
+pub fn check_allowlist(patterns: &[String]) -> Result<(), AllowlistError> {
     for p in patterns {
         let name = normalize(p);
         let (bare, prefix) = match name.strip_suffix('*') {
@@ -106,9 +123,7 @@ pub fn check_allowlist(patterns: &[String]) -> Result<(), String> {
             None => (name.as_str(), false),
         };
         if !valid_name(bare) {
-            return Err(format!(
-                "sysctl {p:?} must have at most {MAX_NAME} characters and match regular expression {NAME_PATTERN}"
-            ));
+            return Err(AllowlistError::InvalidName { pattern: p.clone() });
         }
         let namespaced = if prefix {
             namespace_of(name.trim_end_matches('*'))
@@ -116,7 +131,7 @@ pub fn check_allowlist(patterns: &[String]) -> Result<(), String> {
             namespace_of(bare)
         };
         if namespaced.is_none() {
-            return Err(format!("the sysctl {p:?} is not known to be namespaced"));
+            return Err(AllowlistError::NotNamespaced { pattern: p.clone() });
         }
     }
     Ok(())

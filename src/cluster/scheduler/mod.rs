@@ -21,8 +21,8 @@ use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
 use serde_json::json;
 
 use crate::api::{PodGroup, PodGroupStatus, NODE_LABEL};
-use crate::controller::lease::{is_fresh, lease_name};
-use crate::controller::status::{apply_status, is_not_found, remove_finalizer, StatusUpdate};
+use crate::cluster::lease::{is_fresh, lease_name};
+use crate::cluster::status::{apply_status, is_not_found, remove_finalizer, StatusUpdate};
 use predicates::{filter, fit_error, pod_ports, pod_requests, score, NodeInfo, Reject, Resources};
 
 /// How often the leader looks for work.
@@ -94,7 +94,7 @@ struct Memory {
 }
 
 /// How long a leader must have reached the API server before it marks a node lost: two lease renewals.
-const NODE_LOST_GRACE: Duration = Duration::from_secs(2 * crate::controller::lease::RENEW.as_secs());
+const NODE_LOST_GRACE: Duration = Duration::from_secs(2 * crate::cluster::lease::RENEW.as_secs());
 
 async fn pass(
     client: &Client,
@@ -361,7 +361,7 @@ fn unschedulable_status(pg: &PodGroup, message: &str) -> PodGroupStatus {
     let mut status = PodGroupStatus::default();
     status.pod.phase = Some("Pending".into());
     status.pod.conditions = Some(vec![condition("PodScheduled", "False", "Unschedulable", message)]);
-    status.pod.qos_class = Some(crate::pod::qos::pod_qos(&pg.spec.pod).into());
+    status.pod.qos_class = Some(crate::api::resources::QosClass::of(&pg.spec.pod).as_str().into());
     crate::pod::printer::fill_columns(pg, &mut status, false);
     status
 }

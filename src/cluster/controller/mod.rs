@@ -1,11 +1,10 @@
 //! The cluster front end (`peapod agent`): a kube-runtime Controller over the PodGroups labelled for this
 //! node, feeding the same pod workers as `peapod run`. It recovers before it reconciles (pods checkpointed on
 //! disk are adopted before the API is even asked), keeps running containers while the API server is away, and
-//! writes status and Events back when it can. Only this module and `scheduler` hold a `kube::Client`.
+//! writes status and Events back when it can. Only `cluster` holds a `kube::Client`.
 
 pub mod events;
 pub mod health;
-pub mod lease;
 pub mod pull_secrets;
 pub mod reconcile;
 pub mod status;
@@ -25,12 +24,13 @@ use kube::{Api, Client};
 use tokio::sync::mpsc;
 
 use crate::api::{PodGroup, PodGroupStatus, NODE_LABEL};
+use crate::cluster::lease;
+use crate::cluster::status::StatusUpdate;
 use crate::pod::admitted::load_admitted;
 use crate::pod::events::Recorder;
 use crate::pod::worker::{checkpointed_pods, Context, Update};
 use crate::pod::workers::PodWorkers;
 use health::Metrics;
-use status::StatusUpdate;
 
 /// What the agent is told to do.
 #[derive(Debug, Clone)]
@@ -41,8 +41,6 @@ pub struct AgentOptions {
     pub namespace: String,
     /// Where /healthz, /readyz and /metrics are served.
     pub metrics_addr: Option<SocketAddr>,
-    /// Whether this agent takes part in leader election for scheduling.
-    pub scheduler: bool,
 }
 
 /// Shared state of the agent's reconciles.
@@ -70,7 +68,7 @@ pub struct Agent {
     /// Recovered and watching.
     pub ready: AtomicBool,
     /// What this node admits where a namespace label does not decide.
-    pub admission: crate::runtime::admit::AdmitConfig,
+    pub admission: crate::api::admit::AdmitConfig,
     /// Runtime settings (where each pod's admitted spec is recorded).
     pub runtime: crate::runtime::layout::RuntimeConfig,
 }
@@ -117,13 +115,6 @@ pub async fn run(
     tokio::spawn(stop_orphans(agent.clone(), adopted));
     if let Some(addr) = opts.metrics_addr {
         tokio::spawn(health::serve(addr, agent.clone()));
-    }
-    if opts.scheduler {
-        tokio::spawn(crate::scheduler::run(
-            client.clone(),
-            opts.namespace.clone(),
-            opts.node.clone(),
-        ));
     }
 
     let api: Api<PodGroup> = Api::all(client);
@@ -192,12 +183,7 @@ async fn forward_updates(agent: Arc<Agent>, mut rx: mpsc::UnboundedReceiver<Upda
             .pods
             .set(agent.workers.lock().map(|w| w.len() as i64).unwrap_or(0));
         let update = StatusUpdate {
-            namespace: u
-                .pod
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into()),
+            namespace: u.pod.namespace_or_default().to_string(),
             name: u.pod.metadata.name.clone().unwrap_or_default(),
             uid: u.uid,
             status: crate::pod::admitted::with_refusal(u.status, refusal.as_deref()),

@@ -34,7 +34,7 @@ fn guaranteed(cpu: &str, mem: &str) -> Container {
 }
 
 #[test]
-fn qos_classes_agree_with_the_reported_ones() {
+fn qos_classes_follow_get_pod_qos() {
     let cases = [
         (pod(vec![c(&[], &[])], vec![]), QosClass::BestEffort),
         (
@@ -67,7 +67,6 @@ fn qos_classes_agree_with_the_reported_ones() {
     ];
     for (spec, want) in cases {
         assert_eq!(QosClass::of(&spec), want, "{spec:?}");
-        assert_eq!(crate::pod::qos::pod_qos(&spec), want.as_str(), "{spec:?}");
     }
     assert_eq!(QosClass::Guaranteed.cgroup_dir(), None);
     assert_eq!(QosClass::Burstable.cgroup_dir(), Some("burstable"));

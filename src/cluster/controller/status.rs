@@ -1,21 +1,17 @@
 //! Writing status back: every report of a pod worker ends up as one server-side apply of the whole status
-//! (field manager `peapod`), bursts coalesced, failures retried with a backoff per PodGroup so status catches
-//! up after an API outage and one PodGroup whose writes are refused does not hold back the others. A finished (terminated and cleaned up) pod also loses its finalizer, which lets the API
-//! server delete it.
+//! (`cluster::status`), bursts coalesced, failures retried with a backoff per PodGroup so status catches up
+//! after an API outage and one PodGroup whose writes are refused does not hold back the others. A finished
+//! (terminated and cleaned up) pod also loses its finalizer, which lets the API server delete it.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
-use serde_json::json;
+use kube::Client;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::api::{PodGroup, PodGroupStatus, FINALIZER};
+use crate::cluster::status::{apply_status, is_gone, is_unreachable, remove_finalizer, StatusUpdate};
 
-/// Field manager of everything peapod writes to a PodGroup's status.
-pub const FIELD_MANAGER: &str = "peapod";
 /// How long a burst of reports is gathered before writing.
 const COALESCE: Duration = Duration::from_millis(200);
 /// Wait before the first retry of a refused write; it doubles with every further refusal. While the API
@@ -24,92 +20,6 @@ const COALESCE: Duration = Duration::from_millis(200);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// A status to write.
-#[derive(Debug, Clone)]
-pub struct StatusUpdate {
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// Uid the status belongs to (a recreated object with the same name must not get it).
-    pub uid: String,
-    /// The status.
-    pub status: PodGroupStatus,
-    /// Remove the finalizer once the status is written.
-    pub release: bool,
-}
-
-/// Applies `status` to the PodGroup with server-side apply.
-pub async fn apply_status(client: &Client, u: &StatusUpdate) -> Result<(), kube::Error> {
-    let api: Api<PodGroup> = Api::namespaced(client.clone(), &u.namespace);
-    let body = json!({
-        "apiVersion": "peapod.dev/v1alpha1",
-        "kind": "PodGroup",
-        "metadata": { "name": u.name, "uid": u.uid },
-        "status": u.status,
-    });
-    api.patch_status(
-        &u.name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(body),
-    )
-    .await
-    .map(|_| ())
-}
-
-/// Removes peapod's finalizer with a JSON patch that checks it is still where it was seen.
-pub async fn remove_finalizer(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    uid: &str,
-) -> Result<(), kube::Error> {
-    let api: Api<PodGroup> = Api::namespaced(client.clone(), namespace);
-    let pg = match api.get(name).await {
-        Ok(pg) => pg,
-        Err(e) if is_not_found(&e) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    if pg.metadata.uid.as_deref() != Some(uid) {
-        return Ok(());
-    }
-    let finalizers = pg.metadata.finalizers.clone().unwrap_or_default();
-    let Some(i) = finalizers.iter().position(|f| f == FINALIZER) else {
-        return Ok(());
-    };
-    let patch: json_patch::Patch = serde_json::from_value(json!([
-        { "op": "test", "path": format!("/metadata/finalizers/{i}"), "value": FINALIZER },
-        { "op": "remove", "path": format!("/metadata/finalizers/{i}") },
-    ]))
-    .map_err(kube::Error::SerdeError)?;
-    match api
-        .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Whether the request never got an answer (connection refused or reset, TLS, timeout): the API server is
-/// away, as opposed to refusing the write.
-fn is_unreachable(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Service(_) | kube::Error::HyperError(_))
-}
-
-/// Whether an API error is a 404.
-pub fn is_not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
-}
-
-/// Whether an API error says the object `name` itself is gone (a 404 naming it). Right after an API server
-/// starts, a custom resource's endpoint answers 404 "the server could not find the requested resource" until
-/// its CRD is served: that is a server not ready yet, and the write must be retried, not dropped.
-fn is_gone(e: &kube::Error, name: &str) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404 && s.message.contains(&format!("\"{name}\" not found")))
-}
 
 /// Writes every update it receives, coalescing by uid and retrying failures. Each PodGroup has its own
 /// backoff: a write the API server refuses delays only that PodGroup's next attempt, never the others'.
@@ -233,6 +143,18 @@ mod tests {
 
     type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
+    /// A writer against a mocked API server: the server's handle, the writer's input and its task.
+    fn start_writer() -> (
+        Handle,
+        mpsc::UnboundedSender<StatusUpdate>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(writer(Client::new(service, "default"), rx));
+        (handle, tx, task)
+    }
+
     fn update(name: &str, message: &str) -> StatusUpdate {
         let status: PodGroupStatus =
             serde_json::from_value(json!({"phase": "Running", "message": message})).unwrap();
@@ -284,9 +206,7 @@ mod tests {
     /// PodGroup, and a burst of updates is still one write.
     #[tokio::test]
     async fn a_refused_write_backs_off_only_its_podgroup() {
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(writer(Client::new(service, "default"), rx));
+        let (mut handle, tx, task) = start_writer();
 
         tx.send(update("a", "a1")).unwrap();
         assert_eq!(answer(&mut handle, 500).await, ("a".into(), "a1".into()));
@@ -334,9 +254,7 @@ mod tests {
     /// finally succeeds carries the newest status. Virtual time: the intervals are exact.
     #[tokio::test(start_paused = true)]
     async fn unreachable_keeps_the_first_pace_and_refusals_double() {
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(writer(Client::new(service, "default"), rx));
+        let (mut handle, tx, task) = start_writer();
         tx.send(update("a", "a1")).unwrap();
         let mut last = None;
         let mut intervals = Vec::new();
@@ -391,9 +309,7 @@ mod tests {
     /// itself ends it.
     #[tokio::test(start_paused = true)]
     async fn a_404_before_the_crd_is_served_is_retried_and_one_naming_the_podgroup_is_not() {
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(writer(Client::new(service, "default"), rx));
+        let (mut handle, tx, task) = start_writer();
         tx.send(update("a", "a1")).unwrap();
         not_found(&mut handle, "the server could not find the requested resource").await;
         let (name, message) = answer(&mut handle, 200).await;

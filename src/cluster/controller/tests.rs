@@ -15,9 +15,9 @@ use tokio::sync::mpsc;
 
 use super::health::Metrics;
 use super::reconcile::reconcile;
-use super::status::{apply_status, StatusUpdate};
 use super::Agent;
 use crate::api::PodGroup;
+use crate::cluster::status::{apply_status, StatusUpdate};
 use crate::pod::events::{Event, Recorder};
 use crate::pod::images::{ImageError, Images, PullOutcome, PullSecrets};
 use crate::pod::worker::Context;
