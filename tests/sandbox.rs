@@ -5,29 +5,21 @@ mod common;
 
 use std::time::Duration;
 
-use common::{st, wait_for, Node, BUSYBOX};
+use common::{c, pod, sleeper, st, wait_for, Node};
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
-
-fn pod(name: &str, extra: &str, containers: &str) -> String {
-    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 2\n{extra}  containers:\n{containers}")
-}
-
-fn sleeper(name: &str) -> String {
-    format!("  - name: {name}\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n")
-}
 
 #[test]
 fn host_network_pid_and_ipc_use_the_node_namespaces() {
     let mut node = Node::new();
-    node.apply(
-        "host.yaml",
-        &pod(
-            "host",
-            "  hostNetwork: true\n  hostPID: true\n  hostIPC: true\n",
-            &sleeper("c"),
-        ),
-    );
+    let host = pod("host")
+        .grace(2)
+        .set("hostNetwork", json!(true))
+        .set("hostPID", json!(true))
+        .set("hostIPC", json!(true))
+        .container(sleeper("c"));
+    node.apply("host.yaml", &host.manifest());
     node.start();
     let p = node.wait_pod("host", "running", T, |p| st::running(p, "c"));
     let ns = |n: &str| {
@@ -55,11 +47,12 @@ fn host_network_pid_and_ipc_use_the_node_namespaces() {
 #[test]
 fn share_process_namespace_puts_every_container_under_the_pause_process() {
     let mut node = Node::new();
-    let containers = format!("{}{}", sleeper("a"), sleeper("b"));
-    node.apply(
-        "shared.yaml",
-        &pod("shared", "  shareProcessNamespace: true\n", &containers),
-    );
+    let shared = pod("shared")
+        .grace(2)
+        .share_process_namespace()
+        .container(sleeper("a"))
+        .container(sleeper("b"));
+    node.apply("shared.yaml", &shared.manifest());
     node.start();
     node.wait_pod("shared", "running", T, |p| {
         st::running(p, "a") && st::running(p, "b")
@@ -79,11 +72,20 @@ fn share_process_namespace_puts_every_container_under_the_pause_process() {
 #[test]
 fn empty_dir_memory_is_a_sized_tmpfs_and_disk_is_world_writable() {
     let mut node = Node::new();
-    let extra = "  volumes:\n  - name: mem\n    emptyDir: {medium: Memory, sizeLimit: 10Mi}\n  - name: disk\n    emptyDir: {}\n";
-    let containers = format!(
-        "  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    volumeMounts:\n    - {{name: mem, mountPath: /mem}}\n    - {{name: disk, mountPath: /disk}}\n"
-    );
-    node.apply("vols.yaml", &pod("vols", extra, &containers));
+    let vols = pod("vols")
+        .grace(2)
+        .volume(
+            "mem",
+            json!({"emptyDir": {"medium": "Memory", "sizeLimit": "10Mi"}}),
+        )
+        .empty_dir("disk")
+        .container(
+            c("c")
+                .command(["sleep", "3600"])
+                .mount("mem", "/mem")
+                .mount("disk", "/disk"),
+        );
+    node.apply("vols.yaml", &vols.manifest());
     node.start();
     node.wait_pod("vols", "running", T, |p| st::running(p, "c"));
     let df = node.exec("vols", "c", &["df", "-k", "/mem"]);
@@ -110,20 +112,36 @@ fn host_path_types_are_checked_and_sub_paths_stay_inside_their_volume() {
     // The volume's own symlink pointing at / must not lead the subPath out of the volume.
     std::os::unix::fs::symlink("/", host.join("escape")).unwrap();
     let missing = node.dir.path().join("nothing-here");
-    let extra = format!(
-        "  volumes:\n  - name: data\n    hostPath: {{path: {}, type: Directory}}\n  - name: created\n    hostPath: {{path: {}/made, type: DirectoryOrCreate}}\n",
-        host.display(),
-        node.dir.path().display()
-    );
-    let containers = format!(
-        "  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo sub > /sub/file; echo made > /made/file; sleep 3600']\n    env: [{{name: POD, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}]\n    volumeMounts:\n    - {{name: data, mountPath: /sub, subPathExpr: 'logs/$(POD)'}}\n    - {{name: data, mountPath: /esc, subPath: escape/peapod-subpath-probe}}\n    - {{name: created, mountPath: /made}}\n"
-    );
-    node.apply("paths.yaml", &pod("paths", &extra, &containers));
-    let bad = format!(
-        "  volumes:\n  - name: v\n    hostPath: {{path: {}, type: Directory}}\n",
-        missing.display()
-    );
-    node.apply("bad.yaml", &pod("badpath", &bad, &sleeper("c")));
+    let made = node.dir.path().join("made");
+    let paths = pod("paths")
+        .grace(2)
+        .volume("data", json!({"hostPath": {"path": host, "type": "Directory"}}))
+        .volume(
+            "created",
+            json!({"hostPath": {"path": made, "type": "DirectoryOrCreate"}}),
+        )
+        .container(
+            c("c")
+                .sh("echo sub > /sub/file; echo made > /made/file; sleep 3600")
+                .set(
+                    "env",
+                    json!([{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]),
+                )
+                .set(
+                    "volumeMounts",
+                    json!([
+                        {"name": "data", "mountPath": "/sub", "subPathExpr": "logs/$(POD)"},
+                        {"name": "data", "mountPath": "/esc", "subPath": "escape/peapod-subpath-probe"},
+                        {"name": "created", "mountPath": "/made"},
+                    ]),
+                ),
+        );
+    node.apply("paths.yaml", &paths.manifest());
+    let bad = pod("badpath")
+        .grace(2)
+        .volume("v", json!({"hostPath": {"path": missing, "type": "Directory"}}))
+        .container(sleeper("c"));
+    node.apply("bad.yaml", &bad.manifest());
     node.start();
     node.wait_pod("paths", "running", T, |p| st::running(p, "c"));
     wait_for("files written through the mounts", T, || {
@@ -189,8 +207,10 @@ fn cni_network_gives_the_pod_an_ip_reachable_from_the_node() {
         ),
     )
     .unwrap();
-    let containers = format!("  - name: web\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo served by $(hostname) > /tmp/index.html; exec httpd -f -p 8080 -h /tmp']\n");
-    node.apply("net.yaml", &pod("net", "", &containers));
+    let net = pod("net").grace(2).container(
+        c("web").sh("echo served by $(hostname) > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"),
+    );
+    node.apply("net.yaml", &net.manifest());
     node.start();
     let p = node.wait_pod("net", "running with an IP", T, |p| st::running(p, "web"));
     let ip = p.status.as_ref().unwrap().pod.pod_ip.clone().expect("podIP");

@@ -7,8 +7,12 @@
 //! (processes, mounts, cgroups) after stopping everything.
 #![allow(dead_code)]
 
+pub mod builder;
 pub mod chaos;
 pub mod cluster;
+
+#[allow(unused_imports)]
+pub use builder::{c, pod, sleeper};
 
 use std::fs;
 use std::path::{Path, PathBuf};
