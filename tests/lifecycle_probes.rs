@@ -9,18 +9,25 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{st, wait_for, Node, BUSYBOX};
+use common::builder::ContainerBuilder;
+use common::{c, pod, st, wait_for, Node};
+use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(60);
 
-fn pod(name: &str, grace: u32, containers: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: {grace}\n  containers:\n{containers}"
-    )
+/// A Pod with one container and a grace period of `grace` seconds.
+fn probed(name: &str, grace: i64, container: ContainerBuilder) -> String {
+    pod(name).grace(grace).container(container).manifest()
 }
 
-fn container(name: &str, script: &str, probes: &str) -> String {
-    format!("  - name: {name}\n    image: {BUSYBOX}\n    command: [sh, -c, '{script}']\n{probes}")
+/// A container running `script`, with the fields of `probes` (probes, ports, mounts) set.
+fn container(name: &str, script: &str, probes: Value) -> ContainerBuilder {
+    let Value::Object(fields) = probes else {
+        panic!("probes must be an object: {probes}")
+    };
+    fields
+        .into_iter()
+        .fold(c(name).sh(script), |c, (k, v)| c.set(&k, v))
 }
 
 /// Whether the supervisor logged an event with `reason` whose line contains `fragment`.
@@ -63,8 +70,10 @@ fn finish(mut node: Node) {
 #[test]
 fn with_readiness_probe_should_not_be_ready_before_initial_delay_and_never_restart() {
     let mut node = Node::new();
-    let probe = "    readinessProbe:\n      exec: {command: [/bin/true]}\n      initialDelaySeconds: 5\n      periodSeconds: 1\n";
-    node.apply("r.yaml", &pod("r", 2, &container("c", "exec sleep 600", probe)));
+    let probe = json!({
+        "readinessProbe": {"exec": {"command": ["/bin/true"]}, "initialDelaySeconds": 5, "periodSeconds": 1}
+    });
+    node.apply("r.yaml", &probed("r", 2, container("c", "exec sleep 600", probe)));
     node.start();
     let p = node.wait_pod("r", "running", T, |p| st::running(p, "c"));
     assert!(!ready(&p, "c"), "ready before the initial delay");
@@ -99,8 +108,11 @@ fn with_readiness_probe_should_not_be_ready_before_initial_delay_and_never_resta
 #[test]
 fn with_readiness_probe_that_fails_should_never_be_ready_and_never_restart() {
     let mut node = Node::new();
-    let probe = "    readinessProbe:\n      exec: {command: [/bin/false]}\n      periodSeconds: 1\n";
-    node.apply("nr.yaml", &pod("nr", 2, &container("c", "exec sleep 600", probe)));
+    let probe = json!({"readinessProbe": {"exec": {"command": ["/bin/false"]}, "periodSeconds": 1}});
+    node.apply(
+        "nr.yaml",
+        &probed("nr", 2, container("c", "exec sleep 600", probe)),
+    );
     node.start();
     node.wait_pod("nr", "running", T, |p| st::running(p, "c"));
     holds_for(
@@ -129,9 +141,16 @@ fn with_readiness_probe_that_fails_should_never_be_ready_and_never_restart() {
 #[test]
 fn should_be_restarted_with_a_exec_cat_tmp_health_liveness_probe() {
     let mut node = Node::new();
-    let probe = "    livenessProbe:\n      exec: {command: [cat, /tmp/health]}\n      initialDelaySeconds: 1\n      periodSeconds: 1\n      failureThreshold: 1\n";
+    let probe = json!({
+        "livenessProbe": {
+            "exec": {"command": ["cat", "/tmp/health"]},
+            "initialDelaySeconds": 1,
+            "periodSeconds": 1,
+            "failureThreshold": 1
+        }
+    });
     let script = "echo ok >/tmp/health; sleep 3; rm -f /tmp/health; exec sleep 600";
-    node.apply("l.yaml", &pod("l", 2, &container("busybox", script, probe)));
+    node.apply("l.yaml", &probed("l", 2, container("busybox", script, probe)));
     node.start();
     let p = node.wait_pod("l", "restarted once", T, |p| st::restarts(p, "busybox") >= 1);
     let last = st::container(&p, "busybox").last_state.as_ref().unwrap();
@@ -162,13 +181,20 @@ fn should_be_restarted_with_a_exec_cat_tmp_health_liveness_probe() {
 #[test]
 fn should_not_be_restarted_with_a_exec_cat_tmp_health_liveness_probe() {
     let mut node = Node::new();
-    let probe = "    livenessProbe:\n      exec: {command: [cat, /tmp/health]}\n      initialDelaySeconds: 2\n      periodSeconds: 1\n      failureThreshold: 1\n";
+    let probe = json!({
+        "livenessProbe": {
+            "exec": {"command": ["cat", "/tmp/health"]},
+            "initialDelaySeconds": 2,
+            "periodSeconds": 1,
+            "failureThreshold": 1
+        }
+    });
     node.apply(
         "l.yaml",
-        &pod(
+        &probed(
             "l",
             2,
-            &container("busybox", "echo ok >/tmp/health; exec sleep 600", probe),
+            container("busybox", "echo ok >/tmp/health; exec sleep 600", probe),
         ),
     );
     node.start();
@@ -197,8 +223,15 @@ chmod +x /www/cgi-bin/redirect; httpd -p 8080 -h /www; sleep {healthy_for}; rm /
 #[test]
 fn should_be_restarted_with_a_healthz_http_liveness_probe() {
     let mut node = Node::new();
-    let probe = "    livenessProbe:\n      httpGet: {path: /healthz, port: 8080}\n      initialDelaySeconds: 1\n      periodSeconds: 1\n      failureThreshold: 1\n";
-    node.apply("h.yaml", &pod("h", 2, &container("web", &web_server(3), probe)));
+    let probe = json!({
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": 8080},
+            "initialDelaySeconds": 1,
+            "periodSeconds": 1,
+            "failureThreshold": 1
+        }
+    });
+    node.apply("h.yaml", &probed("h", 2, container("web", &web_server(3), probe)));
     node.start();
     node.wait_pod("h", "restarted", T, |p| st::restarts(p, "web") >= 1);
     assert!(
@@ -217,9 +250,17 @@ fn should_be_restarted_with_a_healthz_http_liveness_probe() {
 #[test]
 fn should_not_be_restarted_with_a_tcp_8080_liveness_probe() {
     let mut node = Node::new();
-    let probe = "    livenessProbe:\n      tcpSocket: {port: web}\n      initialDelaySeconds: 2\n      periodSeconds: 1\n      failureThreshold: 3\n    ports: [{name: web, containerPort: 8080}]\n";
+    let probe = json!({
+        "livenessProbe": {
+            "tcpSocket": {"port": "web"},
+            "initialDelaySeconds": 2,
+            "periodSeconds": 1,
+            "failureThreshold": 3
+        },
+        "ports": [{"name": "web", "containerPort": 8080}]
+    });
     // The HTTP answer is a 404 after the healthz file goes; the socket stays open.
-    node.apply("t.yaml", &pod("t", 2, &container("web", &web_server(1), probe)));
+    node.apply("t.yaml", &probed("t", 2, container("web", &web_server(1), probe)));
     node.start();
     node.wait_pod("t", "running", T, |p| st::running(p, "web"));
     holds_for(&node, "t", Duration::from_secs(8), "not restarted", |p| {
@@ -232,8 +273,18 @@ fn should_not_be_restarted_with_a_tcp_8080_liveness_probe() {
 #[test]
 fn should_be_restarted_with_a_local_redirect_http_liveness_probe() {
     let mut node = Node::new();
-    let probe = "    livenessProbe:\n      httpGet: {path: '/cgi-bin/redirect?/healthz', port: 8080}\n      initialDelaySeconds: 1\n      periodSeconds: 1\n      failureThreshold: 1\n";
-    node.apply("lr.yaml", &pod("lr", 2, &container("web", &web_server(3), probe)));
+    let probe = json!({
+        "livenessProbe": {
+            "httpGet": {"path": "/cgi-bin/redirect?/healthz", "port": 8080},
+            "initialDelaySeconds": 1,
+            "periodSeconds": 1,
+            "failureThreshold": 1
+        }
+    });
+    node.apply(
+        "lr.yaml",
+        &probed("lr", 2, container("web", &web_server(3), probe)),
+    );
     node.start();
     node.wait_pod("lr", "restarted", T, |p| st::restarts(p, "web") >= 1);
     finish(node);
@@ -243,8 +294,18 @@ fn should_be_restarted_with_a_local_redirect_http_liveness_probe() {
 #[test]
 fn should_not_be_restarted_with_a_non_local_redirect_http_liveness_probe() {
     let mut node = Node::new();
-    let probe = "    livenessProbe:\n      httpGet: {path: '/cgi-bin/redirect?http://0.0.0.0/healthz', port: 8080}\n      initialDelaySeconds: 2\n      periodSeconds: 1\n      failureThreshold: 3\n";
-    node.apply("nl.yaml", &pod("nl", 2, &container("web", &web_server(1), probe)));
+    let probe = json!({
+        "livenessProbe": {
+            "httpGet": {"path": "/cgi-bin/redirect?http://0.0.0.0/healthz", "port": 8080},
+            "initialDelaySeconds": 2,
+            "periodSeconds": 1,
+            "failureThreshold": 3
+        }
+    });
+    node.apply(
+        "nl.yaml",
+        &probed("nl", 2, container("web", &web_server(1), probe)),
+    );
     node.start();
     node.wait_pod("nl", "running", T, |p| st::running(p, "web"));
     wait_for("ProbeWarning event", T, || {
@@ -265,8 +326,19 @@ fn should_not_be_restarted_with_a_non_local_redirect_http_liveness_probe() {
 #[test]
 fn should_be_restarted_with_an_exec_liveness_probe_with_timeout() {
     let mut node = Node::new();
-    let probe = "    livenessProbe:\n      exec: {command: [sh, -c, 'sleep 10']}\n      initialDelaySeconds: 1\n      timeoutSeconds: 1\n      periodSeconds: 1\n      failureThreshold: 1\n";
-    node.apply("to.yaml", &pod("to", 2, &container("c", "exec sleep 600", probe)));
+    let probe = json!({
+        "livenessProbe": {
+            "exec": {"command": ["sh", "-c", "sleep 10"]},
+            "initialDelaySeconds": 1,
+            "timeoutSeconds": 1,
+            "periodSeconds": 1,
+            "failureThreshold": 1
+        }
+    });
+    node.apply(
+        "to.yaml",
+        &probed("to", 2, container("c", "exec sleep 600", probe)),
+    );
     node.start();
     node.wait_pod("to", "restarted", T, |p| st::restarts(p, "c") >= 1);
     assert!(
@@ -281,8 +353,13 @@ fn should_be_restarted_with_an_exec_liveness_probe_with_timeout() {
 #[test]
 fn should_not_be_ready_with_an_exec_readiness_probe_timeout() {
     let mut node = Node::new();
-    let probe = "    readinessProbe:\n      exec: {command: [sh, -c, 'sleep 10']}\n      timeoutSeconds: 1\n      periodSeconds: 1\n";
-    node.apply("rt.yaml", &pod("rt", 2, &container("c", "exec sleep 600", probe)));
+    let probe = json!({
+        "readinessProbe": {"exec": {"command": ["sh", "-c", "sleep 10"]}, "timeoutSeconds": 1, "periodSeconds": 1}
+    });
+    node.apply(
+        "rt.yaml",
+        &probed("rt", 2, container("c", "exec sleep 600", probe)),
+    );
     node.start();
     node.wait_pod("rt", "running", T, |p| st::running(p, "c"));
     holds_for(&node, "rt", Duration::from_secs(5), "never ready", |p| {
@@ -295,8 +372,14 @@ fn should_not_be_ready_with_an_exec_readiness_probe_timeout() {
 #[test]
 fn should_be_restarted_startup_probe_fails() {
     let mut node = Node::new();
-    let probes = "    startupProbe:\n      exec: {command: [/bin/false]}\n      periodSeconds: 1\n      failureThreshold: 3\n    livenessProbe:\n      exec: {command: [/bin/true]}\n      periodSeconds: 1\n";
-    node.apply("s.yaml", &pod("s", 2, &container("c", "exec sleep 600", probes)));
+    let probes = json!({
+        "startupProbe": {"exec": {"command": ["/bin/false"]}, "periodSeconds": 1, "failureThreshold": 3},
+        "livenessProbe": {"exec": {"command": ["/bin/true"]}, "periodSeconds": 1}
+    });
+    node.apply(
+        "s.yaml",
+        &probed("s", 2, container("c", "exec sleep 600", probes)),
+    );
     node.start();
     let p = node.wait_pod("s", "running", T, |p| st::running(p, "c"));
     assert_eq!(
@@ -321,10 +404,13 @@ fn should_be_restarted_startup_probe_fails() {
 #[test]
 fn should_not_be_restarted_by_liveness_probe_because_startup_probe_delays_it() {
     let mut node = Node::new();
-    let probes = "    startupProbe:\n      exec: {command: [/bin/false]}\n      periodSeconds: 1\n      failureThreshold: 60\n    livenessProbe:\n      exec: {command: [/bin/false]}\n      periodSeconds: 1\n      failureThreshold: 1\n";
+    let probes = json!({
+        "startupProbe": {"exec": {"command": ["/bin/false"]}, "periodSeconds": 1, "failureThreshold": 60},
+        "livenessProbe": {"exec": {"command": ["/bin/false"]}, "periodSeconds": 1, "failureThreshold": 1}
+    });
     node.apply(
         "sd.yaml",
-        &pod("sd", 2, &container("c", "exec sleep 600", probes)),
+        &probed("sd", 2, container("c", "exec sleep 600", probes)),
     );
     node.start();
     node.wait_pod("sd", "running", T, |p| st::running(p, "c"));
@@ -347,13 +433,16 @@ fn should_not_be_restarted_by_liveness_probe_because_startup_probe_delays_it() {
 #[test]
 fn should_be_restarted_by_liveness_probe_after_startup_probe_enables_it() {
     let mut node = Node::new();
-    let probes = "    startupProbe:\n      exec: {command: [cat, /tmp/startup]}\n      periodSeconds: 1\n      failureThreshold: 60\n    livenessProbe:\n      exec: {command: [/bin/false]}\n      periodSeconds: 1\n      failureThreshold: 1\n";
+    let probes = json!({
+        "startupProbe": {"exec": {"command": ["cat", "/tmp/startup"]}, "periodSeconds": 1, "failureThreshold": 60},
+        "livenessProbe": {"exec": {"command": ["/bin/false"]}, "periodSeconds": 1, "failureThreshold": 1}
+    });
     node.apply(
         "se.yaml",
-        &pod(
+        &probed(
             "se",
             2,
-            &container("c", "sleep 3; echo ok > /tmp/startup; exec sleep 600", probes),
+            container("c", "sleep 3; echo ok > /tmp/startup; exec sleep 600", probes),
         ),
     );
     node.start();
@@ -381,13 +470,16 @@ fn should_be_ready_immediately_after_startup_probe_succeeds() {
     let mut node = Node::new();
     // The readiness period is long: ready soon after the startup probe passes means readiness was probed
     // at once, not a period later.
-    let probes = "    startupProbe:\n      exec: {command: [cat, /tmp/startup]}\n      periodSeconds: 1\n      failureThreshold: 60\n    readinessProbe:\n      exec: {command: [/bin/true]}\n      periodSeconds: 120\n";
+    let probes = json!({
+        "startupProbe": {"exec": {"command": ["cat", "/tmp/startup"]}, "periodSeconds": 1, "failureThreshold": 60},
+        "readinessProbe": {"exec": {"command": ["/bin/true"]}, "periodSeconds": 120}
+    });
     node.apply(
         "ri.yaml",
-        &pod(
+        &probed(
             "ri",
             2,
-            &container("c", "sleep 2; echo ok > /tmp/startup; exec sleep 600", probes),
+            container("c", "sleep 2; echo ok > /tmp/startup; exec sleep 600", probes),
         ),
     );
     node.start();
@@ -407,10 +499,22 @@ fn should_override_timeout_grace_period_seconds_when_liveness_probe_field_is_set
     let mut node = Node::new();
     // The first instance ignores SIGTERM: only SIGKILL ends it, after the probe's 2 s, not the pod's 500 s.
     // Later instances (the volume remembers) pass the probe and stop on SIGTERM, so the test ends quickly.
-    let probe = "    livenessProbe:\n      exec: {command: [sh, -c, \"test -e /data/again\"]}\n      initialDelaySeconds: 1\n      periodSeconds: 1\n      failureThreshold: 1\n      terminationGracePeriodSeconds: 2\n    volumeMounts: [{name: data, mountPath: /data}]\n";
+    let probe = json!({
+        "livenessProbe": {
+            "exec": {"command": ["sh", "-c", "test -e /data/again"]},
+            "initialDelaySeconds": 1,
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+            "terminationGracePeriodSeconds": 2
+        },
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}]
+    });
     let script = "if [ -e /data/first ]; then touch /data/again; trap \"exit 0\" TERM; while true; do sleep 1; done; fi; touch /data/first; trap \"\" TERM; while true; do sleep 1; done";
-    let spec = pod("g", 500, &container("c", script, probe)) + "  volumes: [{name: data, emptyDir: {}}]\n";
-    node.apply("g.yaml", &spec);
+    let spec = pod("g")
+        .grace(500)
+        .container(container("c", script, probe))
+        .empty_dir("data");
+    node.apply("g.yaml", &spec.manifest());
     node.start();
     let p = node.wait_pod("g", "restarted", T, |p| st::restarts(p, "c") >= 1);
     let t = st::container(&p, "c")
@@ -431,9 +535,17 @@ fn should_mark_readiness_on_pods_to_false_and_disable_liveness_probes_while_pod_
 ) {
     let mut node = Node::new();
     // On SIGTERM the health file goes, the container keeps running for the rest of the grace period.
-    let probes = "    readinessProbe:\n      exec: {command: [/bin/true]}\n      periodSeconds: 1\n    livenessProbe:\n      exec: {command: [cat, /tmp/health]}\n      initialDelaySeconds: 2\n      periodSeconds: 1\n      failureThreshold: 1\n";
+    let probes = json!({
+        "readinessProbe": {"exec": {"command": ["/bin/true"]}, "periodSeconds": 1},
+        "livenessProbe": {
+            "exec": {"command": ["cat", "/tmp/health"]},
+            "initialDelaySeconds": 2,
+            "periodSeconds": 1,
+            "failureThreshold": 1
+        }
+    });
     let script = "touch /tmp/health; trap \"rm -f /tmp/health\" TERM; while true; do sleep 1; done";
-    node.apply("term.yaml", &pod("term", 8, &container("c", script, probes)));
+    node.apply("term.yaml", &probed("term", 8, container("c", script, probes)));
     node.start();
     node.wait_pod("term", "ready", T, |p| ready(p, "c"));
     let deleted = Instant::now();
@@ -452,10 +564,15 @@ fn should_mark_readiness_on_pods_to_false_and_disable_liveness_probes_while_pod_
     finish(node);
 }
 
-fn sidecar_pod(name: &str, sidecar_probes: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 2\n  initContainers:\n  - name: sidecar\n    image: {BUSYBOX}\n    restartPolicy: Always\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 1; done']\n{sidecar_probes}  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 1; done']\n"
-    )
+/// A Pod with a sidecar `sidecar` (with `sidecar_probes`) and an app container `app`, both running until
+/// SIGTERM.
+fn sidecar_pod(name: &str, sidecar_probes: Value) -> String {
+    let script = "trap \"exit 0\" TERM; while true; do sleep 1; done";
+    pod(name)
+        .grace(2)
+        .sidecar(container("sidecar", script, sidecar_probes))
+        .container(c("app").sh(script))
+        .manifest()
 }
 
 /// container_probe.go, "Probing restartable init container": "with readiness probe that fails should never
@@ -463,7 +580,7 @@ fn sidecar_pod(name: &str, sidecar_probes: &str) -> String {
 #[test]
 fn restartable_init_container_with_readiness_probe_that_fails_should_never_be_ready_and_never_restart() {
     let mut node = Node::new();
-    let probe = "    readinessProbe:\n      exec: {command: [/bin/false]}\n      periodSeconds: 1\n";
+    let probe = json!({"readinessProbe": {"exec": {"command": ["/bin/false"]}, "periodSeconds": 1}});
     node.apply("sr.yaml", &sidecar_pod("sr", probe));
     node.start();
     node.wait_pod("sr", "app running", T, |p| st::running(p, "app"));
@@ -484,7 +601,14 @@ fn restartable_init_container_with_readiness_probe_that_fails_should_never_be_re
 #[test]
 fn restartable_init_container_should_be_restarted_with_a_exec_cat_tmp_health_liveness_probe() {
     let mut node = Node::new();
-    let probe = "    livenessProbe:\n      exec: {command: [cat, /tmp/health]}\n      initialDelaySeconds: 1\n      periodSeconds: 1\n      failureThreshold: 1\n";
+    let probe = json!({
+        "livenessProbe": {
+            "exec": {"command": ["cat", "/tmp/health"]},
+            "initialDelaySeconds": 1,
+            "periodSeconds": 1,
+            "failureThreshold": 1
+        }
+    });
     node.apply("sl.yaml", &sidecar_pod("sl", probe));
     node.start();
     node.wait_pod("sl", "sidecar restarted", T, |p| st::restarts(p, "sidecar") >= 1);
@@ -503,7 +627,19 @@ fn restartable_init_container_should_be_restarted_with_a_exec_cat_tmp_health_liv
 #[test]
 fn restartable_init_container_startup_probe_gates_the_app_containers() {
     let mut node = Node::new();
-    let probe = "    startupProbe:\n      exec: {command: [sh, -c, 'n=$(cat /tmp/n 2>/dev/null || echo 0); echo $((n+1)) > /tmp/n; test $n -ge 3']}\n      periodSeconds: 1\n      failureThreshold: 30\n";
+    let probe = json!({
+        "startupProbe": {
+            "exec": {
+                "command": [
+                    "sh",
+                    "-c",
+                    "n=$(cat /tmp/n 2>/dev/null || echo 0); echo $((n+1)) > /tmp/n; test $n -ge 3"
+                ]
+            },
+            "periodSeconds": 1,
+            "failureThreshold": 30
+        }
+    });
     node.apply("ss.yaml", &sidecar_pod("ss", probe));
     node.start();
     let p = node.wait_pod("ss", "sidecar running", T, |p| st::running(p, "sidecar"));
