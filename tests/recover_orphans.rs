@@ -12,10 +12,12 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{reap_orphans, st, wait_for, Node, BUSYBOX};
+use common::builder::PodBuilder;
+use common::host::{bridge_plugins, mounts_under, runtime_config, BridgeNetwork};
+use common::{pod, reap_orphans, sleeper, st, wait_for, Node};
 use peapod::api::PodGroup;
 use peapod::runtime::layout::RuntimeConfig;
 use peapod::runtime::process;
@@ -24,23 +26,13 @@ use peapod::runtime::sandbox::{self, SandboxRecord, SandboxRequest};
 
 const T: Duration = Duration::from_secs(60);
 
-fn pod(name: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 2\n  restartPolicy: Never\n  shareProcessNamespace: true\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n"
-    )
-}
-
-/// The runtime configuration the supervisor of `node` uses, for the library calls.
-fn runtime_config(node: &Node) -> RuntimeConfig {
-    let mut cfg = RuntimeConfig::new(
-        node.state.clone(),
-        node.run.clone(),
-        PathBuf::from("runc"),
-        common::peapod_bin(),
-    );
-    cfg.cni_conf_dir = node.cni_conf.clone();
-    cfg.cgroup_parent = node.cgroup_parent.clone();
-    cfg
+/// The pod every test here keeps running: one container `c` in a shared PID namespace.
+fn keeper() -> PodBuilder {
+    pod("keeper")
+        .grace(2)
+        .restart_never()
+        .share_process_namespace()
+        .container(sleeper("c"))
 }
 
 /// Creates a sandbox for `pod` through the supervisor's own code path.
@@ -63,20 +55,12 @@ fn sandbox_dir(node: &Node, record: &SandboxRecord) -> PathBuf {
     node.run.join("sandboxes").join(&record.id)
 }
 
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let prefix = dir.to_string_lossy().into_owned();
-    peapod::sys::mount::mountinfo_targets(&info)
-        .filter(|t| t.starts_with(&prefix))
-        .collect()
-}
-
 /// A supervisor killed after a sandbox's record but before its pointer, and another killed before even the
 /// record: both orphans are released at the restart, the adopted sandbox keeps running.
 #[test]
 fn sandboxes_a_killed_supervisor_was_creating_are_released_at_restart() {
     let mut node = Node::new();
-    node.apply("keeper.yaml", &pod("keeper"));
+    node.apply("keeper.yaml", &keeper().manifest());
     node.start();
     let before = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
     let uid = before.metadata.uid.clone().unwrap();
@@ -141,7 +125,7 @@ fn cgroup_exists(path: &str) -> bool {
 #[test]
 fn a_first_sandbox_a_killed_supervisor_was_creating_leaves_no_pod_cgroup() {
     let mut node = Node::new();
-    node.apply("keeper.yaml", &pod("keeper"));
+    node.apply("keeper.yaml", &keeper().manifest());
     node.start();
     let keeper = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
     node.kill9();
@@ -178,7 +162,7 @@ fn a_first_sandbox_a_killed_supervisor_was_creating_leaves_no_pod_cgroup() {
 #[test]
 fn a_shim_a_crash_left_unrecorded_is_adopted_at_restart() {
     let mut node = Node::new();
-    node.apply("keeper.yaml", &pod("keeper"));
+    node.apply("keeper.yaml", &keeper().manifest());
     node.start();
     let before = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
     let container_id = st::container(&before, "c").container_id.clone().unwrap();
@@ -203,42 +187,19 @@ fn a_shim_a_crash_left_unrecorded_is_adopted_at_restart() {
     node.assert_clean();
 }
 
-/// Removes the test's bridge on drop.
-struct Bridge(String);
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &self.0])
-            .output();
-    }
-}
-
 /// A recorded sandbox no pointer names (a crash between its record and its pointer) on a bridge network:
 /// the restart releases its address (CNI DEL while its network namespace is still pinned) and keeps the
 /// adopted sandbox's.
 #[test]
 fn an_orphan_sandbox_on_a_cni_network_releases_its_address_at_restart() {
-    let plugins = ["/usr/lib/cni", "/opt/cni/bin"]
-        .iter()
-        .find(|d| Path::new(d).join("bridge").is_file() && Path::new(d).join("host-local").is_file());
-    if plugins.is_none() {
+    if bridge_plugins().is_none() {
         eprintln!("skipping: the bridge and host-local CNI plugins are not installed");
         return;
     }
     let mut node = Node::new();
-    let suffix = node.cgroup_parent.trim_start_matches("/peapod-test-").to_string();
-    let bridge = Bridge(format!("po{}", &suffix[..6]));
-    let octet = u8::from_str_radix(&suffix[..2], 16).unwrap() % 200 + 20;
-    let ipam = node.dir.path().join("cni-ipam");
-    let conflist = format!(
-        r#"{{"cniVersion": "1.0.0", "name": "peapod-orphans", "plugins": [{{"type": "bridge", "bridge": "{}", "isGateway": true, "ipMasq": false,
-           "ipam": {{"type": "host-local", "dataDir": "{}", "ranges": [[{{"subnet": "10.97.{octet}.0/24"}}]]}}}}]}}"#,
-        bridge.0,
-        ipam.display()
-    );
-    fs::write(node.cni_conf.join("10-orphans.conflist"), conflist).unwrap();
-    node.apply("keeper.yaml", &pod("keeper"));
+    let network = BridgeNetwork::new(&node, "peapod-orphans", "po", 97);
+    network.install(&node);
+    node.apply("keeper.yaml", &keeper().manifest());
     node.start();
     let keeper = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
     let keeper_ip = keeper.status.as_ref().unwrap().pod.pod_ip.clone().unwrap();
@@ -253,7 +214,7 @@ fn an_orphan_sandbox_on_a_cni_network_releases_its_address_at_restart() {
     let pointer = fs::read(&pointer_path).unwrap();
     let orphan = create_sandbox(&cfg, &keeper, 1);
     fs::write(&pointer_path, &pointer).unwrap();
-    let leases = ipam.join("peapod-orphans");
+    let leases = network.leases();
     let orphan_ip = orphan
         .pod_ips
         .first()
@@ -278,5 +239,5 @@ fn an_orphan_sandbox_on_a_cni_network_releases_its_address_at_restart() {
     assert!(stopped.success(), "{stopped}: {}", node.supervisor_log());
     assert!(!leases.join(&keeper_ip).exists());
     node.assert_clean();
-    drop(bridge);
+    drop(network);
 }

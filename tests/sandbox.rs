@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::host::BridgeNetwork;
 use common::{c, pod, sleeper, st, wait_for, Node};
 use serde_json::json;
 
@@ -179,34 +180,11 @@ fn host_path_types_are_checked_and_sub_paths_stay_inside_their_volume() {
     node.assert_clean();
 }
 
-/// Removes the test's bridge even when the test fails.
-struct Bridge(String);
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &self.0])
-            .output();
-    }
-}
-
 #[test]
 fn cni_network_gives_the_pod_an_ip_reachable_from_the_node() {
     let mut node = Node::new();
-    let suffix = node.cgroup_parent.trim_start_matches("/peapod-test-").to_string();
-    let bridge = Bridge(format!("pp{}", &suffix[..6]));
-    let octet = u8::from_str_radix(&suffix[..2], 16).unwrap() % 200 + 20;
-    let data = node.dir.path().join("cni-ipam");
-    std::fs::write(
-        node.cni_conf.join("10-test.conflist"),
-        format!(
-            r#"{{"cniVersion": "1.0.0", "name": "peapod-test", "plugins": [{{"type": "bridge", "bridge": "{}", "isGateway": true, "ipMasq": false,
-               "ipam": {{"type": "host-local", "dataDir": "{}", "ranges": [[{{"subnet": "10.99.{octet}.0/24"}}]]}}}}]}}"#,
-            bridge.0,
-            data.display()
-        ),
-    )
-    .unwrap();
+    let network = BridgeNetwork::new(&node, "peapod-test", "pp", 99);
+    network.install(&node);
     let net = pod("net").grace(2).container(
         c("web").sh("echo served by $(hostname) > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"),
     );
@@ -214,7 +192,7 @@ fn cni_network_gives_the_pod_an_ip_reachable_from_the_node() {
     node.start();
     let p = node.wait_pod("net", "running with an IP", T, |p| st::running(p, "web"));
     let ip = p.status.as_ref().unwrap().pod.pod_ip.clone().expect("podIP");
-    assert!(ip.starts_with(&format!("10.99.{octet}.")), "{ip}");
+    assert!(ip.starts_with(&network.prefix()), "{ip}");
     let hosts = node.exec("net", "web", &["cat", "/etc/hosts"]);
     assert!(hosts.contains(&format!("{ip}\tnet\n")), "{hosts}");
     assert!(node
@@ -230,7 +208,7 @@ fn cni_network_gives_the_pod_an_ip_reachable_from_the_node() {
         Some(out)
     });
     assert!(body.ends_with("served by net\n"), "{body}");
-    let lease = data.join("peapod-test").join(&ip);
+    let lease = network.leases().join(&ip);
     assert!(lease.exists(), "host-local recorded the lease");
     assert!(node.stop(T).success());
     assert!(!lease.exists(), "the lease was released by CNI DEL");

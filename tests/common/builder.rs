@@ -78,6 +78,14 @@ impl PodBuilder {
         self
     }
 
+    /// Every field of the object `fields` into `metadata`, as written.
+    pub fn metadata(mut self, fields: Value) -> Self {
+        if let Value::Object(fields) = fields {
+            self.metadata.extend(fields);
+        }
+        self
+    }
+
     /// Any `metadata` field, as written.
     pub fn meta(mut self, field: &str, value: Value) -> Self {
         self.metadata.insert(field.into(), value);
@@ -86,12 +94,12 @@ impl PodBuilder {
 
     /// Appends a container to `spec.containers`.
     pub fn container(self, c: ContainerBuilder) -> Self {
-        self.push("containers", Value::Object(c.0))
+        self.append("containers", Value::Object(c.0))
     }
 
     /// Appends a container to `spec.initContainers`.
     pub fn init(self, c: ContainerBuilder) -> Self {
-        self.push("initContainers", Value::Object(c.0))
+        self.append("initContainers", Value::Object(c.0))
     }
 
     /// Appends a sidecar: an init container with `restartPolicy: Always`.
@@ -128,7 +136,7 @@ impl PodBuilder {
     pub fn volume(self, name: &str, source: Value) -> Self {
         let mut v = json!({ "name": name });
         merge(&mut v, source);
-        self.push("volumes", v)
+        self.append("volumes", v)
     }
 
     /// Appends an `emptyDir` volume.
@@ -157,7 +165,8 @@ impl PodBuilder {
         self
     }
 
-    fn push(mut self, field: &str, item: Value) -> Self {
+    /// Appends `item` to the list `field`, as written (`env` or `volumeMounts` entries of any shape).
+    pub fn append(mut self, field: &str, item: Value) -> Self {
         match self.spec.entry(field).or_insert_with(|| json!([])) {
             Value::Array(items) => items.push(item),
             other => *other = json!([item]),
@@ -223,17 +232,17 @@ impl ContainerBuilder {
 
     /// Appends `{name, value}` to `env`.
     pub fn env(self, name: &str, value: &str) -> Self {
-        self.push("env", json!({ "name": name, "value": value }))
+        self.append("env", json!({ "name": name, "value": value }))
     }
 
     /// Appends a read-write `volumeMounts` entry.
     pub fn mount(self, volume: &str, path: &str) -> Self {
-        self.push("volumeMounts", json!({ "name": volume, "mountPath": path }))
+        self.append("volumeMounts", json!({ "name": volume, "mountPath": path }))
     }
 
     /// Appends a read-only `volumeMounts` entry.
     pub fn mount_ro(self, volume: &str, path: &str) -> Self {
-        self.push(
+        self.append(
             "volumeMounts",
             json!({ "name": volume, "mountPath": path, "readOnly": true }),
         )
@@ -281,7 +290,8 @@ impl ContainerBuilder {
         self
     }
 
-    fn push(mut self, field: &str, item: Value) -> Self {
+    /// Appends `item` to the list `field`, as written (`env` or `volumeMounts` entries of any shape).
+    pub fn append(mut self, field: &str, item: Value) -> Self {
         match self.0.entry(field).or_insert_with(|| json!([])) {
             Value::Array(items) => items.push(item),
             other => *other = json!([item]),

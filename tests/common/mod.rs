@@ -10,6 +10,7 @@
 pub mod builder;
 pub mod chaos;
 pub mod cluster;
+pub mod host;
 
 #[allow(unused_imports)]
 pub use builder::{c, pod, sleeper};
