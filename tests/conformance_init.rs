@@ -188,8 +188,7 @@ fn check_not_initialized(history: &[PodGroup], phase: &str, message: &str) {
 fn finish(mut node: Node, file: &str, name: &str) {
     node.delete(file);
     common::wait_for("pod gone", T, || node.get(name).is_none().then_some(()));
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// test/e2e/common/node/init_container.go, "InitContainer [NodeConformance] should invoke init containers on

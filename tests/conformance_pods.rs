@@ -47,8 +47,7 @@ fn should_be_submitted_and_removed() {
     assert!(history[first_terminal..]
         .iter()
         .all(|p| st::phase(p) == st::phase(last)));
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// A manifest with a fixed uid, so that an edit updates the same pod.
@@ -97,8 +96,7 @@ fn should_allow_active_deadline_seconds_to_be_updated() {
             .is_none()
             .then_some(())
     });
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// Upstream `getRestartDelay`: from the first look at a terminated instance, the time between its finish
@@ -192,6 +190,5 @@ fn should_have_their_auto_restart_back_off_timer_reset_on_image_update() {
     wait_for("pod gone", T, || {
         node.get("pod-back-off-image").is_none().then_some(())
     });
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

@@ -71,8 +71,7 @@ fn should_run_with_the_expected_status() {
             node.get(name).is_none().then_some(())
         });
     }
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// The upstream test's container: `/bin/sh -c script`, with its termination message at `path`.
@@ -93,11 +92,11 @@ fn fallback_container(script: &str) -> ContainerBuilder {
 /// `termination-message-container` reaches `phase`; the container is terminated with `message` ("" when
 /// absent, as the Go field reads).
 fn match_termination_message(container: ContainerBuilder, phase: &str, message: &str) {
-    let mut node = Node::new();
     let msg = pod("termination-message")
         .restart_never()
         .grace(2)
         .container(container);
+    let mut node = Node::new();
     node.apply("msg.yaml", &msg.manifest());
     node.start();
     let p = node.wait_pod("termination-message", phase, T, |p| st::phase(p) == phase);
@@ -108,8 +107,7 @@ fn match_termination_message(container: ContainerBuilder, phase: &str, message: 
     wait_for("pod gone", T, || {
         node.get("termination-message").is_none().then_some(())
     });
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// test/e2e/common/node/runtime.go, "Container Runtime blackbox test on terminated container should report
@@ -233,6 +231,5 @@ fn should_not_be_able_to_pull_image_from_invalid_registry() {
     wait_for("pod gone", T, || {
         node.get("image-pull-test").is_none().then_some(())
     });
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

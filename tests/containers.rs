@@ -23,7 +23,6 @@ fn always(name: &str) -> PodBuilder {
 
 #[test]
 fn run_as_user_group_and_non_root_follow_the_kubelet() {
-    let mut node = Node::new();
     let ids = pod("ids")
         .restart_never()
         .grace(2)
@@ -33,6 +32,7 @@ fn run_as_user_group_and_non_root_follow_the_kubelet() {
                 .sh("id; grep -E \"^(CapEff|NoNewPrivs)\" /proc/self/status")
                 .security(json!({"runAsUser": 1000, "runAsGroup": 2000})),
         );
+    let mut node = Node::new();
     node.apply("ids.yaml", &ids.manifest());
     let root = c("c").command(["id"]).security(json!({"runAsNonRoot": true}));
     node.apply("root.yaml", &once("root", root));
@@ -55,16 +55,7 @@ fn run_as_user_group_and_non_root_follow_the_kubelet() {
     let p = node.wait_pod("root", "CreateContainerConfigError", T, |p| {
         st::waiting_reason(p, "c").as_deref() == Some("CreateContainerConfigError")
     });
-    let msg = st::container(&p, "c")
-        .state
-        .as_ref()
-        .unwrap()
-        .waiting
-        .as_ref()
-        .unwrap()
-        .message
-        .clone()
-        .unwrap();
+    let msg = st::waiting(&p, "c").unwrap().message.unwrap();
     assert!(
         msg.starts_with("container has runAsNonRoot and image will run as root (pod: \"root_default("),
         "{msg}"
@@ -76,18 +67,17 @@ fn run_as_user_group_and_non_root_follow_the_kubelet() {
         1,
         "read-only rootfs refuses writes"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// Ports runtime.go "on terminated container should report termination message ...".
 #[test]
 fn termination_messages_from_file_and_from_logs() {
-    let mut node = Node::new();
     let file = c("c")
         .sh("echo -n DONE > /dev/termination-custom-log")
         .set("terminationMessagePath", json!("/dev/termination-custom-log"))
         .security(json!({"runAsUser": 10000}));
+    let mut node = Node::new();
     node.apply("file.yaml", &once("msg-file", file));
     let fallback = |script: &str| {
         c("c")
@@ -112,14 +102,13 @@ fn termination_messages_from_file_and_from_logs() {
         "falls back to the log on error"
     );
     assert_eq!(msg("msg-quiet"), None, "no fallback when the container succeeds");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
 fn pull_policies_and_missing_images() {
-    let mut node = Node::new();
     let never = c("c").image("localhost/not-imported:1").pull_policy("Never");
+    let mut node = Node::new();
     node.apply("never.yaml", &always("never").container(never).manifest());
     let short = c("c").image("nosuchimage:1");
     node.apply("short.yaml", &always("short").container(short).manifest());
@@ -127,13 +116,7 @@ fn pull_policies_and_missing_images() {
     let p = node.wait_pod("never", "ErrImageNeverPull", T, |p| {
         st::waiting_reason(p, "c").as_deref() == Some("ErrImageNeverPull")
     });
-    let w = st::container(&p, "c")
-        .state
-        .as_ref()
-        .unwrap()
-        .waiting
-        .clone()
-        .unwrap();
+    let w = st::waiting(&p, "c").unwrap();
     assert_eq!(
         w.message.as_deref(),
         Some("Container image \"localhost/not-imported:1\" is not present with pull policy of Never")
@@ -150,8 +133,7 @@ fn pull_policies_and_missing_images() {
             || log.contains("Failed to pull image \"nosuchimage:1\""),
         "{log}"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -168,15 +150,7 @@ fn logs_previous_tail_and_exec_exit_codes() {
     node.wait_pod("chatty", "second instance running", T, |p| {
         st::running(p, "c") && st::restarts(p, "c") == 1
     });
-    let text = |args: &[&str]| {
-        let out = node.peapod(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let text = |args: &[&str]| node.peapod_ok(args);
     let current = wait_for("current log", T, || {
         let t = text(&["logs", "chatty"]);
         (t.lines().count() == 4).then_some(t)
@@ -190,12 +164,7 @@ fn logs_previous_tail_and_exec_exit_codes() {
     let stamped = text(&["logs", "chatty", "--tail", "1", "--timestamps"]);
     assert!(stamped.ends_with(" err\n") && stamped.len() > 30, "{stamped}");
     let p = node.get("chatty").unwrap();
-    let last = st::container(&p, "c")
-        .last_state
-        .clone()
-        .unwrap()
-        .terminated
-        .unwrap();
+    let last = st::last_terminated(&p, "c").unwrap();
     assert_eq!((last.exit_code, last.reason.as_deref()), (2, Some("Error")));
     // exec propagates exit codes; a missing container is an error.
     let out = node.peapod(&["exec", "chatty", "--", "sh", "-c", "exit 3"]);
@@ -205,8 +174,7 @@ fn logs_previous_tail_and_exec_exit_codes() {
         .status
         .success());
     assert!(!node.peapod(&["logs", "missing"]).status.success());
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -253,6 +221,5 @@ fn active_deadline_and_manifest_edits() {
     wait_for("edited pod removed", T, || {
         node.get("edit").is_none().then_some(())
     });
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

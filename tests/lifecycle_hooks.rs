@@ -250,6 +250,5 @@ fn restartable_init_container_should_execute_poststart_exec_hook_properly() {
         seen, "poststart\n",
         "the app started after the sidecar's postStart hook"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

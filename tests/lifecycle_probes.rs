@@ -9,9 +9,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::builder::ContainerBuilder;
+use common::builder::{exec_probe, http_probe, tcp_probe, ContainerBuilder};
 use common::{c, pod, st, wait_for, Node};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
 
@@ -20,14 +20,9 @@ fn probed(name: &str, grace: i64, container: ContainerBuilder) -> String {
     pod(name).grace(grace).container(container).manifest()
 }
 
-/// A container running `script`, with the fields of `probes` (probes, ports, mounts) set.
-fn container(name: &str, script: &str, probes: Value) -> ContainerBuilder {
-    let Value::Object(fields) = probes else {
-        panic!("probes must be an object: {probes}")
-    };
-    fields
-        .into_iter()
-        .fold(c(name).sh(script), |c, (k, v)| c.set(&k, v))
+/// A container running `script` with `sh -c`.
+fn container(name: &str, script: &str) -> ContainerBuilder {
+    c(name).sh(script)
 }
 
 /// Whether the supervisor logged an event with `reason` whose line contains `fragment`.
@@ -35,6 +30,16 @@ fn has_event(node: &Node, reason: &str, fragment: &str) -> bool {
     node.supervisor_log()
         .lines()
         .any(|l| l.contains(&format!("reason={reason}")) && l.contains(fragment))
+}
+
+/// Asserts that the supervisor logged an event with `reason` whose line contains `fragment`.
+fn assert_event(node: &Node, reason: &str, fragment: &str) {
+    assert!(has_event(node, reason, fragment), "{}", node.supervisor_log());
+}
+
+/// Asserts that the supervisor logged no event with `reason` whose line contains `fragment`.
+fn assert_no_event(node: &Node, reason: &str, fragment: &str) {
+    assert!(!has_event(node, reason, fragment), "{}", node.supervisor_log());
 }
 
 fn ready(p: &peapod::api::PodGroup, c: &str) -> bool {
@@ -62,18 +67,21 @@ fn holds_for(
 }
 
 fn finish(mut node: Node) {
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// container_probe.go: "with readiness probe should not be ready before initial delay and never restart".
 #[test]
 fn with_readiness_probe_should_not_be_ready_before_initial_delay_and_never_restart() {
     let mut node = Node::new();
-    let probe = json!({
-        "readinessProbe": {"exec": {"command": ["/bin/true"]}, "initialDelaySeconds": 5, "periodSeconds": 1}
-    });
-    node.apply("r.yaml", &probed("r", 2, container("c", "exec sleep 600", probe)));
+    node.apply(
+        "r.yaml",
+        &probed(
+            "r",
+            2,
+            container("c", "exec sleep 600").readiness(exec_probe(["/bin/true"]).delay(5).period(1)),
+        ),
+    );
     node.start();
     let p = node.wait_pod("r", "running", T, |p| st::running(p, "c"));
     assert!(!ready(&p, "c"), "ready before the initial delay");
@@ -108,10 +116,13 @@ fn with_readiness_probe_should_not_be_ready_before_initial_delay_and_never_resta
 #[test]
 fn with_readiness_probe_that_fails_should_never_be_ready_and_never_restart() {
     let mut node = Node::new();
-    let probe = json!({"readinessProbe": {"exec": {"command": ["/bin/false"]}, "periodSeconds": 1}});
     node.apply(
         "nr.yaml",
-        &probed("nr", 2, container("c", "exec sleep 600", probe)),
+        &probed(
+            "nr",
+            2,
+            container("c", "exec sleep 600").readiness(exec_probe(["/bin/false"]).period(1)),
+        ),
     );
     node.start();
     node.wait_pod("nr", "running", T, |p| st::running(p, "c"));
@@ -129,11 +140,7 @@ fn with_readiness_probe_that_fails_should_never_be_ready_and_never_restart() {
         cond.message.as_deref(),
         Some("containers with unready status: [c]")
     );
-    assert!(
-        has_event(&node, "Unhealthy", "Readiness probe failed"),
-        "{}",
-        node.supervisor_log()
-    );
+    assert_event(&node, "Unhealthy", "Readiness probe failed");
     finish(node);
 }
 
@@ -141,38 +148,30 @@ fn with_readiness_probe_that_fails_should_never_be_ready_and_never_restart() {
 #[test]
 fn should_be_restarted_with_a_exec_cat_tmp_health_liveness_probe() {
     let mut node = Node::new();
-    let probe = json!({
-        "livenessProbe": {
-            "exec": {"command": ["cat", "/tmp/health"]},
-            "initialDelaySeconds": 1,
-            "periodSeconds": 1,
-            "failureThreshold": 1
-        }
-    });
     let script = "echo ok >/tmp/health; sleep 3; rm -f /tmp/health; exec sleep 600";
-    node.apply("l.yaml", &probed("l", 2, container("busybox", script, probe)));
+    node.apply(
+        "l.yaml",
+        &probed(
+            "l",
+            2,
+            container("busybox", script)
+                .liveness(exec_probe(["cat", "/tmp/health"]).delay(1).period(1).failures(1)),
+        ),
+    );
     node.start();
     let p = node.wait_pod("l", "restarted once", T, |p| st::restarts(p, "busybox") >= 1);
     let last = st::container(&p, "busybox").last_state.as_ref().unwrap();
     let t = last.terminated.as_ref().expect("last state terminated");
     assert_eq!((t.exit_code, t.reason.as_deref()), (137, Some("Error")));
-    assert!(
-        has_event(
-            &node,
-            "Killing",
-            "Container busybox failed liveness probe, will be restarted"
-        ),
-        "{}",
-        node.supervisor_log()
+    assert_event(
+        &node,
+        "Killing",
+        "Container busybox failed liveness probe, will be restarted",
     );
-    assert!(
-        has_event(
-            &node,
-            "Unhealthy",
-            "Liveness probe failed: cat: can't open '/tmp/health'"
-        ),
-        "{}",
-        node.supervisor_log()
+    assert_event(
+        &node,
+        "Unhealthy",
+        "Liveness probe failed: cat: can't open '/tmp/health'",
     );
     finish(node);
 }
@@ -181,20 +180,13 @@ fn should_be_restarted_with_a_exec_cat_tmp_health_liveness_probe() {
 #[test]
 fn should_not_be_restarted_with_a_exec_cat_tmp_health_liveness_probe() {
     let mut node = Node::new();
-    let probe = json!({
-        "livenessProbe": {
-            "exec": {"command": ["cat", "/tmp/health"]},
-            "initialDelaySeconds": 2,
-            "periodSeconds": 1,
-            "failureThreshold": 1
-        }
-    });
     node.apply(
         "l.yaml",
         &probed(
             "l",
             2,
-            container("busybox", "echo ok >/tmp/health; exec sleep 600", probe),
+            container("busybox", "echo ok >/tmp/health; exec sleep 600")
+                .liveness(exec_probe(["cat", "/tmp/health"]).delay(2).period(1).failures(1)),
         ),
     );
     node.start();
@@ -202,11 +194,7 @@ fn should_not_be_restarted_with_a_exec_cat_tmp_health_liveness_probe() {
     holds_for(&node, "l", Duration::from_secs(5), "not restarted", |p| {
         st::restarts(p, "busybox") == 0 && ready(p, "busybox")
     });
-    assert!(
-        !has_event(&node, "Unhealthy", "Liveness"),
-        "{}",
-        node.supervisor_log()
-    );
+    assert_no_event(&node, "Unhealthy", "Liveness");
     finish(node);
 }
 
@@ -223,25 +211,21 @@ chmod +x /www/cgi-bin/redirect; httpd -p 8080 -h /www; sleep {healthy_for}; rm /
 #[test]
 fn should_be_restarted_with_a_healthz_http_liveness_probe() {
     let mut node = Node::new();
-    let probe = json!({
-        "livenessProbe": {
-            "httpGet": {"path": "/healthz", "port": 8080},
-            "initialDelaySeconds": 1,
-            "periodSeconds": 1,
-            "failureThreshold": 1
-        }
-    });
-    node.apply("h.yaml", &probed("h", 2, container("web", &web_server(3), probe)));
+    node.apply(
+        "h.yaml",
+        &probed(
+            "h",
+            2,
+            container("web", &web_server(3))
+                .liveness(http_probe("/healthz", 8080).delay(1).period(1).failures(1)),
+        ),
+    );
     node.start();
     node.wait_pod("h", "restarted", T, |p| st::restarts(p, "web") >= 1);
-    assert!(
-        has_event(
-            &node,
-            "Unhealthy",
-            "Liveness probe failed: HTTP probe failed with statuscode: 404"
-        ),
-        "{}",
-        node.supervisor_log()
+    assert_event(
+        &node,
+        "Unhealthy",
+        "Liveness probe failed: HTTP probe failed with statuscode: 404",
     );
     finish(node);
 }
@@ -250,17 +234,17 @@ fn should_be_restarted_with_a_healthz_http_liveness_probe() {
 #[test]
 fn should_not_be_restarted_with_a_tcp_8080_liveness_probe() {
     let mut node = Node::new();
-    let probe = json!({
-        "livenessProbe": {
-            "tcpSocket": {"port": "web"},
-            "initialDelaySeconds": 2,
-            "periodSeconds": 1,
-            "failureThreshold": 3
-        },
-        "ports": [{"name": "web", "containerPort": 8080}]
-    });
     // The HTTP answer is a 404 after the healthz file goes; the socket stays open.
-    node.apply("t.yaml", &probed("t", 2, container("web", &web_server(1), probe)));
+    node.apply(
+        "t.yaml",
+        &probed(
+            "t",
+            2,
+            container("web", &web_server(1))
+                .liveness(tcp_probe(json!("web")).delay(2).period(1).failures(3))
+                .set("ports", json!([{"name": "web", "containerPort": 8080}])),
+        ),
+    );
     node.start();
     node.wait_pod("t", "running", T, |p| st::running(p, "web"));
     holds_for(&node, "t", Duration::from_secs(8), "not restarted", |p| {
@@ -273,17 +257,18 @@ fn should_not_be_restarted_with_a_tcp_8080_liveness_probe() {
 #[test]
 fn should_be_restarted_with_a_local_redirect_http_liveness_probe() {
     let mut node = Node::new();
-    let probe = json!({
-        "livenessProbe": {
-            "httpGet": {"path": "/cgi-bin/redirect?/healthz", "port": 8080},
-            "initialDelaySeconds": 1,
-            "periodSeconds": 1,
-            "failureThreshold": 1
-        }
-    });
     node.apply(
         "lr.yaml",
-        &probed("lr", 2, container("web", &web_server(3), probe)),
+        &probed(
+            "lr",
+            2,
+            container("web", &web_server(3)).liveness(
+                http_probe("/cgi-bin/redirect?/healthz", 8080)
+                    .delay(1)
+                    .period(1)
+                    .failures(1),
+            ),
+        ),
     );
     node.start();
     node.wait_pod("lr", "restarted", T, |p| st::restarts(p, "web") >= 1);
@@ -294,17 +279,18 @@ fn should_be_restarted_with_a_local_redirect_http_liveness_probe() {
 #[test]
 fn should_not_be_restarted_with_a_non_local_redirect_http_liveness_probe() {
     let mut node = Node::new();
-    let probe = json!({
-        "livenessProbe": {
-            "httpGet": {"path": "/cgi-bin/redirect?http://0.0.0.0/healthz", "port": 8080},
-            "initialDelaySeconds": 2,
-            "periodSeconds": 1,
-            "failureThreshold": 3
-        }
-    });
     node.apply(
         "nl.yaml",
-        &probed("nl", 2, container("web", &web_server(1), probe)),
+        &probed(
+            "nl",
+            2,
+            container("web", &web_server(1)).liveness(
+                http_probe("/cgi-bin/redirect?http://0.0.0.0/healthz", 8080)
+                    .delay(2)
+                    .period(1)
+                    .failures(3),
+            ),
+        ),
     );
     node.start();
     node.wait_pod("nl", "running", T, |p| st::running(p, "web"));
@@ -326,26 +312,23 @@ fn should_not_be_restarted_with_a_non_local_redirect_http_liveness_probe() {
 #[test]
 fn should_be_restarted_with_an_exec_liveness_probe_with_timeout() {
     let mut node = Node::new();
-    let probe = json!({
-        "livenessProbe": {
-            "exec": {"command": ["sh", "-c", "sleep 10"]},
-            "initialDelaySeconds": 1,
-            "timeoutSeconds": 1,
-            "periodSeconds": 1,
-            "failureThreshold": 1
-        }
-    });
     node.apply(
         "to.yaml",
-        &probed("to", 2, container("c", "exec sleep 600", probe)),
+        &probed(
+            "to",
+            2,
+            container("c", "exec sleep 600").liveness(
+                exec_probe(["sh", "-c", "sleep 10"])
+                    .delay(1)
+                    .timeout(1)
+                    .period(1)
+                    .failures(1),
+            ),
+        ),
     );
     node.start();
     node.wait_pod("to", "restarted", T, |p| st::restarts(p, "c") >= 1);
-    assert!(
-        has_event(&node, "Unhealthy", "timed out"),
-        "{}",
-        node.supervisor_log()
-    );
+    assert_event(&node, "Unhealthy", "timed out");
     finish(node);
 }
 
@@ -353,12 +336,14 @@ fn should_be_restarted_with_an_exec_liveness_probe_with_timeout() {
 #[test]
 fn should_not_be_ready_with_an_exec_readiness_probe_timeout() {
     let mut node = Node::new();
-    let probe = json!({
-        "readinessProbe": {"exec": {"command": ["sh", "-c", "sleep 10"]}, "timeoutSeconds": 1, "periodSeconds": 1}
-    });
     node.apply(
         "rt.yaml",
-        &probed("rt", 2, container("c", "exec sleep 600", probe)),
+        &probed(
+            "rt",
+            2,
+            container("c", "exec sleep 600")
+                .readiness(exec_probe(["sh", "-c", "sleep 10"]).timeout(1).period(1)),
+        ),
     );
     node.start();
     node.wait_pod("rt", "running", T, |p| st::running(p, "c"));
@@ -372,13 +357,15 @@ fn should_not_be_ready_with_an_exec_readiness_probe_timeout() {
 #[test]
 fn should_be_restarted_startup_probe_fails() {
     let mut node = Node::new();
-    let probes = json!({
-        "startupProbe": {"exec": {"command": ["/bin/false"]}, "periodSeconds": 1, "failureThreshold": 3},
-        "livenessProbe": {"exec": {"command": ["/bin/true"]}, "periodSeconds": 1}
-    });
     node.apply(
         "s.yaml",
-        &probed("s", 2, container("c", "exec sleep 600", probes)),
+        &probed(
+            "s",
+            2,
+            container("c", "exec sleep 600")
+                .startup(exec_probe(["/bin/false"]).period(1).failures(3))
+                .liveness(exec_probe(["/bin/true"]).period(1)),
+        ),
     );
     node.start();
     let p = node.wait_pod("s", "running", T, |p| st::running(p, "c"));
@@ -388,14 +375,10 @@ fn should_be_restarted_startup_probe_fails() {
         "not started before the startup probe passes"
     );
     node.wait_pod("s", "restarted", T, |p| st::restarts(p, "c") >= 1);
-    assert!(
-        has_event(
-            &node,
-            "Killing",
-            "Container c failed startup probe, will be restarted"
-        ),
-        "{}",
-        node.supervisor_log()
+    assert_event(
+        &node,
+        "Killing",
+        "Container c failed startup probe, will be restarted",
     );
     finish(node);
 }
@@ -404,13 +387,15 @@ fn should_be_restarted_startup_probe_fails() {
 #[test]
 fn should_not_be_restarted_by_liveness_probe_because_startup_probe_delays_it() {
     let mut node = Node::new();
-    let probes = json!({
-        "startupProbe": {"exec": {"command": ["/bin/false"]}, "periodSeconds": 1, "failureThreshold": 60},
-        "livenessProbe": {"exec": {"command": ["/bin/false"]}, "periodSeconds": 1, "failureThreshold": 1}
-    });
     node.apply(
         "sd.yaml",
-        &probed("sd", 2, container("c", "exec sleep 600", probes)),
+        &probed(
+            "sd",
+            2,
+            container("c", "exec sleep 600")
+                .startup(exec_probe(["/bin/false"]).period(1).failures(60))
+                .liveness(exec_probe(["/bin/false"]).period(1).failures(1)),
+        ),
     );
     node.start();
     node.wait_pod("sd", "running", T, |p| st::running(p, "c"));
@@ -421,11 +406,7 @@ fn should_not_be_restarted_by_liveness_probe_because_startup_probe_delays_it() {
         "not restarted, not started",
         |p| st::restarts(p, "c") == 0 && st::container(p, "c").started == Some(false),
     );
-    assert!(
-        !has_event(&node, "Unhealthy", "Liveness probe"),
-        "{}",
-        node.supervisor_log()
-    );
+    assert_no_event(&node, "Unhealthy", "Liveness probe");
     finish(node);
 }
 
@@ -433,16 +414,14 @@ fn should_not_be_restarted_by_liveness_probe_because_startup_probe_delays_it() {
 #[test]
 fn should_be_restarted_by_liveness_probe_after_startup_probe_enables_it() {
     let mut node = Node::new();
-    let probes = json!({
-        "startupProbe": {"exec": {"command": ["cat", "/tmp/startup"]}, "periodSeconds": 1, "failureThreshold": 60},
-        "livenessProbe": {"exec": {"command": ["/bin/false"]}, "periodSeconds": 1, "failureThreshold": 1}
-    });
     node.apply(
         "se.yaml",
         &probed(
             "se",
             2,
-            container("c", "sleep 3; echo ok > /tmp/startup; exec sleep 600", probes),
+            container("c", "sleep 3; echo ok > /tmp/startup; exec sleep 600")
+                .startup(exec_probe(["cat", "/tmp/startup"]).period(1).failures(60))
+                .liveness(exec_probe(["/bin/false"]).period(1).failures(1)),
         ),
     );
     node.start();
@@ -452,14 +431,10 @@ fn should_be_restarted_by_liveness_probe_after_startup_probe_enables_it() {
         1,
         "the new instance waits for its startup probe again"
     );
-    assert!(
-        has_event(
-            &node,
-            "Killing",
-            "Container c failed liveness probe, will be restarted"
-        ),
-        "{}",
-        node.supervisor_log()
+    assert_event(
+        &node,
+        "Killing",
+        "Container c failed liveness probe, will be restarted",
     );
     finish(node);
 }
@@ -470,16 +445,14 @@ fn should_be_ready_immediately_after_startup_probe_succeeds() {
     let mut node = Node::new();
     // The readiness period is long: ready soon after the startup probe passes means readiness was probed
     // at once, not a period later.
-    let probes = json!({
-        "startupProbe": {"exec": {"command": ["cat", "/tmp/startup"]}, "periodSeconds": 1, "failureThreshold": 60},
-        "readinessProbe": {"exec": {"command": ["/bin/true"]}, "periodSeconds": 120}
-    });
     node.apply(
         "ri.yaml",
         &probed(
             "ri",
             2,
-            container("c", "sleep 2; echo ok > /tmp/startup; exec sleep 600", probes),
+            container("c", "sleep 2; echo ok > /tmp/startup; exec sleep 600")
+                .startup(exec_probe(["cat", "/tmp/startup"]).period(1).failures(60))
+                .readiness(exec_probe(["/bin/true"]).period(120)),
         ),
     );
     node.start();
@@ -499,20 +472,20 @@ fn should_override_timeout_grace_period_seconds_when_liveness_probe_field_is_set
     let mut node = Node::new();
     // The first instance ignores SIGTERM: only SIGKILL ends it, after the probe's 2 s, not the pod's 500 s.
     // Later instances (the volume remembers) pass the probe and stop on SIGTERM, so the test ends quickly.
-    let probe = json!({
-        "livenessProbe": {
-            "exec": {"command": ["sh", "-c", "test -e /data/again"]},
-            "initialDelaySeconds": 1,
-            "periodSeconds": 1,
-            "failureThreshold": 1,
-            "terminationGracePeriodSeconds": 2
-        },
-        "volumeMounts": [{"name": "data", "mountPath": "/data"}]
-    });
     let script = "if [ -e /data/first ]; then touch /data/again; trap \"exit 0\" TERM; while true; do sleep 1; done; fi; touch /data/first; trap \"\" TERM; while true; do sleep 1; done";
     let spec = pod("g")
         .grace(500)
-        .container(container("c", script, probe))
+        .container(
+            container("c", script)
+                .liveness(
+                    exec_probe(["sh", "-c", "test -e /data/again"])
+                        .delay(1)
+                        .period(1)
+                        .failures(1)
+                        .set("terminationGracePeriodSeconds", json!(2)),
+                )
+                .mount("data", "/data"),
+        )
         .empty_dir("data");
     node.apply("g.yaml", &spec.manifest());
     node.start();
@@ -535,17 +508,17 @@ fn should_mark_readiness_on_pods_to_false_and_disable_liveness_probes_while_pod_
 ) {
     let mut node = Node::new();
     // On SIGTERM the health file goes, the container keeps running for the rest of the grace period.
-    let probes = json!({
-        "readinessProbe": {"exec": {"command": ["/bin/true"]}, "periodSeconds": 1},
-        "livenessProbe": {
-            "exec": {"command": ["cat", "/tmp/health"]},
-            "initialDelaySeconds": 2,
-            "periodSeconds": 1,
-            "failureThreshold": 1
-        }
-    });
     let script = "touch /tmp/health; trap \"rm -f /tmp/health\" TERM; while true; do sleep 1; done";
-    node.apply("term.yaml", &probed("term", 8, container("c", script, probes)));
+    node.apply(
+        "term.yaml",
+        &probed(
+            "term",
+            8,
+            container("c", script)
+                .readiness(exec_probe(["/bin/true"]).period(1))
+                .liveness(exec_probe(["cat", "/tmp/health"]).delay(2).period(1).failures(1)),
+        ),
+    );
     node.start();
     node.wait_pod("term", "ready", T, |p| ready(p, "c"));
     let deleted = Instant::now();
@@ -566,11 +539,11 @@ fn should_mark_readiness_on_pods_to_false_and_disable_liveness_probes_while_pod_
 
 /// A Pod with a sidecar `sidecar` (with `sidecar_probes`) and an app container `app`, both running until
 /// SIGTERM.
-fn sidecar_pod(name: &str, sidecar_probes: Value) -> String {
+fn sidecar_pod(name: &str, sidecar_probes: impl FnOnce(ContainerBuilder) -> ContainerBuilder) -> String {
     let script = "trap \"exit 0\" TERM; while true; do sleep 1; done";
     pod(name)
         .grace(2)
-        .sidecar(container("sidecar", script, sidecar_probes))
+        .sidecar(sidecar_probes(container("sidecar", script)))
         .container(c("app").sh(script))
         .manifest()
 }
@@ -580,8 +553,10 @@ fn sidecar_pod(name: &str, sidecar_probes: Value) -> String {
 #[test]
 fn restartable_init_container_with_readiness_probe_that_fails_should_never_be_ready_and_never_restart() {
     let mut node = Node::new();
-    let probe = json!({"readinessProbe": {"exec": {"command": ["/bin/false"]}, "periodSeconds": 1}});
-    node.apply("sr.yaml", &sidecar_pod("sr", probe));
+    node.apply(
+        "sr.yaml",
+        &sidecar_pod("sr", |c| c.readiness(exec_probe(["/bin/false"]).period(1))),
+    );
     node.start();
     node.wait_pod("sr", "app running", T, |p| st::running(p, "app"));
     holds_for(&node, "sr", Duration::from_secs(5), "sidecar never ready", |p| {
@@ -601,24 +576,17 @@ fn restartable_init_container_with_readiness_probe_that_fails_should_never_be_re
 #[test]
 fn restartable_init_container_should_be_restarted_with_a_exec_cat_tmp_health_liveness_probe() {
     let mut node = Node::new();
-    let probe = json!({
-        "livenessProbe": {
-            "exec": {"command": ["cat", "/tmp/health"]},
-            "initialDelaySeconds": 1,
-            "periodSeconds": 1,
-            "failureThreshold": 1
-        }
-    });
-    node.apply("sl.yaml", &sidecar_pod("sl", probe));
+    node.apply(
+        "sl.yaml",
+        &sidecar_pod("sl", |c| {
+            c.liveness(exec_probe(["cat", "/tmp/health"]).delay(1).period(1).failures(1))
+        }),
+    );
     node.start();
     node.wait_pod("sl", "sidecar restarted", T, |p| st::restarts(p, "sidecar") >= 1);
     let p = node.wait_pod("sl", "app still running", T, |p| st::running(p, "app"));
     assert_eq!(st::restarts(&p, "app"), 0, "the app container is not touched");
-    assert!(
-        has_event(&node, "Killing", "Init container sidecar failed liveness probe"),
-        "{}",
-        node.supervisor_log()
-    );
+    assert_event(&node, "Killing", "Init container sidecar failed liveness probe");
     finish(node);
 }
 
@@ -627,20 +595,20 @@ fn restartable_init_container_should_be_restarted_with_a_exec_cat_tmp_health_liv
 #[test]
 fn restartable_init_container_startup_probe_gates_the_app_containers() {
     let mut node = Node::new();
-    let probe = json!({
-        "startupProbe": {
-            "exec": {
-                "command": [
+    node.apply(
+        "ss.yaml",
+        &sidecar_pod("ss", |c| {
+            c.startup(
+                exec_probe([
                     "sh",
                     "-c",
-                    "n=$(cat /tmp/n 2>/dev/null || echo 0); echo $((n+1)) > /tmp/n; test $n -ge 3"
-                ]
-            },
-            "periodSeconds": 1,
-            "failureThreshold": 30
-        }
-    });
-    node.apply("ss.yaml", &sidecar_pod("ss", probe));
+                    "n=$(cat /tmp/n 2>/dev/null || echo 0); echo $((n+1)) > /tmp/n; test $n -ge 3",
+                ])
+                .period(1)
+                .failures(30),
+            )
+        }),
+    );
     node.start();
     let p = node.wait_pod("ss", "sidecar running", T, |p| st::running(p, "sidecar"));
     assert!(

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::builder::PodBuilder;
-use common::host::{bridge_plugins, mounts_under, runtime_config, BridgeNetwork};
+use common::host::{mounts_under, runtime_config, skip_without_bridge_plugins, BridgeNetwork};
 use common::{pod, reap_orphans, sleeper, st, wait_for, Node};
 use peapod::api::PodGroup;
 use peapod::runtime::layout::RuntimeConfig;
@@ -33,6 +33,13 @@ fn keeper() -> PodBuilder {
         .restart_never()
         .share_process_namespace()
         .container(sleeper("c"))
+}
+
+/// Starts `node` with the keeper and returns it once its container runs.
+fn run_keeper(node: &mut Node) -> PodGroup {
+    node.apply("keeper.yaml", &keeper().manifest());
+    node.start();
+    node.wait_pod("keeper", "running", T, |p| st::running(p, "c"))
 }
 
 /// Creates a sandbox for `pod` through the supervisor's own code path.
@@ -60,9 +67,7 @@ fn sandbox_dir(node: &Node, record: &SandboxRecord) -> PathBuf {
 #[test]
 fn sandboxes_a_killed_supervisor_was_creating_are_released_at_restart() {
     let mut node = Node::new();
-    node.apply("keeper.yaml", &keeper().manifest());
-    node.start();
-    let before = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    let before = run_keeper(&mut node);
     let uid = before.metadata.uid.clone().unwrap();
     let container_id = st::container(&before, "c").container_id.clone();
     node.kill9();
@@ -107,8 +112,7 @@ fn sandboxes_a_killed_supervisor_was_creating_are_released_at_restart() {
     );
     assert_eq!(sandbox::pointer(&cfg, &uid), Some(adopted.clone()));
     assert!(sandbox::load(&cfg, &adopted.id).is_some_and(|r| sandbox::is_ready(&r)));
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// Whether the cgroup `path` exists in any hierarchy of this host.
@@ -125,9 +129,7 @@ fn cgroup_exists(path: &str) -> bool {
 #[test]
 fn a_first_sandbox_a_killed_supervisor_was_creating_leaves_no_pod_cgroup() {
     let mut node = Node::new();
-    node.apply("keeper.yaml", &keeper().manifest());
-    node.start();
-    let keeper = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    let keeper = run_keeper(&mut node);
     node.kill9();
 
     let cfg = runtime_config(&node);
@@ -151,8 +153,7 @@ fn a_first_sandbox_a_killed_supervisor_was_creating_leaves_no_pod_cgroup() {
     });
     assert!(mounts_under(&sandbox_dir(&node, &orphan)).is_empty());
     node.wait_pod("keeper", "still running", T, |p| st::running(p, "c"));
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// A supervisor killed while a container started, after its shim was spawned and before the shim's pid
@@ -162,9 +163,7 @@ fn a_first_sandbox_a_killed_supervisor_was_creating_leaves_no_pod_cgroup() {
 #[test]
 fn a_shim_a_crash_left_unrecorded_is_adopted_at_restart() {
     let mut node = Node::new();
-    node.apply("keeper.yaml", &keeper().manifest());
-    node.start();
-    let before = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    let before = run_keeper(&mut node);
     let container_id = st::container(&before, "c").container_id.clone().unwrap();
     let id = container_id.strip_prefix("peapod://").unwrap();
     node.kill9();
@@ -183,8 +182,7 @@ fn a_shim_a_crash_left_unrecorded_is_adopted_at_restart() {
     assert_eq!(c.container_id.as_deref(), Some(container_id.as_str()));
     assert_eq!(c.restart_count, 0);
     assert!(process::is_alive(&shim));
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// A recorded sandbox no pointer names (a crash between its record and its pointer) on a bridge network:
@@ -192,16 +190,13 @@ fn a_shim_a_crash_left_unrecorded_is_adopted_at_restart() {
 /// adopted sandbox's.
 #[test]
 fn an_orphan_sandbox_on_a_cni_network_releases_its_address_at_restart() {
-    if bridge_plugins().is_none() {
-        eprintln!("skipping: the bridge and host-local CNI plugins are not installed");
+    if skip_without_bridge_plugins() {
         return;
     }
     let mut node = Node::new();
     let network = BridgeNetwork::new(&node, "peapod-orphans", "po", 97);
     network.install(&node);
-    node.apply("keeper.yaml", &keeper().manifest());
-    node.start();
-    let keeper = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    let keeper = run_keeper(&mut node);
     let keeper_ip = keeper.status.as_ref().unwrap().pod.pod_ip.clone().unwrap();
     node.kill9();
 

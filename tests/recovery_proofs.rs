@@ -111,8 +111,7 @@ fn a_dead_shim_becomes_container_status_unknown_137() {
     let (_, _, _, workload) = orphan_a_container(&mut node, "orphan");
     node.start();
     assert_abandoned(&node, "orphan", workload);
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// An unrelated process, killed and reaped when the test ends, passed or failed.
@@ -152,8 +151,7 @@ fn a_shim_record_naming_a_reused_pid_is_not_adopted() {
         "the stranger was not signalled"
     );
     drop(stranger);
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// What a reboot leaves of a node: the supervisor and every process it started killed, every mount gone,
@@ -228,8 +226,7 @@ fn a_reboot_recreates_the_sandbox_reruns_init_and_carries_restart_counts_on() {
         "ran\nran\n",
         "init containers run again in a new sandbox"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// The busybox image with `STOPSIGNAL SIGUSR1`, imported into the node as `localhost/busybox:stopsignal`.
@@ -277,12 +274,7 @@ fn import_stopsignal_image(node: &Node) -> &'static str {
             &format!("oci-archive:{}:{name}", archive.display()),
         ],
     );
-    let out = node.peapod(&["image", "import", archive.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "import: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    node.import(&archive);
     name
 }
 
@@ -319,6 +311,5 @@ fn the_images_stopsignal_is_sent_on_stop() {
     let got = |name: &str| fs::read_to_string(host.join(name)).unwrap_or_default();
     assert_eq!(got("custom"), "USR1\n", "STOPSIGNAL SIGUSR1 from the image");
     assert_eq!(got("plain"), "TERM\n", "SIGTERM without a STOPSIGNAL");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

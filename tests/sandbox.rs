@@ -13,13 +13,13 @@ const T: Duration = Duration::from_secs(60);
 
 #[test]
 fn host_network_pid_and_ipc_use_the_node_namespaces() {
-    let mut node = Node::new();
     let host = pod("host")
         .grace(2)
         .set("hostNetwork", json!(true))
         .set("hostPID", json!(true))
         .set("hostIPC", json!(true))
         .container(sleeper("c"));
+    let mut node = Node::new();
     node.apply("host.yaml", &host.manifest());
     node.start();
     let p = node.wait_pod("host", "running", T, |p| st::running(p, "c"));
@@ -41,18 +41,17 @@ fn host_network_pid_and_ipc_use_the_node_namespaces() {
     assert_eq!(status.pod.pod_ip, status.pod.host_ip);
     let hosts = node.exec("host", "c", &["head", "-1", "/etc/hosts"]);
     assert_eq!(hosts.trim(), "# Kubernetes-managed hosts file (host network).");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
 fn share_process_namespace_puts_every_container_under_the_pause_process() {
-    let mut node = Node::new();
     let shared = pod("shared")
         .grace(2)
         .share_process_namespace()
         .container(sleeper("a"))
         .container(sleeper("b"));
+    let mut node = Node::new();
     node.apply("shared.yaml", &shared.manifest());
     node.start();
     node.wait_pod("shared", "running", T, |p| {
@@ -66,13 +65,11 @@ fn share_process_namespace_puts_every_container_under_the_pause_process() {
     // Each container sees the other's processes.
     let ps = node.exec("shared", "a", &["ps", "-o", "pid,args"]);
     assert!(ps.matches("while true").count() >= 2, "{ps}");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
 fn empty_dir_memory_is_a_sized_tmpfs_and_disk_is_world_writable() {
-    let mut node = Node::new();
     let vols = pod("vols")
         .grace(2)
         .volume(
@@ -86,6 +83,7 @@ fn empty_dir_memory_is_a_sized_tmpfs_and_disk_is_world_writable() {
                 .mount("mem", "/mem")
                 .mount("disk", "/disk"),
         );
+    let mut node = Node::new();
     node.apply("vols.yaml", &vols.manifest());
     node.start();
     node.wait_pod("vols", "running", T, |p| st::running(p, "c"));
@@ -101,8 +99,7 @@ fn empty_dir_memory_is_a_sized_tmpfs_and_disk_is_world_writable() {
         node.exec("vols", "c", &["stat", "-c", "%a", "/disk"]).trim(),
         "777"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -176,8 +173,7 @@ fn host_path_types_are_checked_and_sub_paths_stay_inside_their_volume() {
     let p = node.get("badpath").unwrap();
     assert_eq!(st::phase(&p), "Pending");
     assert_eq!(st::display(&p), "ContainerCreating");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]

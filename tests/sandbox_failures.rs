@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::builder::PodBuilder;
-use common::host::{bridge_plugins, mounts_under, BridgeNetwork};
+use common::host::{mounts_under, skip_without_bridge_plugins, BridgeNetwork};
 use common::{c, pod, sleeper, st, wait_for, Node};
 
 const T: Duration = Duration::from_secs(60);
@@ -130,8 +130,7 @@ fn failing_cni_add(stuck: PodBuilder) {
 
 #[test]
 fn two_supervisors_run_a_pod_with_the_same_uid_on_one_bridge_network() {
-    if bridge_plugins().is_none() {
-        eprintln!("skipping: the bridge and host-local CNI plugins are not installed");
+    if skip_without_bridge_plugins() {
         return;
     }
     let mut a = Node::new();
@@ -223,17 +222,16 @@ fn a_shim_that_dies_before_reporting_leaves_no_rootfs_mount_or_bundle() {
     assert!(!instance.exists(), "bundle {} left behind", instance.display());
     // The retry runs the container.
     node.wait_pod("crash", "running after the retry", T, |p| st::running(p, "c"));
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
 fn a_start_runc_refuses_is_recorded_with_its_rootfs_and_runtime_state_released() {
-    let mut node = Node::new();
     let refused = pod("refused")
         .grace(2)
         .restart_never()
         .container(c("c").command(["/no/such/binary"]));
+    let mut node = Node::new();
     node.apply("refused.yaml", &refused.manifest());
     node.start();
     let p = node.wait_pod("refused", "start error", T, |p| st::terminated(p, "c").is_some());
@@ -251,6 +249,5 @@ fn a_start_runc_refuses_is_recorded_with_its_rootfs_and_runtime_state_released()
         instance.join("exited.json").exists(),
         "the failed start stays recorded"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

@@ -132,8 +132,7 @@ fn a_second_manifest_with_the_same_uid_is_refused_and_the_first_runs_on() {
     wait_for("every pod to be gone", T, || {
         StatusStore::new(&node.state).list().is_empty().then_some(())
     });
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// A Pod manifest (JSON, which is YAML) with these metadata, container and volume names.
@@ -218,8 +217,7 @@ fn hostile_names_create_write_and_remove_nothing_outside_the_roots() {
     wait_for("every pod to be gone", T, || {
         store.list().is_empty().then_some(())
     });
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
     assert_eq!(tree(&root, &skip), before, "nothing outside the roots changed");
     assert_eq!(
         fs::read_to_string(root.join("victim/sentinel")).unwrap(),

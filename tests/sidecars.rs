@@ -80,8 +80,7 @@ fn sidecar_starts_before_the_next_init_container_and_keeps_running() {
         String::from_utf8_lossy(&logs.stdout).contains("SAW-PROXY"),
         "the app started after the sidecar"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// "should restart a restartable init container after the regular container started" under
@@ -104,8 +103,7 @@ fn sidecar_restarts_although_the_pod_policy_is_never() {
         restarts >= Some(1),
         "RESTARTS counts the sidecar's restarts: {restarts:?}"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// "should complete a Pod with restartable init container when regular container exited": the pod
@@ -128,8 +126,7 @@ fn never_pod_with_a_sidecar_succeeds_when_the_app_exits() {
         st::condition(&p, "Ready").unwrap().reason.as_deref(),
         Some("PodCompleted")
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// "should terminate sidecars in reverse order after all main containers have exited": each sidecar
@@ -163,6 +160,5 @@ fn sidecars_stop_in_reverse_order_after_the_app() {
             "{name} got SIGTERM after the containers that must stop before it"
         );
     }
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

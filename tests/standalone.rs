@@ -12,7 +12,6 @@ const T: Duration = Duration::from_secs(60);
 
 #[test]
 fn two_containers_share_localhost_volume_and_hostname() {
-    let mut node = Node::new();
     let web = pod("web")
         .empty_dir("shared")
         .container(
@@ -25,6 +24,7 @@ fn two_containers_share_localhost_volume_and_hostname() {
                 .sh("trap \"exit 0\" TERM; while true; do wget -q -O /tmp/page http://localhost:8080/ ; sleep 0.2; done")
                 .mount_ro("shared", "/pod-data"),
         );
+    let mut node = Node::new();
     node.apply("web.yaml", &web.manifest());
     node.start();
     let p = node.wait_pod("web", "both containers running", T, |p| {
@@ -81,13 +81,11 @@ fn two_containers_share_localhost_volume_and_hostname() {
         "{table}"
     );
 
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
 fn init_containers_run_one_by_one_before_the_app() {
-    let mut node = Node::new();
     let init = pod("init")
         .restart_never()
         .grace(5)
@@ -103,6 +101,7 @@ fn init_containers_run_one_by_one_before_the_app() {
                 .sh("cat /work/log; echo app >> /work/log")
                 .mount("work", "/work"),
         );
+    let mut node = Node::new();
     node.apply("init.yaml", &init.podgroup_manifest());
     node.start();
     let p = node.wait_pod("init", "Succeeded", T, |p| st::phase(p) == "Succeeded");
@@ -135,8 +134,7 @@ fn init_containers_run_one_by_one_before_the_app() {
     );
     let logs = node.peapod(&["logs", "init", "-c", "app"]);
     assert_eq!(String::from_utf8_lossy(&logs.stdout), "one\ntwo\n");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// Ports runtime.go "Container Runtime blackbox test when starting a container that exits should run with
@@ -170,30 +168,24 @@ fn restart_policies_give_the_kubelet_statuses() {
     });
     assert_eq!(st::container(&p, "c").restart_count, 1);
     assert_eq!(st::terminated(&p, "c").unwrap().exit_code, 0);
-    let last = st::container(&p, "c")
-        .last_state
-        .clone()
-        .unwrap()
-        .terminated
-        .unwrap();
+    let last = st::last_terminated(&p, "c").unwrap();
     assert_eq!((last.exit_code, last.reason.as_deref()), (1, Some("Error")));
     // Never: not restarted; Failed.
     let p = node.wait_pod("exits-never", "Failed", T, |p| st::phase(p) == "Failed");
     assert_eq!(st::container(&p, "c").restart_count, 0);
     assert_eq!(st::terminated(&p, "c").unwrap().exit_code, 1);
     assert_eq!(st::display(&p), "Error");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
 fn crash_loop_backoff_doubles_from_ten_seconds() {
     use std::collections::BTreeMap;
-    let mut node = Node::new();
     let crash = pod("crash")
         .restart_always()
         .grace(5)
         .container(c("crash").sh("echo attempt; exit 3"));
+    let mut node = Node::new();
     node.apply("crash.yaml", &crash.podgroup_manifest());
     node.start();
     // Start and finish times by attempt, from whichever status field holds them at each look.
@@ -258,18 +250,17 @@ fn crash_loop_backoff_doubles_from_ten_seconds() {
         "attempt 3 started {}s after attempt 2 finished; want ~20s",
         gap(2)
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
 fn kill9_of_the_supervisor_keeps_containers_and_reports_exits() {
-    let mut node = Node::new();
     let survivor = pod("survivor")
         .restart_never()
         .grace(5)
         .container(c("long").sh("while true; do sleep 1; done"))
         .container(c("short").sh("sleep 3; exit 7"));
+    let mut node = Node::new();
     node.apply("survivor.yaml", &survivor.podgroup_manifest());
     node.start();
     let before = node.wait_pod("survivor", "both running", T, |p| {
@@ -330,8 +321,7 @@ fn kill9_of_the_supervisor_keeps_containers_and_reports_exits() {
     );
     let instances = std::fs::read_dir(shim_dir.parent().unwrap()).unwrap().count();
     assert_eq!(instances, 1, "short ran exactly once");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -374,8 +364,7 @@ fn graceful_stop_honours_the_grace_period() {
         (137, Some("Error")),
         "killed by SIGKILL"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -423,6 +412,5 @@ fn bad_manifests_are_reported_and_others_keep_running() {
         st::container(&node.get("good").unwrap(), "c").container_id,
         good_id
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

@@ -78,6 +78,5 @@ fn a_refused_manifest_edit_stays_refused_across_a_supervisor_restart() {
         st::container(&reverted, "main").container_id,
         running.container_id
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

@@ -41,11 +41,57 @@ pub fn sleeper(name: &str) -> ContainerBuilder {
     c(name).sh(SLEEP_SCRIPT)
 }
 
-/// An `exec` probe handler running `command`, with the other probe fields in `rest` (an object).
-pub fn exec_probe(command: &[&str], rest: Value) -> Value {
-    let mut probe = json!({ "exec": { "command": command } });
-    merge(&mut probe, rest);
-    probe
+/// A probe whose handler runs `command` in the container.
+pub fn exec_probe<const N: usize>(command: [&str; N]) -> Probe {
+    Probe(json!({ "exec": { "command": command.to_vec() } }))
+}
+
+/// A probe whose handler is an HTTP GET of `path` on `port`.
+pub fn http_probe(path: &str, port: u16) -> Probe {
+    Probe(json!({ "httpGet": { "path": path, "port": port } }))
+}
+
+/// A probe whose handler opens a TCP connection to `port` (a number or a port name).
+pub fn tcp_probe(port: Value) -> Probe {
+    Probe(json!({ "tcpSocket": { "port": port } }))
+}
+
+/// A probe under construction; the unset timings are the API's defaults.
+#[derive(Clone, Debug)]
+pub struct Probe(Value);
+
+impl Probe {
+    /// `initialDelaySeconds`.
+    pub fn delay(self, seconds: i64) -> Self {
+        self.set("initialDelaySeconds", json!(seconds))
+    }
+
+    /// `periodSeconds`.
+    pub fn period(self, seconds: i64) -> Self {
+        self.set("periodSeconds", json!(seconds))
+    }
+
+    /// `timeoutSeconds`.
+    pub fn timeout(self, seconds: i64) -> Self {
+        self.set("timeoutSeconds", json!(seconds))
+    }
+
+    /// `failureThreshold`.
+    pub fn failures(self, threshold: i64) -> Self {
+        self.set("failureThreshold", json!(threshold))
+    }
+
+    /// Any probe field, as written.
+    pub fn set(mut self, field: &str, value: Value) -> Self {
+        self.0[field] = value;
+        self
+    }
+}
+
+impl From<Probe> for Value {
+    fn from(p: Probe) -> Value {
+        p.0
+    }
 }
 
 /// A Pod under construction.
@@ -249,18 +295,18 @@ impl ContainerBuilder {
     }
 
     /// `livenessProbe`.
-    pub fn liveness(self, probe: Value) -> Self {
-        self.set("livenessProbe", probe)
+    pub fn liveness(self, probe: impl Into<Value>) -> Self {
+        self.set("livenessProbe", probe.into())
     }
 
     /// `readinessProbe`.
-    pub fn readiness(self, probe: Value) -> Self {
-        self.set("readinessProbe", probe)
+    pub fn readiness(self, probe: impl Into<Value>) -> Self {
+        self.set("readinessProbe", probe.into())
     }
 
     /// `startupProbe`.
-    pub fn startup(self, probe: Value) -> Self {
-        self.set("startupProbe", probe)
+    pub fn startup(self, probe: impl Into<Value>) -> Self {
+        self.set("startupProbe", probe.into())
     }
 
     /// `securityContext`.

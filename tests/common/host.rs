@@ -39,6 +39,15 @@ pub fn bridge_plugins() -> Option<PathBuf> {
         .find(|d| d.join("bridge").is_file() && d.join("host-local").is_file())
 }
 
+/// Whether a test needing `bridge_plugins` must be skipped (it says so on stderr).
+pub fn skip_without_bridge_plugins() -> bool {
+    let missing = bridge_plugins().is_none();
+    if missing {
+        eprintln!("skipping: the bridge and host-local CNI plugins are not installed");
+    }
+    missing
+}
+
 /// A CNI network `name` of the bridge plugin with host-local addresses in `10.<net>.<octet>.0/24`; the
 /// bridge link is deleted on drop.
 pub struct BridgeNetwork {

@@ -54,11 +54,7 @@ pub fn test_images() -> PathBuf {
         .arg(&dir)
         .output()
         .expect("run hack/test-image.sh");
-    assert!(
-        out.status.success(),
-        "hack/test-image.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stdout_of_success("hack/test-image.sh failed", out);
     dir
 }
 
@@ -123,14 +119,18 @@ impl Node {
         };
         fs::create_dir_all(&node.manifests).unwrap();
         fs::create_dir_all(&node.cni_conf).unwrap();
-        let archive = test_images().join("busybox.oci.tar");
-        let out = node.peapod(&["image", "import", archive.to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "image import: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        node.import(&test_images().join("busybox.oci.tar"));
         node
+    }
+
+    /// `peapod image import` of an OCI archive (it must succeed).
+    pub fn import(&self, archive: &Path) {
+        self.peapod_ok(&["image", "import", archive.to_str().unwrap()]);
+    }
+
+    /// Runs a `peapod` command that must succeed; returns its stdout.
+    pub fn peapod_ok(&self, args: &[&str]) -> String {
+        stdout_of_success(&format!("peapod {args:?}"), self.peapod(args))
     }
 
     /// A `peapod` command against this node's directories.
@@ -162,20 +162,24 @@ impl Node {
 
     /// Starts `peapod run` on the manifest directory with extra environment (e.g. a crash point).
     pub fn start_env(&mut self, env: &[(&str, &std::ffi::OsStr)]) {
+        self.start_run(&[], env);
+    }
+
+    /// Starts `peapod run` on the manifest directory with extra flags and environment.
+    pub fn start_run(&mut self, flags: &[&str], env: &[(&str, &std::ffi::OsStr)]) {
         let manifests = self.manifests.to_str().unwrap().to_string();
         let parent = self.cgroup_parent.clone();
-        self.start_with(
-            &[
-                "run",
-                "-f",
-                &manifests,
-                "--poll-interval",
-                "0.2",
-                "--cgroup-parent",
-                &parent,
-            ],
-            env,
-        );
+        let mut args = vec![
+            "run",
+            "-f",
+            &manifests,
+            "--poll-interval",
+            "0.2",
+            "--cgroup-parent",
+            &parent,
+        ];
+        args.extend_from_slice(flags);
+        self.start_with(&args, env);
     }
 
     /// Starts a supervisor (`run` or `agent`) with these arguments and extra environment.
@@ -237,6 +241,14 @@ impl Node {
         )
         .unwrap();
         wait_for("supervisor to exit", timeout, || child.try_wait().unwrap())
+    }
+
+    /// Stops the supervisor with SIGINT (it must exit successfully within `timeout`) and asserts that nothing
+    /// of this node is left on the host: how every test ends.
+    pub fn finish(&mut self, timeout: Duration) {
+        let status = self.stop(timeout);
+        assert!(status.success(), "the supervisor exited with {status}");
+        self.assert_clean();
     }
 
     /// The supervisor's output so far.
@@ -530,6 +542,13 @@ impl Drop for Node {
     }
 }
 
+/// The stdout of a command that must have succeeded (`what` names it if it did not).
+pub fn stdout_of_success(what: &str, out: Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what}: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// `text` without terminal colour sequences (the supervisor's log has them).
 pub fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -582,7 +601,7 @@ pub fn walkdir(root: &Path) -> Vec<PathBuf> {
 
 /// Helpers to read a PodGroup status.
 pub mod st {
-    use k8s_openapi::api::core::v1::ContainerStatus;
+    use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStateWaiting, ContainerStatus};
     use peapod::api::PodGroup;
 
     pub fn phase(p: &PodGroup) -> &str {
@@ -620,39 +639,20 @@ pub mod st {
             .is_some()
     }
 
-    pub fn terminated(
-        p: &PodGroup,
-        name: &str,
-    ) -> Option<k8s_openapi::api::core::v1::ContainerStateTerminated> {
-        try_container(p, name)?
-            .state
-            .as_ref()
-            .and_then(|s| s.terminated.clone())
+    pub fn terminated(p: &PodGroup, name: &str) -> Option<ContainerStateTerminated> {
+        try_container(p, name)?.state.as_ref()?.terminated.clone()
     }
 
     pub fn waiting_reason(p: &PodGroup, name: &str) -> Option<String> {
-        try_container(p, name)?
-            .state
-            .as_ref()
-            .and_then(|s| s.waiting.as_ref())
-            .and_then(|w| w.reason.clone())
+        waiting(p, name)?.reason
     }
 
-    pub fn waiting(p: &PodGroup, name: &str) -> Option<k8s_openapi::api::core::v1::ContainerStateWaiting> {
-        try_container(p, name)?
-            .state
-            .as_ref()
-            .and_then(|s| s.waiting.clone())
+    pub fn waiting(p: &PodGroup, name: &str) -> Option<ContainerStateWaiting> {
+        try_container(p, name)?.state.as_ref()?.waiting.clone()
     }
 
-    pub fn last_terminated(
-        p: &PodGroup,
-        name: &str,
-    ) -> Option<k8s_openapi::api::core::v1::ContainerStateTerminated> {
-        try_container(p, name)?
-            .last_state
-            .as_ref()
-            .and_then(|s| s.terminated.clone())
+    pub fn last_terminated(p: &PodGroup, name: &str) -> Option<ContainerStateTerminated> {
+        try_container(p, name)?.last_state.as_ref()?.terminated.clone()
     }
 
     pub fn restarts(p: &PodGroup, name: &str) -> i32 {
