@@ -7,7 +7,7 @@ mod image_fixture;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use peapod::image::{ErrorKind, ImageStore, PullOptions};
+use peapod::image::{ErrorKind, Image, ImageStore, PullOptions};
 use sha2::Digest as _;
 
 use image_fixture::registry::{free_port, Registry, REGISTRY};
@@ -105,20 +105,7 @@ async fn pulls_from_a_loopback_registry() -> Result<()> {
         .context("stored under its full name")?;
     assert_eq!(found.id, image.id);
 
-    let with_default = PullOptions {
-        default_registry: Some(host.clone()),
-        ..PullOptions::default()
-    };
-    let short = store.pull("busybox:1.0", &with_default).await?;
-    assert_eq!(
-        (short.name.as_str(), short.id.as_str()),
-        (image.name.as_str(), image.id.as_str())
-    );
-    assert!(store.lookup_with("busybox:1.0", Some(&host))?.is_some());
-    assert!(
-        store.lookup("busybox:1.0")?.is_none(),
-        "without the registry the short name is not qualified"
-    );
+    check_short_name(&store, &host, &image).await?;
 
     let pinned = store
         .pull(&format!("{host}/busybox@{}", image.manifest_digest), &none)
@@ -137,6 +124,33 @@ async fn pulls_from_a_loopback_registry() -> Result<()> {
         "repo digest names the index: {list_digest}"
     );
 
+    check_not_found(&store, &host).await?;
+    drop(registry);
+    Ok(())
+}
+
+/// A short name pulls the same image when the registry is the default one, and is not qualified without it.
+async fn check_short_name(store: &ImageStore, host: &str, image: &Image) -> Result<()> {
+    let with_default = PullOptions {
+        default_registry: Some(host.to_string()),
+        ..PullOptions::default()
+    };
+    let short = store.pull("busybox:1.0", &with_default).await?;
+    assert_eq!(
+        (short.name.as_str(), short.id.as_str()),
+        (image.name.as_str(), image.id.as_str())
+    );
+    assert!(store.lookup_with("busybox:1.0", Some(host))?.is_some());
+    assert!(
+        store.lookup("busybox:1.0")?.is_none(),
+        "without the registry the short name is not qualified"
+    );
+    Ok(())
+}
+
+/// A missing tag or repository is NotFound, with containerd's wording.
+async fn check_not_found(store: &ImageStore, host: &str) -> Result<()> {
+    let none = PullOptions::default();
     let missing = store
         .pull(&format!("{host}/busybox:nope"), &none)
         .await
@@ -155,7 +169,6 @@ async fn pulls_from_a_loopback_registry() -> Result<()> {
         .err()
         .context("missing repo")?;
     assert_eq!(missing_repo.kind(), ErrorKind::NotFound, "{missing_repo}");
-    drop(registry);
     Ok(())
 }
 
