@@ -3,6 +3,7 @@
 //! and agents authenticated with tokens of the chart's ServiceAccount, so the chart's RBAC is exactly what
 //! they run with.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -37,22 +38,13 @@ impl ControlPlane {
             .arg(dir.path())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "control plane: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::stdout_of_success("control plane", out);
         let cp = ControlPlane {
             kubeconfig: dir.path().join("kubeconfig"),
             dir,
         };
         let helm = Command::new(script("helm.sh")).output().unwrap();
-        assert!(
-            helm.status.success(),
-            "helm.sh: {}",
-            String::from_utf8_lossy(&helm.stderr)
-        );
-        let helm = String::from_utf8_lossy(&helm.stdout).trim().to_string();
+        let helm = super::stdout_of_success("helm.sh", helm).trim().to_string();
         let out = Command::new(helm)
             .env("KUBECONFIG", &cp.kubeconfig)
             .args(["install", "peapod"])
@@ -60,11 +52,7 @@ impl ControlPlane {
             .args(["-n", SYSTEM_NS, "--create-namespace"])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "helm install: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::stdout_of_success("helm install", out);
         wait_for("CRD established", Duration::from_secs(60), || {
             let o = cp.kubectl(&[
                 "get",
@@ -89,13 +77,7 @@ impl ControlPlane {
 
     /// Runs kubectl and returns stdout, panicking on failure.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
-        let o = self.kubectl(args);
-        assert!(
-            o.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        super::stdout_of_success(&format!("kubectl {args:?}"), self.kubectl(args))
     }
 
     /// `kubectl apply -f -` of a YAML text.
@@ -180,30 +162,22 @@ impl ControlPlane {
 
     /// Stops etcd and the API server (their data stays).
     pub fn stop(&self) {
-        let out = Command::new(script("control-plane.sh"))
-            .arg("down")
-            .arg(self.dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "control plane down: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.control_plane_sh("down");
     }
 
     /// Starts them again on the same ports.
     pub fn start(&self) {
+        self.control_plane_sh("up");
+    }
+
+    /// `hack/control-plane.sh <verb> <dir>`, which must succeed.
+    fn control_plane_sh(&self, verb: &str) {
         let out = Command::new(script("control-plane.sh"))
-            .arg("up")
+            .arg(verb)
             .arg(self.dir.path())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "control plane up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::stdout_of_success(&format!("control plane {verb}"), out);
     }
 }
 
@@ -218,7 +192,14 @@ impl Drop for ControlPlane {
 
 /// Starts `peapod agent` for `node_name` on a test node.
 pub fn start_agent(node: &mut Node, kubeconfig: &Path, node_name: &str) {
+    start_agent_env(node, kubeconfig, node_name, &[]);
+}
+
+/// Starts `peapod agent` for `node_name` on a test node, with extra environment.
+pub fn start_agent_env(node: &mut Node, kubeconfig: &Path, node_name: &str, env: &[(&str, &OsStr)]) {
     let port = free_port();
+    let mut env = env.to_vec();
+    env.push(("KUBECONFIG", kubeconfig.as_os_str()));
     node.start_with(
         &[
             "agent",
@@ -231,7 +212,7 @@ pub fn start_agent(node: &mut Node, kubeconfig: &Path, node_name: &str) {
             "--cgroup-parent",
             &node.cgroup_parent.clone(),
         ],
-        &[("KUBECONFIG", kubeconfig.as_os_str())],
+        &env,
     );
 }
 
@@ -255,11 +236,16 @@ pub const NODE_A: &str = "node-a";
 impl OneNode {
     /// Starts the control plane, creates `node-a` and starts its agent, waiting for its first heartbeat.
     pub fn up() -> OneNode {
+        Self::up_env(&[])
+    }
+
+    /// `up`, with extra environment for the agent.
+    pub fn up_env(env: &[(&str, &OsStr)]) -> OneNode {
         let cp = ControlPlane::up();
         cp.node(NODE_A, &[], "2", "4Gi");
         let kubeconfig = cp.agent_kubeconfig();
         let mut node = Node::new();
-        start_agent(&mut node, &kubeconfig, NODE_A);
+        start_agent_env(&mut node, &kubeconfig, NODE_A, env);
         wait_for("the agent heartbeating", Duration::from_secs(90), || {
             let leases = cp.kubectl_ok(&["get", "leases", "-n", SYSTEM_NS, "-o", "name"]);
             leases.contains(&format!("peapod-node-{NODE_A}")).then_some(())
@@ -276,8 +262,13 @@ impl OneNode {
             let left = self.cp.kubectl_ok(&["get", "podgroups", "-A", "-o", "name"]);
             left.trim().is_empty().then_some(())
         });
-        assert!(self.node.stop(t).success());
-        self.node.assert_clean();
+        self.node.finish(t);
+    }
+
+    /// `assert_status_writes_ok`, then `finish`: how a test of one node's statuses ends.
+    pub fn finish_with_status_writes_ok(self) {
+        self.assert_status_writes_ok();
+        self.finish();
     }
 
     /// Checks that the API server took every status the agent wrote (a refused write is logged and retried).
@@ -288,6 +279,39 @@ impl OneNode {
             "the API server refused a status write:\n{log}"
         );
     }
+}
+
+/// After the API was out of the agent's reach: waits (5 s at most) for PodGroup `default/steady` to report
+/// its container `later` exited with 4 while `main` still runs as the same container `main_id`, unrestarted.
+pub fn assert_caught_up(cp: &ControlPlane, main_id: &Option<String>) -> PodGroup {
+    let caught_up = cp.wait_pg(
+        "default",
+        "steady",
+        "status caught up within 5 s of the API's return",
+        Duration::from_secs(5),
+        |p| super::st::terminated(p, "later").is_some(),
+    );
+    assert_eq!(super::st::terminated(&caught_up, "later").unwrap().exit_code, 4);
+    assert!(super::st::running(&caught_up, "main"));
+    assert_eq!(&super::st::container(&caught_up, "main").container_id, main_id);
+    assert_eq!(super::st::restarts(&caught_up, "main"), 0, "main restarted");
+    caught_up
+}
+
+/// The versions `watch_until_deleted` saw, as PodGroups, and the first one marked for deletion (which a
+/// graceful deletion shows with the containers still running).
+pub fn deletion_versions(seen: Vec<(String, serde_json::Value)>) -> (Vec<(String, PodGroup)>, PodGroup) {
+    let versions: Vec<(String, PodGroup)> = seen
+        .into_iter()
+        .map(|(kind, v)| (kind, serde_json::from_value(v).expect("a PodGroup")))
+        .collect();
+    let deleting = versions
+        .iter()
+        .map(|(_, p)| p)
+        .find(|p| p.metadata.deletion_timestamp.is_some())
+        .expect("a version with deletionTimestamp")
+        .clone();
+    (versions, deleting)
 }
 
 /// The status of container `name` (app or init) in a PodGroup as the API returned it.
@@ -322,6 +346,18 @@ impl ControlPlane {
         let out = self.kubectl_ok(&["get", resource, "-n", ns, "-o", "json"]);
         let list: serde_json::Value = serde_json::from_str(&out).expect("kubectl get -o json prints JSON");
         list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The Events of namespace `ns` as `kubectl get events` prints them: REASON, OBJECT and MESSAGE columns.
+    pub fn event_table(&self, ns: &str) -> String {
+        self.kubectl_ok(&[
+            "get",
+            "events",
+            "-n",
+            ns,
+            "-o",
+            "custom-columns=REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message",
+        ])
     }
 
     /// The core/v1 Events about PodGroup `name` (what `kubectl get events` and `kubectl describe` show).
