@@ -7,7 +7,7 @@ mod image_fixture;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use peapod::image::{ErrorKind, Image, ImageStore, PullOptions};
+use peapod::image::{Error, ErrorKind, Image, ImageStore, PullOptions};
 use sha2::Digest as _;
 
 use image_fixture::registry::{free_port, Registry, REGISTRY};
@@ -148,14 +148,17 @@ async fn check_short_name(store: &ImageStore, host: &str, image: &Image) -> Resu
     Ok(())
 }
 
+/// The error of a pull of `name` that must fail.
+async fn pull_error(store: &ImageStore, name: &str) -> Result<Error> {
+    let pulled = store.pull(name, &PullOptions::default()).await;
+    pulled
+        .err()
+        .with_context(|| format!("the pull of {name} succeeded"))
+}
+
 /// A missing tag or repository is NotFound, with containerd's wording.
 async fn check_not_found(store: &ImageStore, host: &str) -> Result<()> {
-    let none = PullOptions::default();
-    let missing = store
-        .pull(&format!("{host}/busybox:nope"), &none)
-        .await
-        .err()
-        .context("missing tag")?;
+    let missing = pull_error(store, &format!("{host}/busybox:nope")).await?;
     assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
     let nope = format!("{host}/busybox:nope");
     assert_eq!(
@@ -163,11 +166,7 @@ async fn check_not_found(store: &ImageStore, host: &str) -> Result<()> {
         format!("failed to pull and unpack image \"{nope}\": failed to resolve reference \"{nope}\": {nope}: not found"),
         "containerd's wording, which the kubelet shows"
     );
-    let missing_repo = store
-        .pull(&format!("{host}/nothing/here:1"), &none)
-        .await
-        .err()
-        .context("missing repo")?;
+    let missing_repo = pull_error(store, &format!("{host}/nothing/here:1")).await?;
     assert_eq!(missing_repo.kind(), ErrorKind::NotFound, "{missing_repo}");
     Ok(())
 }
@@ -176,7 +175,6 @@ async fn check_not_found(store: &ImageStore, host: &str) -> Result<()> {
 async fn unpullable_names_and_dead_registries_fail_clearly() -> Result<()> {
     let work = tempfile::tempdir()?;
     let store = ImageStore::open(work.path().join("images"))?;
-    let none = PullOptions::default();
     let cases = [
         (
             "busybox",
@@ -187,16 +185,12 @@ async fn unpullable_names_and_dead_registries_fail_clearly() -> Result<()> {
         ("Not/Valid", ErrorKind::InvalidName, "must be lowercase"),
     ];
     for (name, kind, text) in cases {
-        let error = store.pull(name, &none).await.err().context(name)?;
+        let error = pull_error(&store, name).await?;
         assert_eq!(error.kind(), kind, "{name}: {error}");
         assert!(error.to_string().contains(text), "{name}: {error}");
     }
     let dead = format!("127.0.0.1:{}", free_port()?);
-    let error = store
-        .pull(&format!("{dead}/busybox:1"), &none)
-        .await
-        .err()
-        .context("dead registry")?;
+    let error = pull_error(&store, &format!("{dead}/busybox:1")).await?;
     assert_eq!(error.kind(), ErrorKind::Unreachable, "{error}");
     Ok(())
 }
