@@ -9,9 +9,11 @@ mod common;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use common::{st, Node, BUSYBOX};
+use common::builder::ContainerBuilder;
+use common::{c, pod, st, Node};
 use k8s_openapi::api::core::v1::ContainerStatus;
 use peapod::api::PodGroup;
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
 /// Upstream runs 3 workers of 15 pods each; 3 of 4 keeps the test short on a small machine.
@@ -19,14 +21,18 @@ const WORKERS: usize = 3;
 const ITERATIONS: usize = 4;
 const DELAY_MS: u64 = 2000;
 
+/// Upstream's pod: `fail` exits 1, as an init container before `blocked` when `init`, else as the app.
 fn manifest(name: &str, init: bool) -> String {
-    let resources = "resources: {requests: {cpu: 5m, memory: 10Mi}}";
-    let containers = if init {
-        format!("  initContainers:\n  - {{name: fail, image: {BUSYBOX}, command: [/bin/false], {resources}}}\n  containers:\n  - {{name: blocked, image: {BUSYBOX}, command: [/bin/true], {resources}}}\n")
+    let small =
+        |c: ContainerBuilder| c.set("resources", json!({"requests": {"cpu": "5m", "memory": "10Mi"}}));
+    let fail = small(c("fail").command(["/bin/false"]));
+    let p = pod(name).label("name", "foo").restart_never().grace(1);
+    let p = if init {
+        p.init(fail).container(small(c("blocked").command(["/bin/true"])))
     } else {
-        format!("  containers:\n  - {{name: fail, image: {BUSYBOX}, command: [/bin/false], {resources}}}\n")
+        p.container(fail)
     };
-    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {{name: foo}}\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 1\n{containers}")
+    p.manifest()
 }
 
 /// A delay in [0, max) ms from the kernel's random bytes.
