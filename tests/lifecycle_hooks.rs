@@ -99,12 +99,8 @@ fn should_execute_poststart_exec_hook_properly() {
 #[test]
 fn should_execute_prestop_exec_hook_properly() {
     let hook = json!({"preStop": {"exec": {"command": ["sh", "-c", "echo prestop >> /hooks/log"]}}});
-    let pod = HookPod::start(
-        "pre",
-        15,
-        "Always",
-        &[container("c", MAIN).set("lifecycle", hook)],
-    );
+    let c = container("c", MAIN).set("lifecycle", hook);
+    let pod = HookPod::start("pre", 15, "Always", &[c]);
     pod.node.wait_pod("pre", "running", T, |p| st::running(p, "c"));
     pod.delete("pre");
     assert_eq!(
@@ -115,19 +111,17 @@ fn should_execute_prestop_exec_hook_properly() {
     pod.finish();
 }
 
+/// Starts pod `name` whose container `c` has the HTTP `hook` served by its sibling container `server`.
+fn http_hook_pod(name: &str, grace: i64, hook: serde_json::Value) -> HookPod {
+    let c = container("c", MAIN).set("lifecycle", hook);
+    HookPod::start(name, grace, "Always", &[container("server", SERVER), c])
+}
+
 /// lifecycle_hook.go: "should execute poststart http hook properly".
 #[test]
 fn should_execute_poststart_http_hook_properly() {
     let hook = json!({"postStart": {"httpGet": {"path": "/cgi-bin/echo?msg=poststart", "port": 8080}}});
-    let pod = HookPod::start(
-        "psh",
-        2,
-        "Always",
-        &[
-            container("server", SERVER),
-            container("c", MAIN).set("lifecycle", hook),
-        ],
-    );
+    let pod = http_hook_pod("psh", 2, hook);
     pod.node.wait_pod("psh", "running", T, |p| st::running(p, "c"));
     assert_eq!(pod.log(), "msg=poststart\n");
     pod.finish();
@@ -137,15 +131,7 @@ fn should_execute_poststart_http_hook_properly() {
 #[test]
 fn should_execute_prestop_http_hook_properly() {
     let hook = json!({"preStop": {"httpGet": {"path": "/cgi-bin/echo?msg=prestop", "port": 8080}}});
-    let pod = HookPod::start(
-        "preh",
-        15,
-        "Always",
-        &[
-            container("server", SERVER),
-            container("c", MAIN).set("lifecycle", hook),
-        ],
-    );
+    let pod = http_hook_pod("preh", 15, hook);
     pod.node.wait_pod("preh", "running", T, |p| {
         st::running(p, "c") && st::running(p, "server")
     });
@@ -191,12 +177,8 @@ fn failing_poststart_hook_kills_and_restarts_the_container() {
 #[test]
 fn valid_prestop_hook_using_sleep_action() {
     let hook = json!({"preStop": {"sleep": {"seconds": 4}}});
-    let pod = HookPod::start(
-        "sleep",
-        20,
-        "Always",
-        &[container("c", MAIN).set("lifecycle", hook)],
-    );
+    let c = container("c", MAIN).set("lifecycle", hook);
+    let pod = HookPod::start("sleep", 20, "Always", &[c]);
     pod.node.wait_pod("sleep", "running", T, |p| st::running(p, "c"));
     let took = pod.delete("sleep");
     assert!(
@@ -215,12 +197,8 @@ fn valid_prestop_hook_using_sleep_action() {
 #[test]
 fn ignore_terminated_container() {
     let hook = json!({"preStop": {"sleep": {"seconds": 20}}});
-    let pod = HookPod::start(
-        "done",
-        30,
-        "Never",
-        &[container("c", "exit 0").set("lifecycle", hook)],
-    );
+    let c = container("c", "exit 0").set("lifecycle", hook);
+    let pod = HookPod::start("done", 30, "Never", &[c]);
     pod.node
         .wait_pod("done", "Succeeded", T, |p| st::phase(p) == "Succeeded");
     let took = pod.delete("done");
@@ -237,12 +215,8 @@ fn ignore_terminated_container() {
 fn prestop_hook_longer_than_the_grace_period_is_cut_short() {
     let hook =
         json!({"preStop": {"exec": {"command": ["sh", "-c", "echo prestop >> /hooks/log; sleep 60"]}}});
-    let pod = HookPod::start(
-        "long",
-        3,
-        "Always",
-        &[container("c", MAIN).set("lifecycle", hook)],
-    );
+    let c = container("c", MAIN).set("lifecycle", hook);
+    let pod = HookPod::start("long", 3, "Always", &[c]);
     pod.node.wait_pod("long", "running", T, |p| st::running(p, "c"));
     let took = pod.delete("long");
     assert!(took >= Duration::from_secs(3), "{took:?}");

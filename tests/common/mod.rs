@@ -11,6 +11,7 @@ pub mod builder;
 pub mod chaos;
 pub mod cluster;
 pub mod host;
+pub mod probing;
 
 #[allow(unused_imports)]
 pub use builder::{c, pod, sleeper};
