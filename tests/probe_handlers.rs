@@ -15,7 +15,7 @@ use peapod::runtime::layout::RuntimeConfig;
 use peapod::runtime::probe::{hook, probe, Outcome, Target};
 use tokio::net::TcpListener;
 
-use common::{st, wait_for, Node, BUSYBOX};
+use common::{c, pod, st, wait_for, Node};
 use servers::{listen, serve_grpc, serve_http, serve_https, NetNs};
 
 const POD: &str = "web_default(1234)";
@@ -252,7 +252,10 @@ fn exec_probes_and_hooks_run_in_the_container() {
     let mut node = Node::new();
     node.apply(
         "exec.yaml",
-        &format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: ex\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    env: [{{name: WORD, value: hello}}]\n"),
+        &pod("ex")
+            .grace(1)
+            .container(c("c").command(["sleep", "3600"]).env("WORD", "hello"))
+            .manifest(),
     );
     node.start();
     let p = node.wait_pod("ex", "running", Duration::from_secs(60), |p| st::running(p, "c"));
