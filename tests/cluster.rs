@@ -7,17 +7,17 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{start_agent, ControlPlane, SYSTEM_NS};
-use common::{st, wait_for, Node, BUSYBOX};
+use common::builder::PodBuilder;
+use common::cluster::{assert_caught_up, start_agent, ControlPlane, SYSTEM_NS};
+use common::{pod, sleeper, st, wait_for, Node};
+use peapod::api::PodGroup;
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);
 
-fn podgroup(name: &str, extra: &str, containers: &str) -> String {
-    format!("apiVersion: peapod.dev/v1alpha1\nkind: PodGroup\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  terminationGracePeriodSeconds: 3\n{extra}  containers:\n{containers}")
-}
-
-fn sleeper() -> String {
-    format!("  - name: main\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n")
+/// A PodGroup in `default` with a 3 s grace period.
+fn podgroup(name: &str) -> PodBuilder {
+    pod(name).namespace("default").grace(3)
 }
 
 struct Cluster {
@@ -52,8 +52,7 @@ impl Cluster {
             left.trim().is_empty().then_some(())
         });
         for n in [&mut self.a, &mut self.b] {
-            assert!(n.stop(T).success());
-            n.assert_clean();
+            n.finish(T);
         }
     }
 }
@@ -62,16 +61,52 @@ impl Cluster {
 fn podgroups_are_scheduled_run_and_reported_like_pods() {
     let c = cluster();
     let cp = &c.cp;
-    cp.apply(&podgroup("pinned", "  nodeName: node-a\n", &sleeper()));
-    cp.apply(&podgroup("ssd", "  nodeSelector: {disk: ssd}\n", &sleeper()));
-    let huge = sleeper() + "    resources: {requests: {memory: 100Gi}}\n";
-    cp.apply(&podgroup("huge", "", &huge));
-    let crash = format!("  - name: main\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo bye; exit 1']\n");
-    cp.apply(&podgroup("crash", "", &crash));
+    let pinned = podgroup("pinned").set("nodeName", json!("node-a"));
+    cp.apply(&pinned.container(sleeper("main")).podgroup_manifest());
+    let ssd = podgroup("ssd").set("nodeSelector", json!({"disk": "ssd"}));
+    cp.apply(&ssd.container(sleeper("main")).podgroup_manifest());
+    let huge = sleeper("main").set("resources", json!({"requests": {"memory": "100Gi"}}));
+    cp.apply(&podgroup("huge").container(huge).podgroup_manifest());
+    let crash = common::c("main").sh("echo bye; exit 1");
+    cp.apply(&podgroup("crash").container(crash).podgroup_manifest());
 
     let pinned = cp.wait_pg("default", "pinned", "running on node-a", T, |p| {
         st::running(p, "main")
     });
+    check_pinned(&pinned);
+    let ssd = cp.wait_pg("default", "ssd", "running", T, |p| st::running(p, "main"));
+    assert_eq!(
+        ssd.spec.pod.node_name.as_deref(),
+        Some("node-b"),
+        "nodeSelector disk=ssd picks node-b"
+    );
+
+    let huge = cp.wait_pg("default", "huge", "unschedulable", T, |p| {
+        st::condition(p, "PodScheduled").is_some_and(|c| c.status == "False")
+    });
+    let cond = st::condition(&huge, "PodScheduled").unwrap();
+    assert_eq!(cond.reason.as_deref(), Some("Unschedulable"));
+    assert_eq!(
+        cond.message.as_deref(),
+        Some("0/2 nodes are available: 2 Insufficient memory.")
+    );
+    assert_eq!(st::phase(&huge), "Pending");
+
+    cp.wait_pg("default", "crash", "crash-looping", T, |p| {
+        st::waiting_reason(p, "main").as_deref() == Some("CrashLoopBackOff")
+    });
+    check_table(cp);
+    check_events(cp);
+
+    // Delete runs the graceful stop, then the object goes away.
+    cp.kubectl_ok(&["delete", "podgroup", "pinned", "--wait=true", "--timeout=60s"]);
+    assert!(cp.get("default", "pinned").is_none());
+    c.finish();
+}
+
+/// The PodGroup bound to node-a: labelled with its node, holding the sandbox finalizer, Running with
+/// every condition True.
+fn check_pinned(pinned: &PodGroup) {
     assert_eq!(
         pinned
             .metadata
@@ -97,34 +132,15 @@ fn podgroups_are_scheduled_run_and_reported_like_pods() {
         "PodScheduled",
     ] {
         assert_eq!(
-            st::condition(&pinned, t).map(|c| c.status.as_str()),
+            st::condition(pinned, t).map(|c| c.status.as_str()),
             Some("True"),
             "{t}"
         );
     }
-    let ssd = cp.wait_pg("default", "ssd", "running", T, |p| st::running(p, "main"));
-    assert_eq!(
-        ssd.spec.pod.node_name.as_deref(),
-        Some("node-b"),
-        "nodeSelector disk=ssd picks node-b"
-    );
+}
 
-    let huge = cp.wait_pg("default", "huge", "unschedulable", T, |p| {
-        st::condition(p, "PodScheduled").is_some_and(|c| c.status == "False")
-    });
-    let cond = st::condition(&huge, "PodScheduled").unwrap();
-    assert_eq!(cond.reason.as_deref(), Some("Unschedulable"));
-    assert_eq!(
-        cond.message.as_deref(),
-        Some("0/2 nodes are available: 2 Insufficient memory.")
-    );
-    assert_eq!(st::phase(&huge), "Pending");
-
-    cp.wait_pg("default", "crash", "crash-looping", T, |p| {
-        st::waiting_reason(p, "main").as_deref() == Some("CrashLoopBackOff")
-    });
-
-    // What kubectl prints.
+/// What `kubectl get podgroups -o wide` prints for the four PodGroups.
+fn check_table(cp: &ControlPlane) {
     let table = cp.kubectl_ok(&["get", "podgroups", "-o", "wide"]);
     let line = |name: &str| {
         table
@@ -154,16 +170,11 @@ fn podgroups_are_scheduled_run_and_reported_like_pods() {
         line("crash").contains("CrashLoopBackOff") || line("crash").contains("Error"),
         "{table}"
     );
+}
 
-    // Events, as `kubectl describe` shows them.
-    let events = cp.kubectl_ok(&[
-        "get",
-        "events",
-        "-n",
-        "default",
-        "-o",
-        "custom-columns=REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message",
-    ]);
+/// The Events `kubectl describe` shows for the four PodGroups.
+fn check_events(cp: &ControlPlane) {
+    let events = cp.event_table("default");
     for want in [
         "Scheduled    ssd ",
         "Successfully assigned default/ssd to node-b",
@@ -179,22 +190,17 @@ fn podgroups_are_scheduled_run_and_reported_like_pods() {
                 .any(|l| want.split_whitespace().all(|w| l.contains(w)));
         assert!(found, "missing event {want:?} in\n{events}");
     }
-
-    // Delete runs the graceful stop, then the object goes away.
-    cp.kubectl_ok(&["delete", "podgroup", "pinned", "--wait=true", "--timeout=60s"]);
-    assert!(cp.get("default", "pinned").is_none());
-    c.finish();
 }
 
 #[test]
 fn agent_crash_and_api_outage_keep_workloads_running() {
     let mut c = cluster();
-    let exits = format!("  - name: main\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n  - name: later\n    image: {BUSYBOX}\n    command: [sh, -c, 'sleep 45; exit 4']\n");
-    c.cp.apply(&podgroup(
-        "steady",
-        "  restartPolicy: Never\n  nodeName: node-a\n",
-        &exits,
-    ));
+    let steady = podgroup("steady")
+        .restart_never()
+        .set("nodeName", json!("node-a"))
+        .container(sleeper("main"))
+        .container(common::c("later").sh("sleep 45; exit 4"));
+    c.cp.apply(&steady.podgroup_manifest());
     let before = c.cp.wait_pg("default", "steady", "running", T, |p| {
         st::running(p, "main") && st::running(p, "later")
     });
@@ -247,36 +253,31 @@ fn agent_crash_and_api_outage_keep_workloads_running() {
     let main_alive = c.a.exec_ok("steady", "main");
     c.cp.start();
     assert!(main_alive, "main kept running during the outage");
-    let caught_up = c.cp.wait_pg(
-        "default",
-        "steady",
-        "status caught up within 5 s of the API's return",
-        Duration::from_secs(5),
-        |p| st::terminated(p, "later").is_some(),
-    );
-    assert_eq!(st::terminated(&caught_up, "later").unwrap().exit_code, 4);
-    assert!(st::running(&caught_up, "main"));
-    assert_eq!(st::container(&caught_up, "main").container_id, id);
-    for name in ["main", "later"] {
-        assert_eq!(st::restarts(&caught_up, name), 0, "{name} restarted");
-    }
+    let caught_up = assert_caught_up(&c.cp, &id);
+    assert_eq!(st::restarts(&caught_up, "later"), 0, "later restarted");
     c.finish();
+}
+
+/// The holder of the scheduler's leader lease ("" if none).
+fn scheduler_leader(cp: &ControlPlane) -> String {
+    let holder = cp.kubectl_ok(&[
+        "get",
+        "lease",
+        "peapod-scheduler",
+        "-n",
+        SYSTEM_NS,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    holder.trim().to_string()
 }
 
 #[test]
 fn another_agent_takes_over_scheduling_when_the_leader_dies() {
     let mut c = cluster();
     let leader = wait_for("a scheduler leader", T, || {
-        let holder = c.cp.kubectl_ok(&[
-            "get",
-            "lease",
-            "peapod-scheduler",
-            "-n",
-            SYSTEM_NS,
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ]);
-        (!holder.trim().is_empty()).then(|| holder.trim().to_string())
+        let holder = scheduler_leader(&c.cp);
+        (!holder.is_empty()).then_some(holder)
     });
     let (dying, survivor, dead) = if leader == "node-a" {
         (&mut c.a, "node-b", "node-a")
@@ -284,7 +285,7 @@ fn another_agent_takes_over_scheduling_when_the_leader_dies() {
         (&mut c.b, "node-a", "node-b")
     };
     dying.kill9();
-    c.cp.apply(&podgroup("next", "", &sleeper()));
+    c.cp.apply(&podgroup("next").container(sleeper("main")).podgroup_manifest());
     // The survivor takes the leader lease once it expires (15 s) and binds the PodGroup. The dead agent's node
     // lease may still be valid (40 s), as a freshly dead kubelet's node is still Ready: either node will do.
     let p = c.cp.wait_pg(
@@ -294,16 +295,7 @@ fn another_agent_takes_over_scheduling_when_the_leader_dies() {
         Duration::from_secs(120),
         |p| p.spec.pod.node_name.is_some(),
     );
-    let holder = c.cp.kubectl_ok(&[
-        "get",
-        "lease",
-        "peapod-scheduler",
-        "-n",
-        SYSTEM_NS,
-        "-o",
-        "jsonpath={.spec.holderIdentity}",
-    ]);
-    assert_eq!(holder.trim(), survivor);
+    assert_eq!(scheduler_leader(&c.cp), survivor);
     let events = c.cp.kubectl_ok(&[
         "get",
         "events",
@@ -391,7 +383,8 @@ fn the_crd_applies_client_side_and_server_side() {
 #[test]
 fn lost_and_deleted_nodes_do_not_strand_podgroups() {
     let mut c = cluster();
-    c.cp.apply(&podgroup("on-b", "  nodeName: node-b\n", &sleeper()));
+    let on_b = podgroup("on-b").set("nodeName", json!("node-b"));
+    c.cp.apply(&on_b.container(sleeper("main")).podgroup_manifest());
     c.cp.wait_pg("default", "on-b", "running", T, |p| st::running(p, "main"));
     // node-b's agent dies: once its lease expires (40 s), the PodGroup's state is unknown.
     c.b.kill9();
@@ -417,6 +410,5 @@ fn lost_and_deleted_nodes_do_not_strand_podgroups() {
     });
     // Its containers still run on the dead agent's node: the test cleans them up (Node::drop).
     let mut a = c.a;
-    assert!(a.stop(T).success());
-    a.assert_clean();
+    a.finish(T);
 }

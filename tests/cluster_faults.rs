@@ -11,23 +11,24 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::cluster::{ControlPlane, OneNode, NODE_A, SYSTEM_NS};
-use common::{st, wait_for, Node, BUSYBOX};
+use common::builder::PodBuilder;
+use common::cluster::{assert_caught_up, ControlPlane, OneNode, NODE_A};
+use common::{pod, sleeper, st, wait_for};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);
 const NS: &str = "default";
 
 /// A PodGroup bound and labelled for `node-a` up front, so no scheduler has to act before the agent sees it.
-fn podgroup(name: &str, containers: &str) -> String {
-    format!(
-        "apiVersion: peapod.dev/v1alpha1\nkind: PodGroup\nmetadata:\n  name: {name}\n  namespace: {NS}\n  labels:\n    peapod.dev/node: {NODE_A}\nspec:\n  nodeName: {NODE_A}\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 3\n  containers:\n{containers}"
-    )
-}
-
-fn sleeper(name: &str) -> String {
-    format!("  - name: {name}\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n")
+fn podgroup(name: &str) -> PodBuilder {
+    pod(name)
+        .namespace(NS)
+        .label("peapod.dev/node", NODE_A)
+        .set("nodeName", json!(NODE_A))
+        .restart_never()
+        .grace(3)
 }
 
 /// `etcdctl` (v3 API) against the control plane's etcd.
@@ -66,47 +67,17 @@ fn stop_apiserver(dir: &Path) {
 
 /// [`OneNode::up`], but the agent logs its controller's errors (debug), so its log shows the 410 it got.
 fn one_node() -> OneNode {
-    let cp = ControlPlane::up();
-    cp.node(NODE_A, &[], "2", "4Gi");
-    let kubeconfig = cp.agent_kubeconfig();
-    let mut node = Node::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cgroup_parent = node.cgroup_parent.clone();
-    node.start_with(
-        &[
-            "agent",
-            "--node-name",
-            NODE_A,
-            "--namespace",
-            SYSTEM_NS,
-            "--metrics-bind-address",
-            &format!("127.0.0.1:{port}"),
-            "--cgroup-parent",
-            &cgroup_parent,
-        ],
-        &[
-            ("KUBECONFIG", kubeconfig.as_os_str()),
-            ("PEAPOD_LOG", OsStr::new("info,peapod::controller=debug")),
-        ],
-    );
-    wait_for("the agent heartbeating", T, || {
-        let leases = cp.kubectl_ok(&["get", "leases", "-n", SYSTEM_NS, "-o", "name"]);
-        leases.contains(&format!("peapod-node-{NODE_A}")).then_some(())
-    });
-    OneNode { cp, node }
+    OneNode::up_env(&[("PEAPOD_LOG", OsStr::new("info,peapod::controller=debug"))])
 }
 
 #[test]
 fn watch_expiry_410_gone_makes_the_agent_relist_without_restarting_containers() {
     let c = one_node();
-    let later = "  - name: later\n    image: BUSYBOX\n    command: [sh, -c, 'sleep 25; exit 4']\n";
-    let steady = format!("{}{}", sleeper("main"), later.replace("BUSYBOX", BUSYBOX));
-    c.cp.apply(&podgroup("steady", &steady));
-    c.cp.apply(&podgroup("doomed", &sleeper("main")));
+    let steady = podgroup("steady")
+        .container(sleeper("main"))
+        .container(common::c("later").sh("sleep 25; exit 4"));
+    c.cp.apply(&steady.podgroup_manifest());
+    c.cp.apply(&podgroup("doomed").container(sleeper("main")).podgroup_manifest());
     let before = c.cp.wait_pg(NS, "steady", "running", T, |p| {
         st::running(p, "main") && st::running(p, "later")
     });
@@ -141,17 +112,30 @@ fn watch_expiry_410_gone_makes_the_agent_relist_without_restarting_containers() 
     // rather than any event), then change what the agent must notice: a new PodGroup, a deletion.
     c.cp.stop();
     c.cp.start();
-    c.cp.apply(&podgroup("fresh", &sleeper("main")));
+    c.cp.apply(&podgroup("fresh").container(sleeper("main")).podgroup_manifest());
     c.cp.kubectl_ok(&["delete", "podgroup", "doomed", "-n", NS, "--wait=false"]);
+    compact_past(&c.cp, seen);
+    wait_for("later to exit while the agent is frozen", T, || {
+        exited.exists().then_some(())
+    });
 
-    // With the API server down, compact etcd past everything the agent saw; etcd refuses to read at it.
-    stop_apiserver(c.cp.dir.path());
-    let rev = etcd_revision(&c.cp);
+    // The API server returns on the same port and the agent wakes: its watch resumes from the compacted
+    // resourceVersion and is answered 410 Gone.
+    c.cp.start();
+    kill(agent, Signal::SIGCONT).unwrap();
+    check_caught_up(&c, id);
+    c.finish();
+}
+
+/// With the API server down, compacts etcd past revision `seen`, so that etcd refuses to read at it.
+fn compact_past(cp: &ControlPlane, seen: i64) {
+    stop_apiserver(cp.dir.path());
+    let rev = etcd_revision(cp);
     assert!(rev > seen, "etcd revision {rev} not past the agent's {seen}");
-    let out = etcdctl(&c.cp, &["compact", &rev.to_string()]);
+    let out = etcdctl(cp, &["compact", &rev.to_string()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let old = etcdctl(
-        &c.cp,
+        cp,
         &[
             "get",
             "/registry",
@@ -165,25 +149,12 @@ fn watch_expiry_410_gone_makes_the_agent_relist_without_restarting_containers() 
         !old.status.success() && err.contains("compacted"),
         "not compacted past {seen}: {err}"
     );
-    wait_for("later to exit while the agent is frozen", T, || {
-        exited.exists().then_some(())
-    });
+}
 
-    // The API server returns on the same port and the agent wakes: its watch resumes from the compacted
-    // resourceVersion and is answered 410 Gone.
-    c.cp.start();
-    kill(agent, Signal::SIGCONT).unwrap();
-    let caught_up = c.cp.wait_pg(
-        NS,
-        "steady",
-        "status caught up within 5 s of the API's return",
-        Duration::from_secs(5),
-        |p| st::terminated(p, "later").is_some(),
-    );
-    assert_eq!(st::terminated(&caught_up, "later").unwrap().exit_code, 4);
-    assert!(st::running(&caught_up, "main"));
-    assert_eq!(st::container(&caught_up, "main").container_id, id);
-    assert_eq!(st::restarts(&caught_up, "main"), 0, "main restarted");
+/// After the relist: `steady`'s exit is reported within 5 s, `main` is the same container `id`, never
+/// restarted; the PodGroup created meanwhile runs, the one deleted meanwhile is gone.
+fn check_caught_up(c: &OneNode, id: Option<String>) {
+    assert_caught_up(&c.cp, &id);
 
     // The changes made meanwhile are acted on: the new PodGroup runs; the deleted one is stopped and its
     // finalizer released, so the API server removes it.
@@ -201,5 +172,4 @@ fn watch_expiry_410_gone_makes_the_agent_relist_without_restarting_containers() 
     {
         eprintln!("agent: {line}");
     }
-    c.finish();
 }

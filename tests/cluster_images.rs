@@ -9,18 +9,22 @@ mod image_fixture;
 use std::time::Duration;
 
 use common::cluster::{start_agent, ControlPlane};
-use common::{st, test_images, wait_for, Node};
-use image_fixture::registry::{Options, Registry, REGISTRY};
+use common::{pod, sleeper, st, test_images, wait_for, Node};
+use image_fixture::registry::{Registry, REGISTRY};
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);
 
+/// A PodGroup bound to node-a whose container `main` runs `image` (pulled by `policy` with the pull secret
+/// `secret`) until SIGTERM.
 fn podgroup(name: &str, image: &str, policy: &str, secret: &str) -> String {
-    format!(
-        "apiVersion: peapod.dev/v1alpha1\nkind: PodGroup\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  \
-         nodeName: node-a\n  terminationGracePeriodSeconds: 2\n  imagePullSecrets: [{{name: {secret}}}]\n  \
-         containers:\n  - name: main\n    image: {image}\n    imagePullPolicy: {policy}\n    \
-         command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n"
-    )
+    pod(name)
+        .namespace("default")
+        .set("nodeName", json!("node-a"))
+        .grace(2)
+        .set("imagePullSecrets", json!([{"name": secret}]))
+        .container(sleeper("main").image(image).pull_policy(policy))
+        .podgroup_manifest()
 }
 
 #[test]
@@ -28,20 +32,8 @@ fn a_podgroup_with_a_private_image_and_a_pull_secret_runs() {
     if !image_fixture::require(&["skopeo", "perl", REGISTRY]) {
         return;
     }
-    let registry = Registry::start_with(Options {
-        user: Some(("carol".into(), "hunter2-cluster".into())),
-        tls: false,
-    })
-    .unwrap();
     let archive = test_images().join("busybox.oci.tar");
-    registry
-        .push(
-            &format!("oci-archive:{}", archive.display()),
-            "team/app:1",
-            Some(("carol", "hunter2-cluster")),
-        )
-        .unwrap();
-    let image = format!("{}/team/app:1", registry.host);
+    let (registry, image) = Registry::private("carol", "hunter2-cluster", &archive, "team/app:1").unwrap();
 
     let cp = ControlPlane::up();
     cp.node("node-a", &[], "2", "4Gi");
@@ -76,14 +68,7 @@ fn a_podgroup_with_a_private_image_and_a_pull_secret_runs() {
     // Always pulls again, with this PodGroup's credentials only: a missing secret means none.
     cp.apply(&podgroup("nosecret", &image, "Always", "absent"));
     let events = wait_for("pull events", T, || {
-        let events = cp.kubectl_ok(&[
-            "get",
-            "events",
-            "-n",
-            "default",
-            "-o",
-            "custom-columns=REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message",
-        ]);
+        let events = cp.event_table("default");
         let done = [
             "FailedToRetrieveImagePullSecret",
             "Successfully pulled image",
@@ -123,7 +108,6 @@ fn a_podgroup_with_a_private_image_and_a_pull_secret_runs() {
             .is_empty()
             .then_some(())
     });
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
     drop(registry);
 }

@@ -8,26 +8,19 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{has_event, raw_container, OneNode};
-use common::{st, wait_for, BUSYBOX};
+use common::builder::PodBuilder;
+use common::cluster::{deletion_versions, has_event, raw_container, ControlPlane, OneNode};
+use common::{c as container, pod, sleeper, st, wait_for};
 use peapod::api::PodGroup;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(90);
 const NS: &str = "default";
 
-/// A PodGroup in `default` with a 3 s grace period; `extra` is more spec fields, each line indented by two.
-fn podgroup(name: &str, extra: &str, containers: &str) -> String {
-    format!("apiVersion: peapod.dev/v1alpha1\nkind: PodGroup\nmetadata:\n  name: {name}\n  namespace: {NS}\nspec:\n  terminationGracePeriodSeconds: 3\n{extra}  containers:\n{containers}")
+/// A PodGroup in `default` with a 3 s grace period.
+fn podgroup(name: &str) -> PodBuilder {
+    pod(name).namespace(NS).grace(3)
 }
-
-/// One busybox container `name` running `script` with `sh -c`; `extra` is more container fields.
-fn container(name: &str, script: &str, extra: &str) -> String {
-    format!("  - name: {name}\n    image: {BUSYBOX}\n    command: [sh, -c, '{script}']\n{extra}")
-}
-
-/// Runs until SIGTERM, then exits 0 at once.
-const SLEEPER: &str = "trap \"exit 0\" TERM; while true; do sleep 0.2; done";
 
 fn terminated(p: &PodGroup, c: &str) -> k8s_openapi::api::core::v1::ContainerStateTerminated {
     st::terminated(p, c).unwrap_or_else(|| panic!("{c} is not terminated"))
@@ -41,14 +34,20 @@ fn terminated(p: &PodGroup, c: &str) -> k8s_openapi::api::core::v1::ContainerSta
 fn empty_strings_in_spec_and_status_are_stored() {
     let c = OneNode::up();
     let cp = &c.cp;
-    let absent = "  - name: c\n    image: localhost/not-imported:1\n    imagePullPolicy: Never\n";
-    cp.apply(&podgroup("never", "  restartPolicy: Never\n", absent));
-    let env = container(
-        "c",
-        "test \"${EMPTY+set}\" = set && test -z \"$EMPTY\"",
-        "    env: [{name: EMPTY, value: \"\"}]\n    workingDir: \"\"\n",
+    let absent = container("c")
+        .image("localhost/not-imported:1")
+        .pull_policy("Never");
+    cp.apply(
+        &podgroup("never")
+            .restart_never()
+            .container(absent)
+            .podgroup_manifest(),
     );
-    cp.apply(&podgroup("env", "  restartPolicy: Never\n", &env));
+    let env = container("c")
+        .sh("test \"${EMPTY+set}\" = set && test -z \"$EMPTY\"")
+        .env("EMPTY", "")
+        .set("workingDir", json!(""));
+    cp.apply(&podgroup("env").restart_never().container(env).podgroup_manifest());
 
     let never = cp.wait_pg(NS, "never", "ErrImageNeverPull", T, |p| {
         st::waiting_reason(p, "c").as_deref() == Some("ErrImageNeverPull")
@@ -75,8 +74,7 @@ fn empty_strings_in_spec_and_status_are_stored() {
     assert_eq!(terminated(&done, "c").exit_code, 0);
     let raw = cp.get_json(NS, "env").unwrap();
     assert_eq!(raw["spec"]["containers"][0]["env"][0]["value"], "");
-    c.assert_status_writes_ok();
-    c.finish();
+    c.finish_with_status_writes_ok();
 }
 
 /// Ports init_container.go "should not start app containers and fail the pod if init containers fail on a
@@ -85,27 +83,47 @@ fn empty_strings_in_spec_and_status_are_stored() {
 fn failed_init_containers_fail_or_hold_the_pod() {
     let c = OneNode::up();
     let cp = &c.cp;
-    let init = |fail: &str| {
-        format!(
-            "  initContainers:\n{}{}",
-            container("init1", "true", ""),
-            container("init2", fail, "")
-        )
-    };
-    let never = init("echo -n init2 gave up > /dev/termination-log; exit 3");
-    cp.apply(&podgroup(
-        "init-never",
-        &format!("  restartPolicy: Never\n{never}"),
-        &container("app", SLEEPER, ""),
-    ));
-    let always = format!(
-        "  initContainers:\n{}{}",
-        container("init1", "exit 1", ""),
-        container("init2", "true", "")
-    );
-    cp.apply(&podgroup("init-always", &always, &container("app", SLEEPER, "")));
+    let never = podgroup("init-never")
+        .restart_never()
+        .init(container("init1").sh("true"))
+        .init(container("init2").sh("echo -n init2 gave up > /dev/termination-log; exit 3"))
+        .container(sleeper("app"));
+    cp.apply(&never.podgroup_manifest());
+    let always = podgroup("init-always")
+        .init(container("init1").sh("exit 1"))
+        .init(container("init2").sh("true"))
+        .container(sleeper("app"));
+    cp.apply(&always.podgroup_manifest());
+    check_init_never(cp);
 
-    // RestartNever: init2 fails once, the pod is Failed, the app container never ran.
+    // RestartAlways: init1 crash-loops, init2 and the app wait, the pod stays Pending.
+    let p = cp.wait_pg(NS, "init-always", "init1 restarted twice", T, |p| {
+        st::restarts(p, "init1") >= 2
+    });
+    assert_eq!(st::phase(&p), "Pending");
+    assert_eq!(
+        st::waiting_reason(&p, "init2").as_deref(),
+        Some("PodInitializing")
+    );
+    assert_eq!(st::waiting_reason(&p, "app").as_deref(), Some("PodInitializing"));
+    assert_eq!(st::restarts(&p, "app"), 0);
+    let last = st::container(&p, "init1")
+        .last_state
+        .clone()
+        .and_then(|s| s.terminated);
+    assert_eq!(last.map(|t| t.exit_code), Some(1));
+    let cond = st::condition(&p, "Initialized").unwrap();
+    assert_eq!(
+        (cond.status.as_str(), cond.message.as_deref()),
+        ("False", Some("containers with incomplete status: [init1 init2]"))
+    );
+    assert!(st::display(&p).starts_with("Init:"), "{}", st::display(&p));
+    check_init_events(&c);
+    c.finish_with_status_writes_ok();
+}
+
+/// RestartNever: init2 fails once, the pod is Failed, the app container never ran.
+fn check_init_never(cp: &ControlPlane) {
     let p = cp.wait_pg(NS, "init-never", "Failed", T, |p| st::phase(p) == "Failed");
     let t1 = terminated(&p, "init1");
     assert_eq!((t1.exit_code, t1.reason.as_deref()), (0, Some("Completed")));
@@ -131,30 +149,11 @@ fn failed_init_containers_fail_or_hold_the_pod() {
     assert_eq!(st::display(&p), "Init:Error");
     let table = cp.kubectl_ok(&["get", "podgroup", "init-never", "--no-headers"]);
     assert!(table.contains(" Init:Error "), "{table}");
+}
 
-    // RestartAlways: init1 crash-loops, init2 and the app wait, the pod stays Pending.
-    let p = cp.wait_pg(NS, "init-always", "init1 restarted twice", T, |p| {
-        st::restarts(p, "init1") >= 2
-    });
-    assert_eq!(st::phase(&p), "Pending");
-    assert_eq!(
-        st::waiting_reason(&p, "init2").as_deref(),
-        Some("PodInitializing")
-    );
-    assert_eq!(st::waiting_reason(&p, "app").as_deref(), Some("PodInitializing"));
-    assert_eq!(st::restarts(&p, "app"), 0);
-    let last = st::container(&p, "init1")
-        .last_state
-        .clone()
-        .and_then(|s| s.terminated);
-    assert_eq!(last.map(|t| t.exit_code), Some(1));
-    let cond = st::condition(&p, "Initialized").unwrap();
-    assert_eq!(
-        (cond.status.as_str(), cond.message.as_deref()),
-        ("False", Some("containers with incomplete status: [init1 init2]"))
-    );
-    assert!(st::display(&p).starts_with("Init:"), "{}", st::display(&p));
-
+/// The init containers' Events: both of init-never's started, its app never did; init-always's init1 backs
+/// off and its init2 never starts.
+fn check_init_events(c: &OneNode) {
     let events = c.cp.events_about(NS, "init-never");
     for f in ["init1", "init2"] {
         let path = format!("spec.initContainers{{{f}}}");
@@ -169,8 +168,6 @@ fn failed_init_containers_fail_or_hold_the_pod() {
         has_event(&e, "BackOff", Some("spec.initContainers{init1}")).then_some(e)
     });
     assert!(!has_event(&events, "Started", Some("spec.initContainers{init2}")));
-    c.assert_status_writes_ok();
-    c.finish();
 }
 
 /// Exit codes, restart counts, last states and termination messages (file, custom path as non-root, and
@@ -179,32 +176,7 @@ fn failed_init_containers_fail_or_hold_the_pod() {
 fn exit_codes_restarts_and_termination_messages() {
     let c = OneNode::up();
     let cp = &c.cp;
-    cp.apply(&podgroup(
-        "exit42",
-        "  restartPolicy: Never\n",
-        &container("c", "exit 42", ""),
-    ));
-    // First run fails with a message only in its log, the second succeeds and writes the message file.
-    let twice = "n=$(cat /state/n 2>/dev/null || echo 0); echo $((n+1)) > /state/n; if [ $n -eq 0 ]; then echo -n first run failed; exit 1; fi; echo -n OK > /dev/termination-log";
-    cp.apply(&podgroup(
-        "onfailure",
-        "  restartPolicy: OnFailure\n  volumes: [{name: state, emptyDir: {}}]\n",
-        &container(
-            "c",
-            twice,
-            "    terminationMessagePolicy: FallbackToLogsOnError\n    volumeMounts: [{name: state, mountPath: /state}]\n",
-        ),
-    ));
-    cp.apply(&podgroup(
-        "custom-path",
-        "  restartPolicy: Never\n",
-        &container(
-            "c",
-            "echo -n DONE > /dev/termination-custom-log",
-            "    terminationMessagePath: /dev/termination-custom-log\n    securityContext: {runAsUser: 10000}\n",
-        ),
-    ));
-    cp.apply(&podgroup("crash", "", &container("c", "exit 2", "")));
+    apply_exit_podgroups(cp);
 
     let p = cp.wait_pg(NS, "exit42", "Failed", T, |p| st::phase(p) == "Failed");
     let t = terminated(&p, "c");
@@ -215,24 +187,7 @@ fn exit_codes_restarts_and_termination_messages() {
     assert!(t.container_id.is_some(), "a terminated container keeps its id");
     assert_eq!(st::restarts(&p, "c"), 0);
     assert!(!st::container(&p, "c").ready);
-
-    let p = cp.wait_pg(NS, "onfailure", "Succeeded", T, |p| st::phase(p) == "Succeeded");
-    assert_eq!(st::restarts(&p, "c"), 1);
-    let t = terminated(&p, "c");
-    assert_eq!(
-        (t.exit_code, t.reason.as_deref(), t.message.as_deref()),
-        (0, Some("Completed"), Some("OK"))
-    );
-    let last = st::container(&p, "c")
-        .last_state
-        .clone()
-        .and_then(|s| s.terminated)
-        .unwrap();
-    assert_eq!(
-        (last.exit_code, last.reason.as_deref(), last.message.as_deref()),
-        (1, Some("Error"), Some("first run failed"))
-    );
-    assert_ne!(last.container_id, t.container_id, "a restart is a new container");
+    check_onfailure(cp);
 
     let p = cp.wait_pg(NS, "custom-path", "Succeeded", T, |p| st::phase(p) == "Succeeded");
     assert_eq!(terminated(&p, "c").message.as_deref(), Some("DONE"));
@@ -251,7 +206,72 @@ fn exit_codes_restarts_and_termination_messages() {
     assert_eq!((last.exit_code, last.reason.as_deref()), (2, Some("Error")));
     let restarts = p.status.as_ref().and_then(|s| s.restarts).unwrap();
     assert!(restarts >= 2, "printer column follows restartCount: {restarts}");
+    check_exit_table(cp);
 
+    let events = c.cp.events_about(NS, "crash");
+    assert!(
+        has_event(&events, "BackOff", Some("spec.containers{c}")),
+        "{events:#?}"
+    );
+    c.finish_with_status_writes_ok();
+}
+
+/// `exit42` (Never, exits 42), `onfailure` (fails once with a message in its log, then succeeds with a
+/// message file), `custom-path` (a message at a custom path, as non-root) and `crash` (Always, exits 2).
+fn apply_exit_podgroups(cp: &ControlPlane) {
+    let exit42 = podgroup("exit42")
+        .restart_never()
+        .container(container("c").sh("exit 42"));
+    cp.apply(&exit42.podgroup_manifest());
+    // First run fails with a message only in its log, the second succeeds and writes the message file.
+    let twice = "n=$(cat /state/n 2>/dev/null || echo 0); echo $((n+1)) > /state/n; if [ $n -eq 0 ]; then echo -n first run failed; exit 1; fi; echo -n OK > /dev/termination-log";
+    let onfailure = podgroup("onfailure")
+        .restart_on_failure()
+        .empty_dir("state")
+        .container(
+            container("c")
+                .sh(twice)
+                .set("terminationMessagePolicy", json!("FallbackToLogsOnError"))
+                .mount("state", "/state"),
+        );
+    cp.apply(&onfailure.podgroup_manifest());
+    let custom_path = podgroup("custom-path").restart_never().container(
+        container("c")
+            .sh("echo -n DONE > /dev/termination-custom-log")
+            .set("terminationMessagePath", json!("/dev/termination-custom-log"))
+            .security(json!({"runAsUser": 10000})),
+    );
+    cp.apply(&custom_path.podgroup_manifest());
+    cp.apply(
+        &podgroup("crash")
+            .container(container("c").sh("exit 2"))
+            .podgroup_manifest(),
+    );
+}
+
+/// OnFailure: restarted once after the failure (its message from the log), then Succeeded with the file's.
+fn check_onfailure(cp: &ControlPlane) {
+    let p = cp.wait_pg(NS, "onfailure", "Succeeded", T, |p| st::phase(p) == "Succeeded");
+    assert_eq!(st::restarts(&p, "c"), 1);
+    let t = terminated(&p, "c");
+    assert_eq!(
+        (t.exit_code, t.reason.as_deref(), t.message.as_deref()),
+        (0, Some("Completed"), Some("OK"))
+    );
+    let last = st::container(&p, "c")
+        .last_state
+        .clone()
+        .and_then(|s| s.terminated)
+        .unwrap();
+    assert_eq!(
+        (last.exit_code, last.reason.as_deref(), last.message.as_deref()),
+        (1, Some("Error"), Some("first run failed"))
+    );
+    assert_ne!(last.container_id, t.container_id, "a restart is a new container");
+}
+
+/// What `kubectl get podgroups` prints for the four.
+fn check_exit_table(cp: &ControlPlane) {
     let table = cp.kubectl_ok(&["get", "podgroups", "--no-headers"]);
     let row = |name: &str| -> Vec<String> {
         let line = table
@@ -263,20 +283,17 @@ fn exit_codes_restarts_and_termination_messages() {
     assert_eq!(row("exit42")[1..4], ["0/1", "Error", "0"]);
     assert_eq!(row("onfailure")[1..4], ["0/1", "Completed", "1"]);
     assert_eq!(row("custom-path")[1..4], ["0/1", "Completed", "0"]);
-    let crash = row("crash");
+    // The crash-looping container runs for a moment each attempt: read its row between two runs.
+    let crash = wait_for("crash's row between two runs", T, || {
+        let table = cp.kubectl_ok(&["get", "podgroup", "crash", "--no-headers"]);
+        let cells: Vec<String> = table.split_whitespace().map(String::from).collect();
+        (cells.get(2).map(String::as_str) != Some("Running")).then_some(cells)
+    });
     assert!(
         ["CrashLoopBackOff", "Error"].contains(&crash[2].as_str()),
         "{crash:?}"
     );
     assert!(crash[3].parse::<i32>().unwrap() >= 2, "{crash:?}");
-
-    let events = c.cp.events_about(NS, "crash");
-    assert!(
-        has_event(&events, "BackOff", Some("spec.containers{c}")),
-        "{events:#?}"
-    );
-    c.assert_status_writes_ok();
-    c.finish();
 }
 
 /// activeDeadlineSeconds set at creation, and set later on a running pod (pods.go "should allow
@@ -286,12 +303,9 @@ fn exit_codes_restarts_and_termination_messages() {
 fn active_deadline_fails_the_pod_with_an_event() {
     let c = OneNode::up();
     let cp = &c.cp;
-    cp.apply(&podgroup(
-        "deadline",
-        "  activeDeadlineSeconds: 3\n",
-        &container("c", SLEEPER, ""),
-    ));
-    cp.apply(&podgroup("updated", "", &container("c", SLEEPER, "")));
+    let deadline = podgroup("deadline").set("activeDeadlineSeconds", json!(3));
+    cp.apply(&deadline.container(sleeper("c")).podgroup_manifest());
+    cp.apply(&podgroup("updated").container(sleeper("c")).podgroup_manifest());
     const MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
 
     let failed = |p: &PodGroup| st::phase(p) == "Failed" && st::terminated(p, "c").is_some();
@@ -361,8 +375,7 @@ fn active_deadline_fails_the_pod_with_an_event() {
     assert_eq!(e["type"], "Normal");
     assert_eq!(e["reportingController"], "peapod");
     assert_eq!(e["reportingInstance"], common::cluster::NODE_A);
-    c.assert_status_writes_ok();
-    c.finish();
+    c.finish_with_status_writes_ok();
 }
 
 /// `kubectl delete` of a running PodGroup: the deletion is seen with the containers still running, the
@@ -372,9 +385,9 @@ fn active_deadline_fails_the_pod_with_an_event() {
 fn deletion_stops_with_the_grace_period_then_removes() {
     let c = OneNode::up();
     let cp = &c.cp;
-    cp.apply(&podgroup("polite", "", &container("main", SLEEPER, "")));
-    let stubborn = "trap \"\" TERM; while true; do sleep 0.2; done";
-    cp.apply(&podgroup("stubborn", "", &container("main", stubborn, "")));
+    cp.apply(&podgroup("polite").container(sleeper("main")).podgroup_manifest());
+    let stubborn = container("main").sh("trap \"\" TERM; while true; do sleep 0.2; done");
+    cp.apply(&podgroup("stubborn").container(stubborn).podgroup_manifest());
     for name in ["polite", "stubborn"] {
         cp.wait_pg(NS, name, "running", T, |p| st::running(p, "main"));
     }
@@ -386,16 +399,8 @@ fn deletion_stops_with_the_grace_period_then_removes() {
     };
     // Gone well before the 30 s default grace period: the spec's 3 s were applied, not the default.
     let seen = cp.watch_until_deleted(NS, "stubborn", Duration::from_secs(20), delete("stubborn"));
-    let versions: Vec<(String, PodGroup)> = seen
-        .into_iter()
-        .map(|(kind, v)| (kind, serde_json::from_value(v).expect("a PodGroup")))
-        .collect();
-    let deleting = versions
-        .iter()
-        .map(|(_, p)| p)
-        .find(|p| p.metadata.deletion_timestamp.is_some())
-        .expect("a version with deletionTimestamp");
-    assert!(st::running(deleting, "main"), "deletion is graceful");
+    let (versions, deleting) = deletion_versions(seen);
+    assert!(st::running(&deleting, "main"), "deletion is graceful");
     let (kind, last) = versions.last().unwrap();
     assert_eq!(kind, "DELETED");
     assert_eq!(st::phase(last), "Failed", "killed by SIGKILL: exit 137");
@@ -427,6 +432,5 @@ fn deletion_stops_with_the_grace_period_then_removes() {
         assert_eq!(killing["involvedObject"]["fieldPath"], "spec.containers{main}");
     }
     assert!(cp.get(NS, "polite").is_none() && cp.get(NS, "stubborn").is_none());
-    c.assert_status_writes_ok();
-    c.finish();
+    c.finish_with_status_writes_ok();
 }

@@ -10,10 +10,11 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::cluster::{has_event, raw_container, OneNode};
-use common::{st, wait_for, BUSYBOX};
+use common::builder::{exec_probe, ContainerBuilder, PodBuilder};
+use common::cluster::{deletion_versions, has_event, raw_container, OneNode};
+use common::{c, pod, st, wait_for};
 use peapod::api::PodGroup;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(90);
 const NS: &str = "default";
@@ -21,24 +22,30 @@ const NS: &str = "default";
 /// Runs until SIGTERM, then exits 0 at once.
 const SLEEPER: &str = "trap \"exit 0\" TERM; while true; do sleep 0.2; done";
 
-/// A PodGroup in `default` with a 3 s grace period and the hostPath volume `host` at `dir`; `extra` is more
-/// spec fields, each line indented by two.
-fn podgroup(name: &str, dir: &Path, extra: &str, containers: &str) -> String {
-    format!(
-        "apiVersion: peapod.dev/v1alpha1\nkind: PodGroup\nmetadata:\n  name: {name}\n  namespace: {NS}\nspec:\n  terminationGracePeriodSeconds: 3\n  volumes: [{{name: host, hostPath: {{path: {}, type: Directory}}}}]\n{extra}  containers:\n{containers}",
-        dir.display()
-    )
+/// A PodGroup in `default` with a 3 s grace period and the hostPath volume `host` at `dir`.
+fn podgroup(name: &str, dir: &Path) -> PodBuilder {
+    pod(name)
+        .namespace(NS)
+        .grace(3)
+        .volume("host", json!({"hostPath": {"path": dir, "type": "Directory"}}))
 }
 
-/// One busybox container `name` running `script` with `sh -c`, the hostPath volume at `/host`; `extra` is
-/// more container fields.
-fn container(name: &str, script: &str, extra: &str) -> String {
-    format!("  - name: {name}\n    image: {BUSYBOX}\n    command: [sh, -c, '{script}']\n    volumeMounts: [{{name: host, mountPath: /host}}]\n{extra}")
+/// One busybox container `name` running `script` with `sh -c`, the hostPath volume at `/host`.
+fn container(name: &str, script: &str) -> ContainerBuilder {
+    c(name).sh(script).mount("host", "/host")
 }
 
-/// An exec probe or handler running `script` with `sh -c`, as a flow mapping.
-fn exec(script: &str) -> String {
-    format!("{{command: [sh, -c, '{script}']}}")
+/// An exec handler running `script` with `sh -c`.
+fn exec(script: &str) -> Value {
+    json!({"command": ["sh", "-c", script]})
+}
+
+/// One node running the PodGroup `name` that `spec` makes of `podgroup(name, dir)`, `dir` a fresh directory.
+fn up_with(name: &str, spec: impl FnOnce(PodBuilder) -> PodBuilder) -> (OneNode, tempfile::TempDir) {
+    let c = OneNode::up();
+    let dir = hostdir();
+    c.cp.apply(&spec(podgroup(name, dir.path())).podgroup_manifest());
+    (c, dir)
 }
 
 fn ready_column(p: &PodGroup) -> String {
@@ -94,19 +101,11 @@ fn hostdir() -> tempfile::TempDir {
 /// READY at 0/1 while it fails; once it passes both conditions turn True and READY shows 1/1.
 #[test]
 fn readiness_probe_gates_ready_conditions_and_column() {
-    let c = OneNode::up();
+    let probe = exec_probe(["sh", "-c", "test -e /host/ready || { echo not yet; exit 1; }"]).period(1);
+    let (c, dir) = up_with("ready", |pg| {
+        pg.container(container("c", SLEEPER).readiness(probe))
+    });
     let cp = &c.cp;
-    let dir = hostdir();
-    let probe = format!(
-        "    readinessProbe: {{exec: {}, periodSeconds: 1}}\n",
-        exec("test -e /host/ready || { echo not yet; exit 1; }")
-    );
-    cp.apply(&podgroup(
-        "ready",
-        dir.path(),
-        "",
-        &container("c", SLEEPER, &probe),
-    ));
 
     let not_ready = (
         "False".to_string(),
@@ -140,8 +139,7 @@ fn readiness_probe_gates_ready_conditions_and_column() {
     assert_eq!(ready_column(&p), "1/1");
     assert_eq!(kubectl_ready(&c, "ready"), "1/1");
     assert_eq!(st::restarts(&p, "c"), 0, "readiness never restarts");
-    c.assert_status_writes_ok();
-    c.finish();
+    c.finish_with_status_writes_ok();
 }
 
 /// A failing liveness probe: `Unhealthy` ("Liveness probe failed: <output>") and `Killing` ("Container c
@@ -149,20 +147,14 @@ fn readiness_probe_gates_ready_conditions_and_column() {
 /// SIGTERM: 137 after the grace period) and restarted.
 #[test]
 fn liveness_failure_kills_and_restarts_with_events() {
-    let c = OneNode::up();
-    let cp = &c.cp;
-    let dir = hostdir();
     let stubborn = "trap \"\" TERM; while true; do sleep 0.2; done";
-    let probe = format!(
-        "    livenessProbe: {{exec: {}, periodSeconds: 1, failureThreshold: 2}}\n",
-        exec("echo not alive; exit 1")
-    );
-    cp.apply(&podgroup(
-        "live",
-        dir.path(),
-        "",
-        &container("c", stubborn, &probe),
-    ));
+    let probe = exec_probe(["sh", "-c", "echo not alive; exit 1"])
+        .period(1)
+        .failures(2);
+    let (c, _dir) = up_with("live", |pg| {
+        pg.container(container("c", stubborn).liveness(probe))
+    });
+    let cp = &c.cp;
 
     let p = cp.wait_pg(NS, "live", "restarted", T, |p| st::restarts(p, "c") >= 1);
     assert_eq!(st::phase(&p), "Running");
@@ -194,27 +186,20 @@ fn liveness_failure_kills_and_restarts_with_events() {
         killing["message"],
         "Container c failed liveness probe, will be restarted"
     );
-    c.assert_status_writes_ok();
-    c.finish();
+    c.finish_with_status_writes_ok();
 }
 
 /// A startup probe: `started` stays false (and the container unready) while it fails, turns true once it
 /// passes; the container is never restarted meanwhile.
 #[test]
 fn startup_probe_gates_started() {
-    let c = OneNode::up();
+    let probe = exec_probe(["sh", "-c", "test -e /host/started || { echo not yet; exit 1; }"])
+        .period(1)
+        .failures(60);
+    let (c, dir) = up_with("startup", |pg| {
+        pg.container(container("c", SLEEPER).startup(probe))
+    });
     let cp = &c.cp;
-    let dir = hostdir();
-    let probe = format!(
-        "    startupProbe: {{exec: {}, periodSeconds: 1, failureThreshold: 60}}\n",
-        exec("test -e /host/started || { echo not yet; exit 1; }")
-    );
-    cp.apply(&podgroup(
-        "startup",
-        dir.path(),
-        "",
-        &container("c", SLEEPER, &probe),
-    ));
 
     cp.wait_pg(NS, "startup", "running", T, |p| st::running(p, "c"));
     wait_for_probe_failure(&c, "startup", "Startup");
@@ -233,8 +218,7 @@ fn startup_probe_gates_started() {
     // No readiness probe: ready as soon as started.
     let p = cp.wait_pg(NS, "startup", "ready", T, |p| st::container(p, "c").ready);
     assert_eq!(ready_column(&p), "1/1");
-    c.assert_status_writes_ok();
-    c.finish();
+    c.finish_with_status_writes_ok();
 }
 
 /// A failing postStart hook: a `FailedPostStartHook` Warning with the fixed message "PostStartHook failed" (the
@@ -242,19 +226,11 @@ fn startup_probe_gates_started() {
 /// message "FailedPostStartHook") and restarted.
 #[test]
 fn post_start_failure_restarts_without_leaking_output() {
-    let c = OneNode::up();
+    let hook = json!({"postStart": {"exec": exec("echo hook-secret-output; exit 1")}});
+    let (c, _dir) = up_with("poststart", |pg| {
+        pg.container(container("c", SLEEPER).set("lifecycle", hook))
+    });
     let cp = &c.cp;
-    let dir = hostdir();
-    let hook = format!(
-        "    lifecycle: {{postStart: {{exec: {}}}}}\n",
-        exec("echo hook-secret-output; exit 1")
-    );
-    cp.apply(&podgroup(
-        "poststart",
-        dir.path(),
-        "",
-        &container("c", SLEEPER, &hook),
-    ));
 
     cp.wait_pg(NS, "poststart", "restarted", T, |p| st::restarts(p, "c") >= 1);
     let events = wait_for("FailedPostStartHook event", T, || {
@@ -282,8 +258,7 @@ fn post_start_failure_restarts_without_leaking_output() {
             "hook output in an Event: {e:#}"
         );
     }
-    c.assert_status_writes_ok();
-    c.finish();
+    c.finish_with_status_writes_ok();
 }
 
 /// `kubectl delete` of a pod with a preStop hook: the hook runs to completion before the container gets
@@ -291,20 +266,12 @@ fn post_start_failure_restarts_without_leaking_output() {
 /// way, and once terminal the status stays terminal on every later version, the DELETED one included.
 #[test]
 fn pre_stop_runs_before_sigterm_on_delete() {
-    let c = OneNode::up();
-    let cp = &c.cp;
-    let dir = hostdir();
     let script = "trap \"echo term >> /host/log; exit 0\" TERM; while true; do sleep 0.2; done";
-    let hook = format!(
-        "    lifecycle: {{preStop: {{exec: {}}}}}\n",
-        exec("echo prestop-begin >> /host/log; sleep 1; echo prestop-end >> /host/log")
-    );
-    cp.apply(&podgroup(
-        "prestop",
-        dir.path(),
-        "",
-        &container("c", script, &hook),
-    ));
+    let pre_stop = exec("echo prestop-begin >> /host/log; sleep 1; echo prestop-end >> /host/log");
+    let (c, dir) = up_with("prestop", |pg| {
+        pg.container(container("c", script).set("lifecycle", json!({"preStop": {"exec": pre_stop}})))
+    });
+    let cp = &c.cp;
     cp.wait_pg(NS, "prestop", "running", T, |p| st::running(p, "c"));
 
     let seen = cp.watch_until_deleted(NS, "prestop", T, || {
@@ -313,16 +280,8 @@ fn pre_stop_runs_before_sigterm_on_delete() {
     let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
     assert_eq!(log, "prestop-begin\nprestop-end\nterm\n", "hook, then SIGTERM");
 
-    let versions: Vec<(String, PodGroup)> = seen
-        .into_iter()
-        .map(|(kind, v)| (kind, serde_json::from_value(v).expect("a PodGroup")))
-        .collect();
-    let deleting = versions
-        .iter()
-        .map(|(_, p)| p)
-        .find(|p| p.metadata.deletion_timestamp.is_some())
-        .expect("a version with deletionTimestamp");
-    assert!(st::running(deleting, "c"), "deletion is graceful");
+    let (versions, deleting) = deletion_versions(seen);
+    assert!(st::running(&deleting, "c"), "deletion is graceful");
     let first_terminal = versions
         .iter()
         .position(|(_, p)| st::phase(p) == "Succeeded")
@@ -338,8 +297,7 @@ fn pre_stop_runs_before_sigterm_on_delete() {
         !has_event(&events, "FailedPreStopHook", None),
         "the hook succeeded: {events:#?}"
     );
-    c.assert_status_writes_ok();
-    c.finish();
+    c.finish_with_status_writes_ok();
 }
 
 /// A native sidecar (initContainers[0] with restartPolicy Always) in a restartPolicy Never pod: it runs beside
@@ -347,15 +305,13 @@ fn pre_stop_runs_before_sigterm_on_delete() {
 /// reaches Succeeded once the app exits 0, the sidecar stopped.
 #[test]
 fn native_sidecar_runs_beside_the_app_until_it_succeeds() {
-    let c = OneNode::up();
+    let app = container("app", "while [ ! -e /host/done ]; do sleep 0.2; done; exit 0");
+    let (c, dir) = up_with("sidecar", |pg| {
+        pg.restart_never()
+            .sidecar(container("side", SLEEPER))
+            .container(app)
+    });
     let cp = &c.cp;
-    let dir = hostdir();
-    let init = format!(
-        "  restartPolicy: Never\n  initContainers:\n{}",
-        container("side", SLEEPER, "    restartPolicy: Always\n")
-    );
-    let app = container("app", "while [ ! -e /host/done ]; do sleep 0.2; done; exit 0", "");
-    cp.apply(&podgroup("sidecar", dir.path(), &init, &app));
 
     let p = cp.wait_pg(NS, "sidecar", "both running and ready", T, |p| {
         st::running(p, "side") && st::running(p, "app") && ready_column(p) == "2/2"
@@ -404,6 +360,5 @@ fn native_sidecar_runs_beside_the_app_until_it_succeeds() {
     );
     assert_eq!(ready_column(&p), "0/2");
     assert_eq!(kubectl_ready(&c, "sidecar"), "0/2");
-    c.assert_status_writes_ok();
-    c.finish();
+    c.finish_with_status_writes_ok();
 }

@@ -122,6 +122,33 @@ fn listen_in(netns: &Path, ip: IpAddr) -> Result<SocketAddr> {
     Ok(addr)
 }
 
+/// The test's bridge network `network` (bridge `bridge`, host-local leases in `ipam_dir` from
+/// `10.88.<octet>.10-50`) as `10-pptest.conflist` in `conf_dir`.
+fn write_conflist(conf_dir: &Path, network: &str, bridge: &str, ipam_dir: &Path, octet: u8) -> Result<()> {
+    let conflist = serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": network,
+        "plugins": [{
+            "type": "bridge",
+            "bridge": bridge,
+            "isGateway": false,
+            "ipMasq": false,
+            "ipam": {
+                "type": "host-local",
+                "dataDir": ipam_dir,
+                "ranges": [[{
+                    "subnet": format!("10.88.{octet}.0/24"),
+                    "rangeStart": format!("10.88.{octet}.10"),
+                    "rangeEnd": format!("10.88.{octet}.50"),
+                    "gateway": format!("10.88.{octet}.1"),
+                }]],
+            },
+        }],
+    });
+    fs::write(conf_dir.join("10-pptest.conflist"), conflist.to_string())?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn bridge_network_add_check_del() -> Result<()> {
     if let Some(reason) = skip_reason() {
@@ -139,27 +166,7 @@ async fn bridge_network_add_check_del() -> Result<()> {
     let (conf_dir, ipam_dir) = (tmp.path().join("net.d"), tmp.path().join("ipam"));
     fs::create_dir(&conf_dir)?;
     let network = format!("pptest-{tag}");
-    let conflist = serde_json::json!({
-        "cniVersion": "1.0.0",
-        "name": network,
-        "plugins": [{
-            "type": "bridge",
-            "bridge": bridge.0,
-            "isGateway": false,
-            "ipMasq": false,
-            "ipam": {
-                "type": "host-local",
-                "dataDir": ipam_dir,
-                "ranges": [[{
-                    "subnet": format!("10.88.{octet}.0/24"),
-                    "rangeStart": format!("10.88.{octet}.10"),
-                    "rangeEnd": format!("10.88.{octet}.50"),
-                    "gateway": format!("10.88.{octet}.1"),
-                }]],
-            },
-        }],
-    });
-    fs::write(conf_dir.join("10-pptest.conflist"), conflist.to_string())?;
+    write_conflist(&conf_dir, &network, &bridge.0, &ipam_dir, octet)?;
 
     let net = CniConfig::load(&[conf_dir], std::slice::from_ref(&plugins))?.context("config is found")?;
     let cni = CniConfig::new(vec![plugins], tmp.path().join("cache"));

@@ -7,25 +7,35 @@ mod common;
 
 use std::time::Duration;
 
-use common::{st, wait_for, Node, BUSYBOX};
+use common::builder::{ContainerBuilder, PodBuilder};
+use common::{c, pod, st, wait_for, Node};
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
 
-/// Upstream `newPod`: one container `dapi-container`, restartPolicy Never; `container` holds its command,
-/// env and mounts, `extra` the pod's volumes and annotations.
-fn pod(name: &str, metadata: &str, container: &str, volumes: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {{name: {name}}}\n{metadata}spec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 2\n{volumes}  containers:\n  - name: dapi-container\n    image: {BUSYBOX}\n{container}"
-    )
+/// Upstream `newPod`: restartPolicy Never, labelled with its name, with the one container `dapi`.
+fn new_pod(name: &str, dapi: ContainerBuilder) -> PodBuilder {
+    pod(name)
+        .label("name", name)
+        .restart_never()
+        .grace(2)
+        .container(dapi)
 }
 
-const WORKDIR: &str = "  volumes: [{name: workdir1, emptyDir: {}}]\n";
+/// Upstream's container `dapi-container`.
+fn dapi() -> ContainerBuilder {
+    c("dapi-container")
+}
+
+/// `subPathExpr: expr` of the volume `workdir1` mounted at `path`.
+fn sub_path_expr(path: &str, expr: &str) -> serde_json::Value {
+    json!({"name": "workdir1", "mountPath": path, "subPathExpr": expr})
+}
 
 fn finish(mut node: Node, file: &str, name: &str) {
     node.delete(file);
     wait_for("pod gone", T, || node.get(name).is_none().then_some(()));
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// Upstream `TestContainerOutput`: the pod succeeds and its log holds every expected string.
@@ -51,9 +61,13 @@ fn test_container_output(manifest: &str, name: &str, expected: &[&str]) -> Strin
 /// [NodeConformance]".
 #[test]
 fn should_allow_composing_env_vars_into_new_env_vars() {
-    let c = "    command: [sh, -c, env]\n    env:\n    - {name: FOO, value: foo-value}\n    - {name: BAR, value: bar-value}\n    - {name: FOOBAR, value: '$(FOO);;$(BAR)'}\n";
+    let c = dapi()
+        .command(["sh", "-c", "env"])
+        .env("FOO", "foo-value")
+        .env("BAR", "bar-value")
+        .env("FOOBAR", "$(FOO);;$(BAR)");
     test_container_output(
-        &pod("var-expansion", "", c, ""),
+        &new_pod("var-expansion", c).manifest(),
         "var-expansion",
         &["FOO=foo-value", "BAR=bar-value", "FOOBAR=foo-value;;bar-value"],
     );
@@ -63,8 +77,18 @@ fn should_allow_composing_env_vars_into_new_env_vars() {
 /// command [NodeConformance]".
 #[test]
 fn should_allow_substituting_values_in_a_containers_command() {
-    let c = "    command: [sh, -c, 'TEST_VAR=wrong echo \"$(TEST_VAR)\"']\n    env: [{name: TEST_VAR, value: test-value}]\n";
-    let log = test_container_output(&pod("var-expansion", "", c, ""), "var-expansion", &["test-value"]);
+    prints_test_var(dapi().sh("TEST_VAR=wrong echo \"$(TEST_VAR)\""));
+}
+
+/// The check of both substitution tests: with `TEST_VAR=test-value` in its env, `dapi` prints `test-value`
+/// and nothing else.
+fn prints_test_var(dapi: ContainerBuilder) {
+    let c = dapi.env("TEST_VAR", "test-value");
+    let log = test_container_output(
+        &new_pod("var-expansion", c).manifest(),
+        "var-expansion",
+        &["test-value"],
+    );
     assert_eq!(log, "test-value\n");
 }
 
@@ -72,9 +96,11 @@ fn should_allow_substituting_values_in_a_containers_command() {
 /// args [NodeConformance]".
 #[test]
 fn should_allow_substituting_values_in_a_containers_args() {
-    let c = "    command: [sh, -c]\n    args: ['TEST_VAR=wrong echo \"$(TEST_VAR)\"']\n    env: [{name: TEST_VAR, value: test-value}]\n";
-    let log = test_container_output(&pod("var-expansion", "", c, ""), "var-expansion", &["test-value"]);
-    assert_eq!(log, "test-value\n");
+    prints_test_var(
+        dapi()
+            .command(["sh", "-c"])
+            .args(["TEST_VAR=wrong echo \"$(TEST_VAR)\""]),
+    );
 }
 
 /// Not an upstream `It`: the rest of the kubelet's expansion rules (third_party/forked/golang/expansion,
@@ -84,8 +110,17 @@ fn should_allow_substituting_values_in_a_containers_args() {
 #[test]
 fn escaped_and_undefined_references_stay_literal() {
     // The shell prints its `$0` and `$B` as they are: it does not evaluate what is inside them.
-    let c = "    command: [sh, -c, 'echo \"$0\"; echo \"B=$B\"', '$$(A)|$(A)|$(UNDEFINED)|$(LATER)']\n    env:\n    - {name: A, value: a-value}\n    - {name: B, value: '$(LATER)-$(A)-$$(A)'}\n    - {name: LATER, value: later-value}\n";
-    let log = test_container_output(&pod("var-expansion", "", c, ""), "var-expansion", &[]);
+    let c = dapi()
+        .command([
+            "sh",
+            "-c",
+            "echo \"$0\"; echo \"B=$B\"",
+            "$$(A)|$(A)|$(UNDEFINED)|$(LATER)",
+        ])
+        .env("A", "a-value")
+        .env("B", "$(LATER)-$(A)-$$(A)")
+        .env("LATER", "later-value");
+    let log = test_container_output(&new_pod("var-expansion", c).manifest(), "var-expansion", &[]);
     assert_eq!(
         log,
         "$(A)|a-value|$(UNDEFINED)|later-value\nB=$(LATER)-a-value-$(A)\n"
@@ -97,20 +132,24 @@ fn escaped_and_undefined_references_stay_literal() {
 #[test]
 fn should_allow_substituting_values_in_a_volume_subpath() {
     let name = "var-expansion-subpath";
-    let c = format!(
-        "    command: [sh, -c, 'test -d /testcontainer/{name};echo $?']\n    env: [{{name: POD_NAME, value: {name}}}]\n    volumeMounts:\n    - {{name: workdir1, mountPath: /logscontainer, subPathExpr: '$(POD_NAME)'}}\n    - {{name: workdir1, mountPath: /testcontainer}}\n"
-    );
-    let log = test_container_output(&pod(name, "", &c, WORKDIR), name, &["0"]);
+    let c = dapi()
+        .sh(&format!("test -d /testcontainer/{name};echo $?"))
+        .env("POD_NAME", name)
+        .append("volumeMounts", sub_path_expr("/logscontainer", "$(POD_NAME)"))
+        .mount("workdir1", "/testcontainer");
+    let p = new_pod(name, c).empty_dir("workdir1");
+    let log = test_container_output(&p.manifest(), name, &["0"]);
     assert_eq!(log, "0\n");
 }
 
 /// Upstream `testPodFailSubpath`: the container fails with CreateContainerConfigError (waiting).
 fn test_pod_fail_subpath(value: &str) {
     let mut node = Node::new();
-    let c = format!(
-        "    env: [{{name: POD_NAME, value: '{value}'}}]\n    volumeMounts:\n    - {{name: workdir1, mountPath: /logscontainer, subPathExpr: '$(POD_NAME)'}}\n"
-    );
-    node.apply("p.yaml", &pod("var-expansion", "", &c, WORKDIR));
+    let c = dapi()
+        .env("POD_NAME", value)
+        .append("volumeMounts", sub_path_expr("/logscontainer", "$(POD_NAME)"));
+    let p = new_pod("var-expansion", c).empty_dir("workdir1");
+    node.apply("p.yaml", &p.manifest());
     node.start();
     let p = node.wait_pod("var-expansion", "CreateContainerConfigError", T, |p| {
         st::waiting_reason(p, "dapi-container").as_deref() == Some("CreateContainerConfigError")
@@ -134,14 +173,25 @@ fn should_fail_substituting_values_in_a_volume_subpath_with_absolute_path() {
     test_pod_fail_subpath("/tmp");
 }
 
-fn annotated(annotation: &str) -> String {
-    let c = "    command: [sh, -c, 'tail -f /dev/null']\n    env:\n    - {name: POD_NAME, value: foo}\n    - name: ANNOTATION\n      valueFrom: {fieldRef: {apiVersion: v1, fieldPath: \"metadata.annotations['mysubpath']\"}}\n    volumeMounts:\n    - {name: workdir1, mountPath: /subpath_mount, subPathExpr: '$(ANNOTATION)/$(POD_NAME)'}\n    - {name: workdir1, mountPath: /volume_mount}\n";
-    pod(
-        "var-expansion",
-        &format!("  annotations: {{{annotation}}}\n"),
-        c,
-        WORKDIR,
-    )
+/// Upstream's pod whose subPathExpr expands the annotation `mysubpath`; it carries the annotation `key`.
+fn annotated(key: &str, value: &str) -> String {
+    let field = json!({"apiVersion": "v1", "fieldPath": "metadata.annotations['mysubpath']"});
+    let c = dapi()
+        .sh("tail -f /dev/null")
+        .env("POD_NAME", "foo")
+        .append(
+            "env",
+            json!({"name": "ANNOTATION", "valueFrom": {"fieldRef": field}}),
+        )
+        .append(
+            "volumeMounts",
+            sub_path_expr("/subpath_mount", "$(ANNOTATION)/$(POD_NAME)"),
+        )
+        .mount("workdir1", "/volume_mount");
+    new_pod("var-expansion", c)
+        .annotation(key, value)
+        .empty_dir("workdir1")
+        .manifest()
 }
 
 /// test/e2e/common/node/expansion.go, "Variable Expansion should verify that a failing subpath expansion can
@@ -151,13 +201,13 @@ fn annotated(annotation: &str) -> String {
 #[test]
 fn should_verify_that_a_failing_subpath_expansion_can_be_modified_during_the_lifecycle_of_a_container() {
     let mut node = Node::new();
-    node.apply("p.yaml", &annotated("notmysubpath: mypath"));
+    node.apply("p.yaml", &annotated("notmysubpath", "mypath"));
     node.start();
     let p = node.wait_pod("var-expansion", "CreateContainerConfigError", T, |p| {
         st::waiting_reason(p, "dapi-container").as_deref() == Some("CreateContainerConfigError")
     });
     assert_ne!(st::phase(&p), "Running");
-    node.apply("p.yaml", &annotated("mysubpath: mypath"));
+    node.apply("p.yaml", &annotated("mysubpath", "mypath"));
     node.wait_pod("var-expansion", "Running", T, |p| st::phase(p) == "Running");
     finish(node, "p.yaml", "var-expansion");
 }
@@ -168,7 +218,7 @@ fn should_verify_that_a_failing_subpath_expansion_can_be_modified_during_the_lif
 #[test]
 fn should_succeed_in_writing_subpaths_in_container() {
     let mut node = Node::new();
-    node.apply("p.yaml", &annotated("mysubpath: mypath"));
+    node.apply("p.yaml", &annotated("mysubpath", "mypath"));
     node.start();
     node.wait_pod("var-expansion", "Running", T, |p| st::phase(p) == "Running");
     let touch = node.peapod(&[
@@ -193,7 +243,7 @@ fn should_succeed_in_writing_subpaths_in_container() {
         "test -f /subpath_mount/test.log",
     ]);
     assert!(test.status.success(), "expected to be able to verify file");
-    node.apply("p.yaml", &annotated("mysubpath: mynewpath"));
+    node.apply("p.yaml", &annotated("mysubpath", "mynewpath"));
     node.wait_pod("var-expansion", "annotated pod running", T, |p| {
         st::phase(p) == "Running"
             && p.metadata

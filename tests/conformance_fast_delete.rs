@@ -10,8 +10,11 @@ mod common;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use common::{st, Node, BUSYBOX};
+use common::builder::ContainerBuilder;
+use common::{c, pod, st, Node};
+use k8s_openapi::api::core::v1::ContainerStatus;
 use peapod::api::PodGroup;
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
 /// Upstream runs 3 workers of 15 pods each; 3 of 4 keeps the test short on a small machine.
@@ -19,14 +22,18 @@ const WORKERS: usize = 3;
 const ITERATIONS: usize = 4;
 const DELAY_MS: u64 = 2000;
 
+/// Upstream's pod: `fail` exits 1, as an init container before `blocked` when `init`, else as the app.
 fn manifest(name: &str, init: bool) -> String {
-    let resources = "resources: {requests: {cpu: 5m, memory: 10Mi}}";
-    let containers = if init {
-        format!("  initContainers:\n  - {{name: fail, image: {BUSYBOX}, command: [/bin/false], {resources}}}\n  containers:\n  - {{name: blocked, image: {BUSYBOX}, command: [/bin/true], {resources}}}\n")
+    let small =
+        |c: ContainerBuilder| c.set("resources", json!({"requests": {"cpu": "5m", "memory": "10Mi"}}));
+    let fail = small(c("fail").command(["/bin/false"]));
+    let p = pod(name).label("name", "foo").restart_never().grace(1);
+    let p = if init {
+        p.init(fail).container(small(c("blocked").command(["/bin/true"])))
     } else {
-        format!("  containers:\n  - {{name: fail, image: {BUSYBOX}, command: [/bin/false], {resources}}}\n")
+        p.container(fail)
     };
-    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {{name: foo}}\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 1\n{containers}")
+    p.manifest()
 }
 
 /// A delay in [0, max) ms from the kernel's random bytes.
@@ -92,6 +99,20 @@ impl Verifier {
         }
         let s = st::try_container(pod, "fail")
             .ok_or_else(|| format!("pod {name} had incorrect containers: {status:?}"))?;
+        self.verify_fail(name, s)?;
+        if matches!(status.phase.as_deref(), Some("Failed" | "Succeeded")) {
+            self.has_terminal_phase = true;
+        } else if self.has_terminal_phase {
+            return Err(format!(
+                "pod {name} was in a terminal phase and then reverted: {status:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Upstream `Verify` on the `fail` container's status: once terminated it stays so, with exit code 1
+    /// (or 137 when lost or killed) and a plausible start and finish.
+    fn verify_fail(&mut self, name: &str, s: &ContainerStatus) -> Result<(), String> {
         let state = s.state.clone().unwrap_or_default();
         let t = state.terminated.clone();
         if self.has_terminated {
@@ -124,13 +145,6 @@ impl Verifier {
             if t.finished_at.is_some() && t.started_at.is_none() {
                 return Err(format!("pod {name} had finish time but not start time: {t:?}"));
             }
-        }
-        if matches!(status.phase.as_deref(), Some("Failed" | "Succeeded")) {
-            self.has_terminal_phase = true;
-        } else if self.has_terminal_phase {
-            return Err(format!(
-                "pod {name} was in a terminal phase and then reverted: {status:?}"
-            ));
         }
         Ok(())
     }
@@ -226,8 +240,7 @@ fn create_and_test_pods_repeatedly(init: bool) {
         results.iter().map(|r| r.1).sum::<usize>() > 0,
         "no pod reported its container"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// test/e2e/common/node/pods_fast_delete.go, "Pods Fast Delete Pod Container Status should never report

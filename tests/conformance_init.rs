@@ -7,20 +7,36 @@ mod common;
 
 use std::time::Duration;
 
-use common::{st, Node, BUSYBOX};
+use common::builder::{ContainerBuilder, PodBuilder};
+use common::{c, pod, st, Node};
 use peapod::api::PodGroup;
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);
 
-fn pod(name: &str, policy: &str, init: [&str; 2], app: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {{name: foo}}\nspec:\n  restartPolicy: {policy}\n  terminationGracePeriodSeconds: 2\n  initContainers:\n  - {{name: init1, image: {BUSYBOX}, command: [{}]}}\n  - {{name: init2, image: {BUSYBOX}, command: [{}]}}\n  containers:\n  - name: run1\n    image: {BUSYBOX}\n{app}",
-        init[0], init[1]
-    )
+/// The upstream test's pod `pod-init` (label `name: foo`): init containers `init1` and `init2` running
+/// `init1` and `init2` (one binary each), then the app container `run1`.
+fn pod_init(policy: &str, [init1, init2]: [&str; 2], run1: ContainerBuilder) -> PodBuilder {
+    pod("pod-init")
+        .label("name", "foo")
+        .restart(policy)
+        .grace(2)
+        .init(c("init1").command([init1]))
+        .init(c("init2").command([init2]))
+        .container(run1)
+}
+
+/// `run1` running `argv`, with upstream's `cpu: 100m` limit.
+fn limited<const N: usize>(argv: [&str; N]) -> ContainerBuilder {
+    c("run1")
+        .command(argv)
+        .set("resources", json!({"limits": {"cpu": "100m"}}))
 }
 
 /// The app container upstream runs with the pause image: it runs until stopped.
-const PAUSE: &str = "    command: [sleep, '3600']\n    resources: {limits: {cpu: 100m}}\n";
+fn pause() -> ContainerBuilder {
+    limited(["sleep", "3600"])
+}
 
 /// Upstream `initialized`: whether every init container completed, whether one failed, and an error when
 /// a container after an unfinished one is not waiting or a completed one is not ready.
@@ -125,33 +141,12 @@ fn init_statuses(p: &PodGroup) -> Vec<k8s_openapi::api::core::v1::ContainerStatu
         .unwrap_or_default()
 }
 
-fn finish(mut node: Node, file: &str, name: &str) {
-    node.delete(file);
-    common::wait_for("pod gone", T, || node.get(name).is_none().then_some(()));
-    assert!(node.stop(T).success());
-    node.assert_clean();
-}
-
-/// test/e2e/common/node/init_container.go, "InitContainer [NodeConformance] should invoke init containers on
-/// a RestartNever pod": both init containers and the app run to completion; the pod Succeeded, Initialized
-/// True, both init statuses ready and terminated with exit code 0.
-#[test]
-fn should_invoke_init_containers_on_a_restart_never_pod() {
-    let mut node = Node::new();
-    node.apply(
-        "p.yaml",
-        &pod(
-            "pod-init",
-            "Never",
-            ["/bin/true", "/bin/true"],
-            "    command: [/bin/true]\n",
-        ),
-    );
-    node.start();
-    let history = node.observe("pod-init", T, |p| p.is_some_and(|p| st::phase(p) == "Succeeded"));
-    check_invariants(&history);
+/// The checks upstream makes when the init containers succeed: the invariants over `history`, the pod
+/// ends in `phase`, Initialized True, both init statuses ready and terminated with exit code 0.
+fn check_initialized(history: &[PodGroup], phase: &str) {
+    check_invariants(history);
     let end = history.last().unwrap();
-    assert_eq!(st::phase(end), "Succeeded");
+    assert_eq!(st::phase(end), phase);
     assert_eq!(st::condition(end, "Initialized").unwrap().status, "True");
     let init = init_statuses(end);
     assert_eq!(init.len(), 2);
@@ -160,6 +155,58 @@ fn should_invoke_init_containers_on_a_restart_never_pod() {
         let t = s.state.as_ref().unwrap().terminated.as_ref().unwrap();
         assert_eq!(t.exit_code, 0);
     }
+}
+
+/// Upstream's check on every event while initialization fails: each app container waits with
+/// PodInitializing.
+fn assert_apps_initializing(p: &PodGroup) {
+    for s in p.status.as_ref().unwrap().pod.container_statuses.iter().flatten() {
+        assert_eq!(
+            s.state
+                .as_ref()
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.as_deref()),
+            Some("PodInitializing"),
+            "container {} should be waiting with PodInitializing: {s:#?}",
+            s.name
+        );
+    }
+}
+
+/// The checks upstream makes at the end when an init container fails: the pod ends in `phase` with
+/// Initialized False, ContainersNotInitialized and `message`, and both init statuses.
+fn check_not_initialized(history: &[PodGroup], phase: &str, message: &str) {
+    check_invariants(history);
+    let end = history.last().unwrap();
+    assert_eq!(st::phase(end), phase);
+    let init = st::condition(end, "Initialized").unwrap();
+    assert_eq!(init.status, "False");
+    assert_eq!(init.reason.as_deref(), Some("ContainersNotInitialized"));
+    assert_eq!(init.message.as_deref(), Some(message));
+    assert_eq!(init_statuses(end).len(), 2);
+}
+
+fn finish(mut node: Node, file: &str, name: &str) {
+    node.delete(file);
+    common::wait_for("pod gone", T, || node.get(name).is_none().then_some(()));
+    node.finish(T);
+}
+
+/// test/e2e/common/node/init_container.go, "InitContainer [NodeConformance] should invoke init containers on
+/// a RestartNever pod": both init containers and the app run to completion; the pod Succeeded, Initialized
+/// True, both init statuses ready and terminated with exit code 0.
+#[test]
+fn should_invoke_init_containers_on_a_restart_never_pod() {
+    let mut node = Node::new();
+    let init = pod_init(
+        "Never",
+        ["/bin/true", "/bin/true"],
+        c("run1").command(["/bin/true"]),
+    );
+    node.apply("p.yaml", &init.manifest());
+    node.start();
+    let history = node.observe("pod-init", T, |p| p.is_some_and(|p| st::phase(p) == "Succeeded"));
+    check_initialized(&history, "Succeeded");
     finish(node, "p.yaml", "pod-init");
 }
 
@@ -169,23 +216,11 @@ fn should_invoke_init_containers_on_a_restart_never_pod() {
 #[test]
 fn should_invoke_init_containers_on_a_restart_always_pod() {
     let mut node = Node::new();
-    node.apply(
-        "p.yaml",
-        &pod("pod-init", "Always", ["/bin/true", "/bin/true"], PAUSE),
-    );
+    let init = pod_init("Always", ["/bin/true", "/bin/true"], pause());
+    node.apply("p.yaml", &init.manifest());
     node.start();
     let history = node.observe("pod-init", T, |p| p.is_some_and(|p| st::phase(p) == "Running"));
-    check_invariants(&history);
-    let end = history.last().unwrap();
-    assert_eq!(st::phase(end), "Running");
-    assert_eq!(st::condition(end, "Initialized").unwrap().status, "True");
-    let init = init_statuses(end);
-    assert_eq!(init.len(), 2);
-    for s in &init {
-        assert!(s.ready, "init container {} should be in Ready status", s.name);
-        let t = s.state.as_ref().unwrap().terminated.as_ref().unwrap();
-        assert_eq!(t.exit_code, 0);
-    }
+    check_initialized(&history, "Running");
     finish(node, "p.yaml", "pod-init");
 }
 
@@ -196,10 +231,8 @@ fn should_invoke_init_containers_on_a_restart_always_pod() {
 #[test]
 fn should_not_start_app_containers_if_init_containers_fail_on_a_restart_always_pod() {
     let mut node = Node::new();
-    node.apply(
-        "p.yaml",
-        &pod("pod-init", "Always", ["/bin/false", "/bin/true"], PAUSE),
-    );
+    let init = pod_init("Always", ["/bin/false", "/bin/true"], pause());
+    node.apply("p.yaml", &init.manifest());
     node.start();
     // Back-off 0 s, 10 s, 20 s before the fourth run.
     let history = node.observe("pod-init", Duration::from_secs(100), |p| {
@@ -208,17 +241,7 @@ fn should_not_start_app_containers_if_init_containers_fail_on_a_restart_always_p
     // The conditions upstream checks on every event until then.
     let mut restarted = false;
     for p in history.iter().filter(|p| p.status.is_some()) {
-        for s in p.status.as_ref().unwrap().pod.container_statuses.iter().flatten() {
-            assert_eq!(
-                s.state
-                    .as_ref()
-                    .and_then(|s| s.waiting.as_ref())
-                    .and_then(|w| w.reason.as_deref()),
-                Some("PodInitializing"),
-                "container {} should be waiting with PodInitializing: {s:#?}",
-                s.name
-            );
-        }
+        assert_apps_initializing(p);
         let init = init_statuses(p);
         if init.len() != 2 {
             continue;
@@ -235,17 +258,11 @@ fn should_not_start_app_containers_if_init_containers_fail_on_a_restart_always_p
         restarted |= st::last_terminated(p, "init1").is_some();
     }
     assert!(restarted, "an attempt to restart init1 was seen");
-    check_invariants(&history);
-    let end = history.last().unwrap();
-    assert_eq!(st::phase(end), "Pending");
-    let init = st::condition(end, "Initialized").unwrap();
-    assert_eq!(init.status, "False");
-    assert_eq!(init.reason.as_deref(), Some("ContainersNotInitialized"));
-    assert_eq!(
-        init.message.as_deref(),
-        Some("containers with incomplete status: [init1 init2]")
+    check_not_initialized(
+        &history,
+        "Pending",
+        "containers with incomplete status: [init1 init2]",
     );
-    assert_eq!(init_statuses(end).len(), 2);
     finish(node, "p.yaml", "pod-init");
 }
 
@@ -256,32 +273,15 @@ fn should_not_start_app_containers_if_init_containers_fail_on_a_restart_always_p
 #[test]
 fn should_not_start_app_containers_and_fail_the_pod_if_init_containers_fail_on_a_restart_never_pod() {
     let mut node = Node::new();
-    node.apply(
-        "p.yaml",
-        &pod(
-            "pod-init",
-            "Never",
-            ["/bin/true", "/bin/false"],
-            "    command: [/bin/true]\n    resources: {limits: {cpu: 100m}}\n",
-        ),
-    );
+    let init = pod_init("Never", ["/bin/true", "/bin/false"], limited(["/bin/true"]));
+    node.apply("p.yaml", &init.manifest());
     node.start();
     let history = node.observe("pod-init", T, |p| {
         p.is_some_and(|p| matches!(st::phase(p), "Succeeded" | "Failed"))
     });
     let mut init2_failed = false;
     for p in history.iter().filter(|p| p.status.is_some()) {
-        for s in p.status.as_ref().unwrap().pod.container_statuses.iter().flatten() {
-            assert_eq!(
-                s.state
-                    .as_ref()
-                    .and_then(|s| s.waiting.as_ref())
-                    .and_then(|w| w.reason.as_deref()),
-                Some("PodInitializing"),
-                "container {} should be waiting with PodInitializing: {s:#?}",
-                s.name
-            );
-        }
+        assert_apps_initializing(p);
         if init_statuses(p).len() != 2 {
             continue;
         }
@@ -300,19 +300,9 @@ fn should_not_start_app_containers_and_fail_the_pod_if_init_containers_fail_on_a
         }
     }
     assert!(init2_failed, "init2 was seen failing");
-    check_invariants(&history);
-    let end = history.last().unwrap();
-    assert_eq!(st::phase(end), "Failed");
-    let init = st::condition(end, "Initialized").unwrap();
-    assert_eq!(init.status, "False");
-    assert_eq!(init.reason.as_deref(), Some("ContainersNotInitialized"));
-    assert_eq!(
-        init.message.as_deref(),
-        Some("containers with incomplete status: [init2]")
-    );
-    assert_eq!(init_statuses(end).len(), 2);
+    check_not_initialized(&history, "Failed", "containers with incomplete status: [init2]");
     assert!(
-        st::waiting_reason(end, "run1").is_some(),
+        st::waiting_reason(history.last().unwrap(), "run1").is_some(),
         "the app container never left Waiting"
     );
     finish(node, "p.yaml", "pod-init");

@@ -10,7 +10,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{st, wait_for, Node, BUSYBOX};
+use common::builder::PodBuilder;
+use common::{c, pod, sleeper, st, wait_for, Node, BUSYBOX};
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
 
@@ -21,10 +23,11 @@ const T: Duration = Duration::from_secs(60);
 #[test]
 fn should_be_submitted_and_removed() {
     let mut node = Node::new();
-    node.apply(
-        "p.yaml",
-        &format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: pod-submit-remove\n  labels: {{name: foo}}\nspec:\n  terminationGracePeriodSeconds: 30\n  containers:\n  - name: nginx\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n"),
-    );
+    let submitted = pod("pod-submit-remove")
+        .label("name", "foo")
+        .grace(30)
+        .container(sleeper("nginx"));
+    node.apply("p.yaml", &submitted.manifest());
     node.start();
     let running = node.wait_pod("pod-submit-remove", "Running", T, |p| {
         st::phase(p) == "Running" && st::running(p, "nginx")
@@ -48,13 +51,12 @@ fn should_be_submitted_and_removed() {
     assert!(history[first_terminal..]
         .iter()
         .all(|p| st::phase(p) == st::phase(last)));
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
-/// A manifest with a fixed uid, so that an edit updates the same pod.
-fn fixed_uid_pod(name: &str, uid: &str, spec: &str) -> String {
-    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  uid: {uid}\n  labels: {{name: foo}}\nspec:\n  terminationGracePeriodSeconds: 2\n{spec}")
+/// A pod with a fixed uid, so that an edit of its manifest updates the same pod.
+fn fixed_uid_pod(name: &str, uid: &str) -> PodBuilder {
+    pod(name).uid(uid).label("name", "foo").grace(2)
 }
 
 /// test/e2e/common/node/pods.go, "Pods should allow activeDeadlineSeconds to be updated [NodeConformance]":
@@ -64,24 +66,14 @@ fn fixed_uid_pod(name: &str, uid: &str, spec: &str) -> String {
 fn should_allow_active_deadline_seconds_to_be_updated() {
     let mut node = Node::new();
     let uid = "9d1c7bbe-0a5e-4c8e-9f5f-3a3d3f2a7d01";
-    let containers =
-        format!("  containers:\n  - name: nginx\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n");
-    node.apply(
-        "p.yaml",
-        &fixed_uid_pod("pod-update-activedeadlineseconds", uid, &containers),
-    );
+    let p = fixed_uid_pod("pod-update-activedeadlineseconds", uid)
+        .container(c("nginx").command(["sleep", "3600"]));
+    node.apply("p.yaml", &p.manifest());
     node.start();
     let running = node.wait_pod("pod-update-activedeadlineseconds", "Running", T, |p| {
         st::phase(p) == "Running"
     });
-    node.apply(
-        "p.yaml",
-        &fixed_uid_pod(
-            "pod-update-activedeadlineseconds",
-            uid,
-            &format!("  activeDeadlineSeconds: 5\n{containers}"),
-        ),
-    );
+    node.apply("p.yaml", &p.set("activeDeadlineSeconds", json!(5)).manifest());
     let p = node.wait_pod("pod-update-activedeadlineseconds", "DeadlineExceeded", T, |p| {
         st::phase(p) == "Failed"
     });
@@ -98,8 +90,7 @@ fn should_allow_active_deadline_seconds_to_be_updated() {
             .is_none()
             .then_some(())
     });
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// Upstream `getRestartDelay`: from the first look at a terminated instance, the time between its finish
@@ -156,15 +147,19 @@ fn should_have_their_auto_restart_back_off_timer_reset_on_image_update() {
     let spec = |image: &str| {
         // An explicit pull policy: an update may change only the image (the `:latest` tag would otherwise
         // default it to Always, a change the Pod update rules refuse).
-        format!("  containers:\n  - name: back-off\n    image: {image}\n    imagePullPolicy: IfNotPresent\n    command: [/bin/sh, -c, 'sleep 5', /crash/missing]\n")
+        let back_off = c("back-off").image(image).pull_policy("IfNotPresent").command([
+            "/bin/sh",
+            "-c",
+            "sleep 5",
+            "/crash/missing",
+        ]);
+        fixed_uid_pod("pod-back-off-image", uid)
+            .container(back_off)
+            .manifest()
     };
     let latest = common::test_images().join("busybox-latest.oci.tar");
-    let out = node.peapod(&["image", "import", latest.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    node.apply(
-        "p.yaml",
-        &fixed_uid_pod("pod-back-off-image", uid, &spec(BUSYBOX)),
-    );
+    node.import(&latest);
+    node.apply("p.yaml", &spec(BUSYBOX));
     node.start();
     node.wait_pod("pod-back-off-image", "Running", T, |p| st::phase(p) == "Running");
     let _delay0 = get_restart_delay(&node, "pod-back-off-image", "back-off");
@@ -175,10 +170,7 @@ fn should_have_their_auto_restart_back_off_timer_reset_on_image_update() {
         "the back-off grows: d1={delay1:?} d2={delay2:?}"
     );
     // The same image under another name: the container's spec (and so its back-off key) changes.
-    node.apply(
-        "p.yaml",
-        &fixed_uid_pod("pod-back-off-image", uid, &spec("localhost/busybox:latest")),
-    );
+    node.apply("p.yaml", &spec("localhost/busybox:latest"));
     let updated = node.wait_pod("pod-back-off-image", "image updated", T, |p| {
         st::phase(p) == "Running"
             && st::try_container(p, "back-off").is_some_and(|c| c.image.contains("busybox:latest"))
@@ -193,6 +185,5 @@ fn should_have_their_auto_restart_back_off_timer_reset_on_image_update() {
     wait_for("pod gone", T, || {
         node.get("pod-back-off-image").is_none().then_some(())
     });
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

@@ -8,15 +8,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{st, wait_for, Node, BUSYBOX};
+use common::builder::ContainerBuilder;
+use common::{c, pod, st, wait_for, Node};
 use peapod::api::PodGroup;
+use serde_json::json;
 
 /// Upstream `ContainerStatusRetryTimeout` is 5 minutes; these containers need seconds.
 const T: Duration = Duration::from_secs(60);
-
-fn pod(name: &str, policy: &str, body: &str) -> String {
-    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: {policy}\n  terminationGracePeriodSeconds: 2\n{body}")
-}
 
 /// `GetContainerState` of the upstream helper: which of the three states is set.
 fn state(p: &PodGroup, c: &str) -> &'static str {
@@ -52,10 +50,12 @@ fn should_run_with_the_expected_status() {
         ("terminate-cmd-rpn", "Never", "Failed", "Terminated", 0, false),
     ];
     for (name, policy, ..) in cases {
-        let body = format!(
-            "  volumes: [{{name: restart-count, emptyDir: {{medium: Memory}}}}]\n  containers:\n  - name: {name}\n    image: {BUSYBOX}\n    command: [sh, -c, {script:?}]\n    volumeMounts: [{{name: restart-count, mountPath: /restart-count}}]\n"
-        );
-        node.apply(&format!("{name}.yaml"), &pod(name, policy, &body));
+        let counted = pod(name)
+            .restart(policy)
+            .grace(2)
+            .volume("restart-count", json!({"emptyDir": {"medium": "Memory"}}))
+            .container(c(name).sh(script).mount("restart-count", "/restart-count"));
+        node.apply(&format!("{name}.yaml"), &counted.manifest());
     }
     node.start();
     for (name, _, phase, container_state, restart_count, ready) in cases {
@@ -72,18 +72,33 @@ fn should_run_with_the_expected_status() {
             node.get(name).is_none().then_some(())
         });
     }
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
+}
+
+/// The upstream test's container: `/bin/sh -c script`, with its termination message at `path`.
+fn message_container(script: &str, path: &str) -> ContainerBuilder {
+    c("termination-message-container")
+        .command(["/bin/sh", "-c"])
+        .args([script])
+        .set("terminationMessagePath", json!(path))
+}
+
+/// `message_container` with `terminationMessagePolicy: FallbackToLogsOnError`.
+fn fallback_container(script: &str) -> ContainerBuilder {
+    message_container(script, "/dev/termination-log")
+        .set("terminationMessagePolicy", json!("FallbackToLogsOnError"))
 }
 
 /// The upstream `matchTerminationMessage`: a restartPolicy Never pod with the container
 /// `termination-message-container` reaches `phase`; the container is terminated with `message` ("" when
 /// absent, as the Go field reads).
-fn match_termination_message(container: &str, phase: &str, message: &str) {
+fn match_termination_message(container: ContainerBuilder, phase: &str, message: &str) {
+    let msg = pod("termination-message")
+        .restart_never()
+        .grace(2)
+        .container(container);
     let mut node = Node::new();
-    let body =
-        format!("  containers:\n  - name: termination-message-container\n    image: {BUSYBOX}\n{container}");
-    node.apply("msg.yaml", &pod("termination-message", "Never", &body));
+    node.apply("msg.yaml", &msg.manifest());
     node.start();
     let p = node.wait_pod("termination-message", phase, T, |p| st::phase(p) == phase);
     assert_eq!(state(&p, "termination-message-container"), "Terminated");
@@ -93,8 +108,7 @@ fn match_termination_message(container: &str, phase: &str, message: &str) {
     wait_for("pod gone", T, || {
         node.get("termination-message").is_none().then_some(())
     });
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// test/e2e/common/node/runtime.go, "Container Runtime blackbox test on terminated container should report
@@ -102,7 +116,8 @@ fn match_termination_message(container: &str, phase: &str, message: &str) {
 #[test]
 fn should_report_termination_message_if_termination_message_path_is_set() {
     match_termination_message(
-        "    command: [/bin/sh, -c]\n    args: ['/bin/echo -n DONE > /dev/termination-log']\n    terminationMessagePath: /dev/termination-log\n    securityContext: {runAsUser: 0}\n",
+        message_container("/bin/echo -n DONE > /dev/termination-log", "/dev/termination-log")
+            .security(json!({"runAsUser": 0})),
         "Succeeded",
         "DONE",
     );
@@ -115,7 +130,11 @@ fn should_report_termination_message_if_termination_message_path_is_set() {
 fn should_report_termination_message_if_termination_message_path_is_set_as_non_root_user_and_at_a_non_default_path(
 ) {
     match_termination_message(
-        "    command: [/bin/sh, -c]\n    args: ['/bin/echo -n DONE > /dev/termination-custom-log']\n    terminationMessagePath: /dev/termination-custom-log\n    securityContext: {runAsUser: 10000}\n",
+        message_container(
+            "/bin/echo -n DONE > /dev/termination-custom-log",
+            "/dev/termination-custom-log",
+        )
+        .security(json!({"runAsUser": 10000})),
         "Succeeded",
         "DONE",
     );
@@ -128,7 +147,7 @@ fn should_report_termination_message_if_termination_message_path_is_set_as_non_r
 fn should_report_termination_message_from_log_output_if_termination_message_policy_fallback_to_logs_on_error_is_set(
 ) {
     match_termination_message(
-        "    command: [/bin/sh, -c]\n    args: ['/bin/echo -n DONE; /bin/false']\n    terminationMessagePath: /dev/termination-log\n    terminationMessagePolicy: FallbackToLogsOnError\n",
+        fallback_container("/bin/echo -n DONE; /bin/false"),
         "Failed",
         "DONE",
     );
@@ -141,7 +160,7 @@ fn should_report_termination_message_from_log_output_if_termination_message_poli
 fn should_report_termination_message_as_empty_when_pod_succeeds_and_termination_message_policy_fallback_to_logs_on_error_is_set(
 ) {
     match_termination_message(
-        "    command: [/bin/sh, -c]\n    args: ['/bin/echo -n DONE; /bin/true']\n    terminationMessagePath: /dev/termination-log\n    terminationMessagePolicy: FallbackToLogsOnError\n",
+        fallback_container("/bin/echo -n DONE; /bin/true"),
         "Succeeded",
         "",
     );
@@ -154,7 +173,7 @@ fn should_report_termination_message_as_empty_when_pod_succeeds_and_termination_
 fn should_report_termination_message_from_file_when_pod_succeeds_and_termination_message_policy_fallback_to_logs_on_error_is_set(
 ) {
     match_termination_message(
-        "    command: [/bin/sh, -c]\n    args: ['/bin/echo -n OK > /dev/termination-log; /bin/echo DONE; /bin/true']\n    terminationMessagePath: /dev/termination-log\n    terminationMessagePolicy: FallbackToLogsOnError\n",
+        fallback_container("/bin/echo -n OK > /dev/termination-log; /bin/echo DONE; /bin/true"),
         "Succeeded",
         "OK",
     );
@@ -174,10 +193,14 @@ fn refused_port() -> u16 {
 fn should_not_be_able_to_pull_image_from_invalid_registry() {
     let mut node = Node::new();
     let image = format!("127.0.0.1:{}/invalid/busybox:1.35.0", refused_port());
-    let body = format!(
-        "  containers:\n  - name: image-pull-test\n    image: {image}\n    imagePullPolicy: Always\n    command: [/bin/sh, -c, 'while true; do sleep 1; done']\n"
+    let pull = pod("image-pull-test").restart_never().grace(2).container(
+        c("image-pull-test").image(&image).pull_policy("Always").command([
+            "/bin/sh",
+            "-c",
+            "while true; do sleep 1; done",
+        ]),
     );
-    node.apply("pull.yaml", &pod("image-pull-test", "Never", &body));
+    node.apply("pull.yaml", &pull.manifest());
     node.start();
     // Upstream checks the container state first (the default phase is Pending anyway), then the phase.
     let p = node.wait_pod("image-pull-test", "a pull failure", T, |p| {
@@ -209,6 +232,5 @@ fn should_not_be_able_to_pull_image_from_invalid_registry() {
     wait_for("pod gone", T, || {
         node.get("image-pull-test").is_none().then_some(())
     });
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

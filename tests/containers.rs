@@ -6,33 +6,41 @@ mod common;
 
 use std::time::Duration;
 
-use common::{st, wait_for, Node, BUSYBOX};
+use common::builder::{ContainerBuilder, PodBuilder};
+use common::{c, pod, st, wait_for, Node};
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
 
-fn pod(name: &str, policy: &str, containers: &str) -> String {
-    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: {policy}\n  terminationGracePeriodSeconds: 2\n  containers:\n{containers}")
+/// A `restartPolicy: Never` Pod with a 2 s grace period and one container.
+fn once(name: &str, container: ContainerBuilder) -> String {
+    pod(name).restart_never().grace(2).container(container).manifest()
+}
+
+/// A `restartPolicy: Always` Pod with a 2 s grace period.
+fn always(name: &str) -> PodBuilder {
+    pod(name).restart_always().grace(2)
 }
 
 #[test]
 fn run_as_user_group_and_non_root_follow_the_kubelet() {
+    let ids = pod("ids")
+        .restart_never()
+        .grace(2)
+        .security(json!({"supplementalGroups": [3000]}))
+        .container(
+            c("c")
+                .sh("id; grep -E \"^(CapEff|NoNewPrivs)\" /proc/self/status")
+                .security(json!({"runAsUser": 1000, "runAsGroup": 2000})),
+        );
     let mut node = Node::new();
-    let ids = format!(
-        "  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'id; grep -E \"^(CapEff|NoNewPrivs)\" /proc/self/status']\n    securityContext: {{runAsUser: 1000, runAsGroup: 2000}}\n"
-    );
-    node.apply(
-        "ids.yaml",
-        &pod("ids", "Never", &ids).replace(
-            "  containers:",
-            "  securityContext: {supplementalGroups: [3000]}\n  containers:",
-        ),
-    );
-    let root = format!(
-        "  - name: c\n    image: {BUSYBOX}\n    command: [id]\n    securityContext: {{runAsNonRoot: true}}\n"
-    );
-    node.apply("root.yaml", &pod("root", "Never", &root));
-    let ro = format!("  - name: c\n    image: {BUSYBOX}\n    command: [touch, /x]\n    securityContext: {{readOnlyRootFilesystem: true}}\n");
-    node.apply("ro.yaml", &pod("ro", "Never", &ro));
+    node.apply("ids.yaml", &ids.manifest());
+    let root = c("c").command(["id"]).security(json!({"runAsNonRoot": true}));
+    node.apply("root.yaml", &once("root", root));
+    let ro = c("c")
+        .command(["touch", "/x"])
+        .security(json!({"readOnlyRootFilesystem": true}));
+    node.apply("ro.yaml", &once("ro", ro));
     node.start();
     node.wait_pod("ids", "Succeeded", T, |p| st::phase(p) == "Succeeded");
     let out = String::from_utf8_lossy(&node.peapod(&["logs", "ids"]).stdout).into_owned();
@@ -48,16 +56,7 @@ fn run_as_user_group_and_non_root_follow_the_kubelet() {
     let p = node.wait_pod("root", "CreateContainerConfigError", T, |p| {
         st::waiting_reason(p, "c").as_deref() == Some("CreateContainerConfigError")
     });
-    let msg = st::container(&p, "c")
-        .state
-        .as_ref()
-        .unwrap()
-        .waiting
-        .as_ref()
-        .unwrap()
-        .message
-        .clone()
-        .unwrap();
+    let msg = st::waiting(&p, "c").unwrap().message.unwrap();
     assert!(
         msg.starts_with("container has runAsNonRoot and image will run as root (pod: \"root_default("),
         "{msg}"
@@ -69,20 +68,25 @@ fn run_as_user_group_and_non_root_follow_the_kubelet() {
         1,
         "read-only rootfs refuses writes"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// Ports runtime.go "on terminated container should report termination message ...".
 #[test]
 fn termination_messages_from_file_and_from_logs() {
+    let file = c("c")
+        .sh("echo -n DONE > /dev/termination-custom-log")
+        .set("terminationMessagePath", json!("/dev/termination-custom-log"))
+        .security(json!({"runAsUser": 10000}));
     let mut node = Node::new();
-    let file = format!("  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo -n DONE > /dev/termination-custom-log']\n    terminationMessagePath: /dev/termination-custom-log\n    securityContext: {{runAsUser: 10000}}\n");
-    node.apply("file.yaml", &pod("msg-file", "Never", &file));
-    let logs = format!("  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo -n DONE; exit 1']\n    terminationMessagePolicy: FallbackToLogsOnError\n");
-    node.apply("logs.yaml", &pod("msg-logs", "Never", &logs));
-    let quiet = format!("  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo -n DONE']\n    terminationMessagePolicy: FallbackToLogsOnError\n");
-    node.apply("quiet.yaml", &pod("msg-quiet", "Never", &quiet));
+    node.apply("file.yaml", &once("msg-file", file));
+    let fallback = |script: &str| {
+        c("c")
+            .sh(script)
+            .set("terminationMessagePolicy", json!("FallbackToLogsOnError"))
+    };
+    node.apply("logs.yaml", &once("msg-logs", fallback("echo -n DONE; exit 1")));
+    node.apply("quiet.yaml", &once("msg-quiet", fallback("echo -n DONE")));
     node.start();
     let msg = |name: &str| {
         let p = node.wait_pod(name, "terminated", T, |p| st::terminated(p, "c").is_some());
@@ -99,28 +103,21 @@ fn termination_messages_from_file_and_from_logs() {
         "falls back to the log on error"
     );
     assert_eq!(msg("msg-quiet"), None, "no fallback when the container succeeds");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
 fn pull_policies_and_missing_images() {
+    let never = c("c").image("localhost/not-imported:1").pull_policy("Never");
     let mut node = Node::new();
-    let never = "  - name: c\n    image: localhost/not-imported:1\n    imagePullPolicy: Never\n".to_string();
-    node.apply("never.yaml", &pod("never", "Always", &never));
-    let short = "  - name: c\n    image: nosuchimage:1\n".to_string();
-    node.apply("short.yaml", &pod("short", "Always", &short));
+    node.apply("never.yaml", &always("never").container(never).manifest());
+    let short = c("c").image("nosuchimage:1");
+    node.apply("short.yaml", &always("short").container(short).manifest());
     node.start();
     let p = node.wait_pod("never", "ErrImageNeverPull", T, |p| {
         st::waiting_reason(p, "c").as_deref() == Some("ErrImageNeverPull")
     });
-    let w = st::container(&p, "c")
-        .state
-        .as_ref()
-        .unwrap()
-        .waiting
-        .clone()
-        .unwrap();
+    let w = st::waiting(&p, "c").unwrap();
     assert_eq!(
         w.message.as_deref(),
         Some("Container image \"localhost/not-imported:1\" is not present with pull policy of Never")
@@ -137,41 +134,24 @@ fn pull_policies_and_missing_images() {
             || log.contains("Failed to pull image \"nosuchimage:1\""),
         "{log}"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
 fn logs_previous_tail_and_exec_exit_codes() {
     let mut node = Node::new();
-    let c = format!("  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'for i in 1 2 3; do echo line $i; done; echo err >&2; if [ -f /tmp/ran ]; then sleep 3600; fi; touch /tmp/ran; exit 2']\n");
     // /tmp is in the container's writable layer, which a new instance does not keep: use a volume.
-    let spec = pod(
-        "chatty",
-        "Always",
-        &c.replace("/tmp/ran", "/state/ran").replace(
-            "    command:",
-            "    volumeMounts: [{name: state, mountPath: /state}]\n    command:",
-        ),
-    )
-    .replace(
-        "  containers:",
-        "  volumes: [{name: state, emptyDir: {}}]\n  containers:",
+    let chatty = always("chatty").empty_dir("state").container(
+        c("c")
+            .sh("for i in 1 2 3; do echo line $i; done; echo err >&2; if [ -f /state/ran ]; then sleep 3600; fi; touch /state/ran; exit 2")
+            .mount("state", "/state"),
     );
-    node.apply("chatty.yaml", &spec);
+    node.apply("chatty.yaml", &chatty.manifest());
     node.start();
     node.wait_pod("chatty", "second instance running", T, |p| {
         st::running(p, "c") && st::restarts(p, "c") == 1
     });
-    let text = |args: &[&str]| {
-        let out = node.peapod(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let text = |args: &[&str]| node.peapod_ok(args);
     let current = wait_for("current log", T, || {
         let t = text(&["logs", "chatty"]);
         (t.lines().count() == 4).then_some(t)
@@ -185,12 +165,7 @@ fn logs_previous_tail_and_exec_exit_codes() {
     let stamped = text(&["logs", "chatty", "--tail", "1", "--timestamps"]);
     assert!(stamped.ends_with(" err\n") && stamped.len() > 30, "{stamped}");
     let p = node.get("chatty").unwrap();
-    let last = st::container(&p, "c")
-        .last_state
-        .clone()
-        .unwrap()
-        .terminated
-        .unwrap();
+    let last = st::last_terminated(&p, "c").unwrap();
     assert_eq!((last.exit_code, last.reason.as_deref()), (2, Some("Error")));
     // exec propagates exit codes; a missing container is an error.
     let out = node.peapod(&["exec", "chatty", "--", "sh", "-c", "exit 3"]);
@@ -200,19 +175,18 @@ fn logs_previous_tail_and_exec_exit_codes() {
         .status
         .success());
     assert!(!node.peapod(&["logs", "missing"]).status.success());
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
 fn active_deadline_and_manifest_edits() {
     let mut node = Node::new();
-    let c = format!("  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n");
-    node.apply(
-        "deadline.yaml",
-        &pod("deadline", "Always", &c).replace("  containers:", "  activeDeadlineSeconds: 2\n  containers:"),
-    );
-    node.apply("edit.yaml", &pod("edit", "Always", &c));
+    let sleep = |secs: &str| c("c").command(["sleep", secs]);
+    let deadline = always("deadline")
+        .set("activeDeadlineSeconds", json!(2))
+        .container(sleep("3600"));
+    node.apply("deadline.yaml", &deadline.manifest());
+    node.apply("edit.yaml", &always("edit").container(sleep("3600")).manifest());
     node.start();
     // The phase turns Failed as the kubelet reports it, before the container is stopped.
     let p = node.wait_pod("deadline", "DeadlineExceeded", T, |p| {
@@ -228,10 +202,7 @@ fn active_deadline_and_manifest_edits() {
     assert_eq!(st::terminated(&p, "c").map(|t| t.exit_code), Some(137));
 
     let first = node.wait_pod("edit", "running", T, |p| st::running(p, "c"));
-    node.apply(
-        "edit.yaml",
-        &pod("edit", "Always", &c.replace("'3600'", "'7200'")),
-    );
+    node.apply("edit.yaml", &always("edit").container(sleep("7200")).manifest());
     let second = node.wait_pod("edit", "replaced", T, |p| {
         p.metadata.uid != first.metadata.uid && st::running(p, "c")
     });
@@ -251,6 +222,5 @@ fn active_deadline_and_manifest_edits() {
     wait_for("edited pod removed", T, || {
         node.get("edit").is_none().then_some(())
     });
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

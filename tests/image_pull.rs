@@ -7,7 +7,7 @@ mod image_fixture;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use peapod::image::{ErrorKind, ImageStore, PullOptions};
+use peapod::image::{Error, ErrorKind, Image, ImageStore, PullOptions};
 use sha2::Digest as _;
 
 use image_fixture::registry::{free_port, Registry, REGISTRY};
@@ -105,20 +105,7 @@ async fn pulls_from_a_loopback_registry() -> Result<()> {
         .context("stored under its full name")?;
     assert_eq!(found.id, image.id);
 
-    let with_default = PullOptions {
-        default_registry: Some(host.clone()),
-        ..PullOptions::default()
-    };
-    let short = store.pull("busybox:1.0", &with_default).await?;
-    assert_eq!(
-        (short.name.as_str(), short.id.as_str()),
-        (image.name.as_str(), image.id.as_str())
-    );
-    assert!(store.lookup_with("busybox:1.0", Some(&host))?.is_some());
-    assert!(
-        store.lookup("busybox:1.0")?.is_none(),
-        "without the registry the short name is not qualified"
-    );
+    check_short_name(&store, &host, &image).await?;
 
     let pinned = store
         .pull(&format!("{host}/busybox@{}", image.manifest_digest), &none)
@@ -137,11 +124,41 @@ async fn pulls_from_a_loopback_registry() -> Result<()> {
         "repo digest names the index: {list_digest}"
     );
 
-    let missing = store
-        .pull(&format!("{host}/busybox:nope"), &none)
-        .await
+    check_not_found(&store, &host).await?;
+    drop(registry);
+    Ok(())
+}
+
+/// A short name pulls the same image when the registry is the default one, and is not qualified without it.
+async fn check_short_name(store: &ImageStore, host: &str, image: &Image) -> Result<()> {
+    let with_default = PullOptions {
+        default_registry: Some(host.to_string()),
+        ..PullOptions::default()
+    };
+    let short = store.pull("busybox:1.0", &with_default).await?;
+    assert_eq!(
+        (short.name.as_str(), short.id.as_str()),
+        (image.name.as_str(), image.id.as_str())
+    );
+    assert!(store.lookup_with("busybox:1.0", Some(host))?.is_some());
+    assert!(
+        store.lookup("busybox:1.0")?.is_none(),
+        "without the registry the short name is not qualified"
+    );
+    Ok(())
+}
+
+/// The error of a pull of `name` that must fail.
+async fn pull_error(store: &ImageStore, name: &str) -> Result<Error> {
+    let pulled = store.pull(name, &PullOptions::default()).await;
+    pulled
         .err()
-        .context("missing tag")?;
+        .with_context(|| format!("the pull of {name} succeeded"))
+}
+
+/// A missing tag or repository is NotFound, with containerd's wording.
+async fn check_not_found(store: &ImageStore, host: &str) -> Result<()> {
+    let missing = pull_error(store, &format!("{host}/busybox:nope")).await?;
     assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
     let nope = format!("{host}/busybox:nope");
     assert_eq!(
@@ -149,13 +166,8 @@ async fn pulls_from_a_loopback_registry() -> Result<()> {
         format!("failed to pull and unpack image \"{nope}\": failed to resolve reference \"{nope}\": {nope}: not found"),
         "containerd's wording, which the kubelet shows"
     );
-    let missing_repo = store
-        .pull(&format!("{host}/nothing/here:1"), &none)
-        .await
-        .err()
-        .context("missing repo")?;
+    let missing_repo = pull_error(store, &format!("{host}/nothing/here:1")).await?;
     assert_eq!(missing_repo.kind(), ErrorKind::NotFound, "{missing_repo}");
-    drop(registry);
     Ok(())
 }
 
@@ -163,7 +175,6 @@ async fn pulls_from_a_loopback_registry() -> Result<()> {
 async fn unpullable_names_and_dead_registries_fail_clearly() -> Result<()> {
     let work = tempfile::tempdir()?;
     let store = ImageStore::open(work.path().join("images"))?;
-    let none = PullOptions::default();
     let cases = [
         (
             "busybox",
@@ -174,16 +185,12 @@ async fn unpullable_names_and_dead_registries_fail_clearly() -> Result<()> {
         ("Not/Valid", ErrorKind::InvalidName, "must be lowercase"),
     ];
     for (name, kind, text) in cases {
-        let error = store.pull(name, &none).await.err().context(name)?;
+        let error = pull_error(&store, name).await?;
         assert_eq!(error.kind(), kind, "{name}: {error}");
         assert!(error.to_string().contains(text), "{name}: {error}");
     }
     let dead = format!("127.0.0.1:{}", free_port()?);
-    let error = store
-        .pull(&format!("{dead}/busybox:1"), &none)
-        .await
-        .err()
-        .context("dead registry")?;
+    let error = pull_error(&store, &format!("{dead}/busybox:1")).await?;
     assert_eq!(error.kind(), ErrorKind::Unreachable, "{error}");
     Ok(())
 }

@@ -9,34 +9,21 @@ mod image_fixture;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{st, test_images, wait_for, Node, BUSYBOX};
-use image_fixture::registry::{Options, Registry, REGISTRY};
+use common::builder::PodBuilder;
+use common::{pod, sleeper, st, test_images, wait_for, Node, BUSYBOX};
+use image_fixture::registry::{Registry, REGISTRY};
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
 
-fn sleeper_pod(name: &str, image: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: peapod.dev/v1alpha1\nkind: PodGroup\nmetadata:\n  name: {name}\nspec:\n  \
-         terminationGracePeriodSeconds: 2\n{extra}  containers:\n  - name: main\n    image: {image}\n    \
-         command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n"
-    )
+/// A PodGroup whose container `main` runs `image` until SIGTERM.
+fn sleeper_pod(name: &str, image: &str) -> PodBuilder {
+    pod(name).grace(2).container(sleeper("main").image(image))
 }
 
 /// Starts `peapod run` on the node's manifests with extra flags.
 fn start(node: &mut Node, extra: &[&str]) {
-    let manifests = node.manifests.to_str().unwrap().to_string();
-    let parent = node.cgroup_parent.clone();
-    let mut args = vec![
-        "run",
-        "-f",
-        &manifests,
-        "--poll-interval",
-        "0.2",
-        "--cgroup-parent",
-        &parent,
-    ];
-    args.extend_from_slice(extra);
-    node.start_with(&args, &[]);
+    node.start_run(extra, &[]);
 }
 
 fn image_names(node: &Node) -> String {
@@ -66,7 +53,7 @@ fn unused_images_are_pruned_and_collected_but_never_one_in_use() {
         return;
     }
     let mut node = Node::new();
-    node.apply("web.yaml", &sleeper_pod("web", BUSYBOX, ""));
+    node.apply("web.yaml", &sleeper_pod("web", BUSYBOX).podgroup_manifest());
     start(&mut node, &[]);
     node.wait_pod("web", "running", T, |p| st::running(p, "main"));
 
@@ -106,8 +93,7 @@ fn unused_images_are_pruned_and_collected_but_never_one_in_use() {
     let log = node.supervisor_log();
     assert!(log.contains("garbage collected image"), "{log}");
 
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -116,19 +102,8 @@ fn a_pod_pulls_a_private_image_with_the_node_registry_config() {
         return;
     }
     let mut node = Node::new();
-    let registry = Registry::start_with(Options {
-        user: Some(("bob".into(), "hunter2-node".into())),
-        tls: false,
-    })
-    .unwrap();
     let archive = test_images().join("busybox.oci.tar");
-    registry
-        .push(
-            &format!("oci-archive:{}", archive.display()),
-            "team/busybox:1",
-            Some(("bob", "hunter2-node")),
-        )
-        .unwrap();
+    let (registry, image) = Registry::private("bob", "hunter2-node", &archive, "team/busybox:1").unwrap();
     let auth = base64::engine::general_purpose::STANDARD.encode("bob:hunter2-node");
     let config = node.dir.path().join("config.json");
     std::fs::write(
@@ -139,12 +114,13 @@ fn a_pod_pulls_a_private_image_with_the_node_registry_config() {
         ),
     )
     .unwrap();
-    let image = format!("{}/team/busybox:1", registry.host);
     // Standalone pods have no API to read secrets from: the node's config is used, and the kubelet's
     // warning says so.
     node.apply(
         "private.yaml",
-        &sleeper_pod("private", &image, "  imagePullSecrets: [{name: regcred}]\n"),
+        &sleeper_pod("private", &image)
+            .set("imagePullSecrets", json!([{"name": "regcred"}]))
+            .podgroup_manifest(),
     );
     start(&mut node, &["--registry-config", config.to_str().unwrap()]);
     node.wait_pod("private", "running", T, |p| st::running(p, "main"));
@@ -163,7 +139,6 @@ fn a_pod_pulls_a_private_image_with_the_node_registry_config() {
     let image_id = &st::container(&status, "main").image_id;
     assert!(image_id.contains("team/busybox@sha256:"), "{image_id}");
 
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
     drop(registry);
 }

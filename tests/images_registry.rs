@@ -188,24 +188,7 @@ async fn tls_registries_are_trusted_through_the_certs_dir() -> Result<()> {
 /// A CA certificate nobody signed anything with.
 fn selfsigned_ca(dir: &Path) -> Result<Vec<u8>> {
     let (key, crt) = (dir.join("stray.key"), dir.join("stray.crt"));
-    image_fixture::run(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=stray",
-            "-keyout",
-            key.to_str().context("utf-8")?,
-            "-out",
-            crt.to_str().context("utf-8")?,
-        ],
-    )?;
+    image_fixture::registry::self_signed(&key, &crt, "/CN=stray", "1", &[])?;
     Ok(std::fs::read(crt)?)
 }
 

@@ -7,10 +7,12 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{st, wait_for, Node, BUSYBOX};
+use common::builder::{ContainerBuilder, PodBuilder};
+use common::{c, pod, st, wait_for, Node};
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
 
@@ -27,20 +29,15 @@ struct HookPod {
 }
 
 impl HookPod {
-    /// Starts a node running pod `name` with `containers` (YAML list items) and the hook directory mounted
-    /// at /hooks in each.
-    fn start(name: &str, grace: u32, policy: &str, containers: &[String]) -> HookPod {
+    /// Starts a node running pod `name` with `containers`, each with the hook directory mounted at /hooks.
+    fn start(name: &str, grace: i64, policy: &str, containers: &[ContainerBuilder]) -> HookPod {
         let mut node = Node::new();
-        let hooks = node.dir.path().join("hooks");
-        std::fs::create_dir_all(&hooks).unwrap();
-        let mut yaml = format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: {policy}\n  terminationGracePeriodSeconds: {grace}\n  volumes: [{{name: hooks, hostPath: {{path: {}, type: Directory}}}}]\n  containers:\n",
-            hooks.display()
+        let hooks = hook_dir(&node);
+        let spec = containers.iter().cloned().fold(
+            with_hooks(pod(name).restart(policy).grace(grace), &hooks),
+            PodBuilder::container,
         );
-        for c in containers {
-            yaml.push_str(c);
-        }
-        node.apply(&format!("{name}.yaml"), &yaml);
+        node.apply(&format!("{name}.yaml"), &spec.manifest());
         node.start();
         HookPod { node, hooks }
     }
@@ -65,22 +62,33 @@ impl HookPod {
     }
 
     fn finish(mut self) {
-        assert!(self.node.stop(T).success());
-        self.node.assert_clean();
+        self.node.finish(T);
     }
 }
 
-fn container(name: &str, script: &str, lifecycle: &str) -> String {
-    format!(
-        "  - name: {name}\n    image: {BUSYBOX}\n    command: [sh, -c, '{script}']\n    volumeMounts: [{{name: hooks, mountPath: /hooks}}]\n{lifecycle}"
-    )
+/// The node's hook directory (created), where the containers log what their hooks did.
+fn hook_dir(node: &Node) -> PathBuf {
+    let hooks = node.dir.path().join("hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    hooks
+}
+
+/// `pod` with the hostPath volume `hooks` at `dir`.
+fn with_hooks(pod: PodBuilder, dir: &Path) -> PodBuilder {
+    pod.volume("hooks", json!({"hostPath": {"path": dir, "type": "Directory"}}))
+}
+
+/// A busybox container running `script` with `sh -c`, the hook directory at /hooks.
+fn container(name: &str, script: &str) -> ContainerBuilder {
+    c(name).sh(script).mount("hooks", "/hooks")
 }
 
 /// lifecycle_hook.go: "should execute poststart exec hook properly".
 #[test]
 fn should_execute_poststart_exec_hook_properly() {
-    let hook = "    lifecycle:\n      postStart:\n        exec: {command: [sh, -c, 'sleep 1; echo poststart >> /hooks/log']}\n";
-    let pod = HookPod::start("pse", 2, "Always", &[container("c", MAIN, hook)]);
+    let hook =
+        json!({"postStart": {"exec": {"command": ["sh", "-c", "sleep 1; echo poststart >> /hooks/log"]}}});
+    let pod = HookPod::start("pse", 2, "Always", &[container("c", MAIN).set("lifecycle", hook)]);
     let p = pod.node.wait_pod("pse", "running", T, |p| st::running(p, "c"));
     // The container is reported Running only once its postStart hook has returned.
     assert_eq!(pod.log(), "poststart\n");
@@ -91,9 +99,9 @@ fn should_execute_poststart_exec_hook_properly() {
 /// lifecycle_hook.go: "should execute prestop exec hook properly".
 #[test]
 fn should_execute_prestop_exec_hook_properly() {
-    let hook =
-        "    lifecycle:\n      preStop:\n        exec: {command: [sh, -c, 'echo prestop >> /hooks/log']}\n";
-    let pod = HookPod::start("pre", 15, "Always", &[container("c", MAIN, hook)]);
+    let hook = json!({"preStop": {"exec": {"command": ["sh", "-c", "echo prestop >> /hooks/log"]}}});
+    let c = container("c", MAIN).set("lifecycle", hook);
+    let pod = HookPod::start("pre", 15, "Always", &[c]);
     pod.node.wait_pod("pre", "running", T, |p| st::running(p, "c"));
     pod.delete("pre");
     assert_eq!(
@@ -104,16 +112,17 @@ fn should_execute_prestop_exec_hook_properly() {
     pod.finish();
 }
 
+/// Starts pod `name` whose container `c` has the HTTP `hook` served by its sibling container `server`.
+fn http_hook_pod(name: &str, grace: i64, hook: serde_json::Value) -> HookPod {
+    let c = container("c", MAIN).set("lifecycle", hook);
+    HookPod::start(name, grace, "Always", &[container("server", SERVER), c])
+}
+
 /// lifecycle_hook.go: "should execute poststart http hook properly".
 #[test]
 fn should_execute_poststart_http_hook_properly() {
-    let hook = "    lifecycle:\n      postStart:\n        httpGet: {path: '/cgi-bin/echo?msg=poststart', port: 8080}\n";
-    let pod = HookPod::start(
-        "psh",
-        2,
-        "Always",
-        &[container("server", SERVER, ""), container("c", MAIN, hook)],
-    );
+    let hook = json!({"postStart": {"httpGet": {"path": "/cgi-bin/echo?msg=poststart", "port": 8080}}});
+    let pod = http_hook_pod("psh", 2, hook);
     pod.node.wait_pod("psh", "running", T, |p| st::running(p, "c"));
     assert_eq!(pod.log(), "msg=poststart\n");
     pod.finish();
@@ -122,14 +131,8 @@ fn should_execute_poststart_http_hook_properly() {
 /// lifecycle_hook.go: "should execute prestop http hook properly".
 #[test]
 fn should_execute_prestop_http_hook_properly() {
-    let hook =
-        "    lifecycle:\n      preStop:\n        httpGet: {path: '/cgi-bin/echo?msg=prestop', port: 8080}\n";
-    let pod = HookPod::start(
-        "preh",
-        15,
-        "Always",
-        &[container("server", SERVER, ""), container("c", MAIN, hook)],
-    );
+    let hook = json!({"preStop": {"httpGet": {"path": "/cgi-bin/echo?msg=prestop", "port": 8080}}});
+    let pod = http_hook_pod("preh", 15, hook);
     pod.node.wait_pod("preh", "running", T, |p| {
         st::running(p, "c") && st::running(p, "server")
     });
@@ -142,9 +145,8 @@ fn should_execute_prestop_http_hook_properly() {
 /// A failing postStart hook kills the container (kuberuntime_container.go `startContainer`).
 #[test]
 fn failing_poststart_hook_kills_and_restarts_the_container() {
-    let hook =
-        "    lifecycle:\n      postStart:\n        exec: {command: [sh, -c, 'echo secret-output; exit 3']}\n";
-    let pod = HookPod::start("psf", 2, "Always", &[container("c", MAIN, hook)]);
+    let hook = json!({"postStart": {"exec": {"command": ["sh", "-c", "echo secret-output; exit 3"]}}});
+    let pod = HookPod::start("psf", 2, "Always", &[container("c", MAIN).set("lifecycle", hook)]);
     pod.node
         .wait_pod("psf", "restarted", T, |p| st::restarts(p, "c") >= 1);
     assert!(
@@ -175,8 +177,9 @@ fn failing_poststart_hook_kills_and_restarts_the_container() {
 /// lifecycle_hook.go: "valid prestop hook using sleep action".
 #[test]
 fn valid_prestop_hook_using_sleep_action() {
-    let hook = "    lifecycle:\n      preStop:\n        sleep: {seconds: 4}\n";
-    let pod = HookPod::start("sleep", 20, "Always", &[container("c", MAIN, hook)]);
+    let hook = json!({"preStop": {"sleep": {"seconds": 4}}});
+    let c = container("c", MAIN).set("lifecycle", hook);
+    let pod = HookPod::start("sleep", 20, "Always", &[c]);
     pod.node.wait_pod("sleep", "running", T, |p| st::running(p, "c"));
     let took = pod.delete("sleep");
     assert!(
@@ -194,8 +197,9 @@ fn valid_prestop_hook_using_sleep_action() {
 /// lifecycle_hook.go: "ignore terminated container".
 #[test]
 fn ignore_terminated_container() {
-    let hook = "    lifecycle:\n      preStop:\n        sleep: {seconds: 20}\n";
-    let pod = HookPod::start("done", 30, "Never", &[container("c", "exit 0", hook)]);
+    let hook = json!({"preStop": {"sleep": {"seconds": 20}}});
+    let c = container("c", "exit 0").set("lifecycle", hook);
+    let pod = HookPod::start("done", 30, "Never", &[c]);
     pod.node
         .wait_pod("done", "Succeeded", T, |p| st::phase(p) == "Succeeded");
     let took = pod.delete("done");
@@ -210,8 +214,10 @@ fn ignore_terminated_container() {
 /// with the kubelet's 2-second minimum (pod-lifecycle.md, "Termination of Pods").
 #[test]
 fn prestop_hook_longer_than_the_grace_period_is_cut_short() {
-    let hook = "    lifecycle:\n      preStop:\n        exec: {command: [sh, -c, 'echo prestop >> /hooks/log; sleep 60']}\n";
-    let pod = HookPod::start("long", 3, "Always", &[container("c", MAIN, hook)]);
+    let hook =
+        json!({"preStop": {"exec": {"command": ["sh", "-c", "echo prestop >> /hooks/log; sleep 60"]}}});
+    let c = container("c", MAIN).set("lifecycle", hook);
+    let pod = HookPod::start("long", 3, "Always", &[c]);
     pod.node.wait_pod("long", "running", T, |p| st::running(p, "c"));
     let took = pod.delete("long");
     assert!(took >= Duration::from_secs(3), "{took:?}");
@@ -233,13 +239,18 @@ fn prestop_hook_longer_than_the_grace_period_is_cut_short() {
 #[test]
 fn restartable_init_container_should_execute_poststart_exec_hook_properly() {
     let mut node = Node::new();
-    let hooks = node.dir.path().join("hooks");
-    std::fs::create_dir_all(&hooks).unwrap();
-    let yaml = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sc\nspec:\n  terminationGracePeriodSeconds: 2\n  volumes: [{{name: hooks, hostPath: {{path: {}, type: Directory}}}}]\n  initContainers:\n  - name: sidecar\n    image: {BUSYBOX}\n    restartPolicy: Always\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 1; done']\n    volumeMounts: [{{name: hooks, mountPath: /hooks}}]\n    lifecycle:\n      postStart:\n        exec: {{command: [sh, -c, 'sleep 1; echo poststart >> /hooks/log']}}\n  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sh, -c, 'cat /hooks/log > /hooks/seen-by-app; trap \"exit 0\" TERM; while true; do sleep 1; done']\n    volumeMounts: [{{name: hooks, mountPath: /hooks}}]\n",
-        hooks.display()
+    let hooks = hook_dir(&node);
+    let post_start =
+        json!({"postStart": {"exec": {"command": ["sh", "-c", "sleep 1; echo poststart >> /hooks/log"]}}});
+    let sidecar = container("sidecar", "trap \"exit 0\" TERM; while true; do sleep 1; done");
+    let app = container(
+        "app",
+        "cat /hooks/log > /hooks/seen-by-app; trap \"exit 0\" TERM; while true; do sleep 1; done",
     );
-    node.apply("sc.yaml", &yaml);
+    let sc = with_hooks(pod("sc").grace(2), &hooks)
+        .sidecar(sidecar.set("lifecycle", post_start))
+        .container(app);
+    node.apply("sc.yaml", &sc.manifest());
     node.start();
     node.wait_pod("sc", "app running", T, |p| st::running(p, "app"));
     let seen = wait_for("the app's copy of the log", T, || {
@@ -251,6 +262,5 @@ fn restartable_init_container_should_execute_poststart_exec_hook_properly() {
         seen, "poststart\n",
         "the app started after the sidecar's postStart hook"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

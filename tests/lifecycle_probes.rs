@@ -1,6 +1,7 @@
 //! Ports of test/e2e/common/node/container_probe.go ("Probing container") against `peapod run`, with real
-//! runc and the busybox image. Timings are scaled down (initial delays of seconds, not 15 s) and the
-//! upstream images replaced: agnhost's liveness server by busybox httpd with a CGI script.
+//! runc and the busybox image: readiness and liveness probes (exec, HTTP, TCP, timeouts). Timings are scaled
+//! down (initial delays of seconds, not 15 s) and the upstream images replaced: agnhost's liveness server by
+//! busybox httpd with a CGI script. Startup probes, terminating pods and sidecars: lifecycle_probes_startup.rs.
 //!
 //! Each test is named after the upstream `It`. Upstream's "should *not* be restarted with a GRPC liveness
 //! probe" needs a gRPC health server, which busybox lacks: the gRPC handler is tested in probe_handlers.rs.
@@ -8,65 +9,22 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{st, wait_for, Node, BUSYBOX};
+use common::builder::{exec_probe, http_probe, tcp_probe};
+use common::probing::{
+    assert_event, assert_no_event, container, finish, has_event, holds_for, probed, ready, start_probed,
+};
+use common::{st, wait_for, Node};
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
-
-fn pod(name: &str, grace: u32, containers: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: {grace}\n  containers:\n{containers}"
-    )
-}
-
-fn container(name: &str, script: &str, probes: &str) -> String {
-    format!("  - name: {name}\n    image: {BUSYBOX}\n    command: [sh, -c, '{script}']\n{probes}")
-}
-
-/// Whether the supervisor logged an event with `reason` whose line contains `fragment`.
-fn has_event(node: &Node, reason: &str, fragment: &str) -> bool {
-    node.supervisor_log()
-        .lines()
-        .any(|l| l.contains(&format!("reason={reason}")) && l.contains(fragment))
-}
-
-fn ready(p: &peapod::api::PodGroup, c: &str) -> bool {
-    st::try_container(p, c).is_some_and(|s| s.ready)
-}
-
-fn started(p: &peapod::api::PodGroup, c: &str) -> bool {
-    st::try_container(p, c).and_then(|s| s.started) == Some(true)
-}
-
-/// Samples the pod for `d` and asserts `pred` held at every sample.
-fn holds_for(
-    node: &Node,
-    name: &str,
-    d: Duration,
-    what: &str,
-    pred: impl Fn(&peapod::api::PodGroup) -> bool,
-) {
-    let end = Instant::now() + d;
-    while Instant::now() < end {
-        let p = node.get(name).expect("pod status");
-        assert!(pred(&p), "{what}: {:?}", p.status);
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn finish(mut node: Node) {
-    assert!(node.stop(T).success());
-    node.assert_clean();
-}
 
 /// container_probe.go: "with readiness probe should not be ready before initial delay and never restart".
 #[test]
 fn with_readiness_probe_should_not_be_ready_before_initial_delay_and_never_restart() {
-    let mut node = Node::new();
-    let probe = "    readinessProbe:\n      exec: {command: [/bin/true]}\n      initialDelaySeconds: 5\n      periodSeconds: 1\n";
-    node.apply("r.yaml", &pod("r", 2, &container("c", "exec sleep 600", probe)));
-    node.start();
+    let spec = container("c", "exec sleep 600").readiness(exec_probe(["/bin/true"]).delay(5).period(1));
+    let node = start_probed("r", 2, spec);
     let p = node.wait_pod("r", "running", T, |p| st::running(p, "c"));
     assert!(!ready(&p, "c"), "ready before the initial delay");
     assert_eq!(st::condition(&p, "Ready").unwrap().status, "False");
@@ -99,18 +57,12 @@ fn with_readiness_probe_should_not_be_ready_before_initial_delay_and_never_resta
 /// container_probe.go: "with readiness probe that fails should never be ready and never restart".
 #[test]
 fn with_readiness_probe_that_fails_should_never_be_ready_and_never_restart() {
-    let mut node = Node::new();
-    let probe = "    readinessProbe:\n      exec: {command: [/bin/false]}\n      periodSeconds: 1\n";
-    node.apply("nr.yaml", &pod("nr", 2, &container("c", "exec sleep 600", probe)));
-    node.start();
+    let spec = container("c", "exec sleep 600").readiness(exec_probe(["/bin/false"]).period(1));
+    let node = start_probed("nr", 2, spec);
     node.wait_pod("nr", "running", T, |p| st::running(p, "c"));
-    holds_for(
-        &node,
-        "nr",
-        Duration::from_secs(6),
-        "never ready, never restarted",
-        |p| !ready(p, "c") && st::restarts(p, "c") == 0 && st::phase(p) == "Running",
-    );
+    holds_for(&node, "nr", 6, "never ready, never restarted", |p| {
+        !ready(p, "c") && st::restarts(p, "c") == 0 && st::phase(p) == "Running"
+    });
     let p = node.get("nr").unwrap();
     let cond = st::condition(&p, "ContainersReady").unwrap();
     assert_eq!(cond.reason.as_deref(), Some("ContainersNotReady"));
@@ -118,11 +70,7 @@ fn with_readiness_probe_that_fails_should_never_be_ready_and_never_restart() {
         cond.message.as_deref(),
         Some("containers with unready status: [c]")
     );
-    assert!(
-        has_event(&node, "Unhealthy", "Readiness probe failed"),
-        "{}",
-        node.supervisor_log()
-    );
+    assert_event(&node, "Unhealthy", "Readiness probe failed");
     finish(node);
 }
 
@@ -130,31 +78,30 @@ fn with_readiness_probe_that_fails_should_never_be_ready_and_never_restart() {
 #[test]
 fn should_be_restarted_with_a_exec_cat_tmp_health_liveness_probe() {
     let mut node = Node::new();
-    let probe = "    livenessProbe:\n      exec: {command: [cat, /tmp/health]}\n      initialDelaySeconds: 1\n      periodSeconds: 1\n      failureThreshold: 1\n";
     let script = "echo ok >/tmp/health; sleep 3; rm -f /tmp/health; exec sleep 600";
-    node.apply("l.yaml", &pod("l", 2, &container("busybox", script, probe)));
+    node.apply(
+        "l.yaml",
+        &probed(
+            "l",
+            2,
+            container("busybox", script)
+                .liveness(exec_probe(["cat", "/tmp/health"]).delay(1).period(1).failures(1)),
+        ),
+    );
     node.start();
     let p = node.wait_pod("l", "restarted once", T, |p| st::restarts(p, "busybox") >= 1);
     let last = st::container(&p, "busybox").last_state.as_ref().unwrap();
     let t = last.terminated.as_ref().expect("last state terminated");
     assert_eq!((t.exit_code, t.reason.as_deref()), (137, Some("Error")));
-    assert!(
-        has_event(
-            &node,
-            "Killing",
-            "Container busybox failed liveness probe, will be restarted"
-        ),
-        "{}",
-        node.supervisor_log()
+    assert_event(
+        &node,
+        "Killing",
+        "Container busybox failed liveness probe, will be restarted",
     );
-    assert!(
-        has_event(
-            &node,
-            "Unhealthy",
-            "Liveness probe failed: cat: can't open '/tmp/health'"
-        ),
-        "{}",
-        node.supervisor_log()
+    assert_event(
+        &node,
+        "Unhealthy",
+        "Liveness probe failed: cat: can't open '/tmp/health'",
     );
     finish(node);
 }
@@ -162,26 +109,14 @@ fn should_be_restarted_with_a_exec_cat_tmp_health_liveness_probe() {
 /// container_probe.go: "should *not* be restarted with a exec \"cat /tmp/health\" liveness probe".
 #[test]
 fn should_not_be_restarted_with_a_exec_cat_tmp_health_liveness_probe() {
-    let mut node = Node::new();
-    let probe = "    livenessProbe:\n      exec: {command: [cat, /tmp/health]}\n      initialDelaySeconds: 2\n      periodSeconds: 1\n      failureThreshold: 1\n";
-    node.apply(
-        "l.yaml",
-        &pod(
-            "l",
-            2,
-            &container("busybox", "echo ok >/tmp/health; exec sleep 600", probe),
-        ),
-    );
-    node.start();
+    let spec = container("busybox", "echo ok >/tmp/health; exec sleep 600")
+        .liveness(exec_probe(["cat", "/tmp/health"]).delay(2).period(1).failures(1));
+    let node = start_probed("l", 2, spec);
     node.wait_pod("l", "running", T, |p| st::running(p, "busybox"));
-    holds_for(&node, "l", Duration::from_secs(5), "not restarted", |p| {
+    holds_for(&node, "l", 5, "not restarted", |p| {
         st::restarts(p, "busybox") == 0 && ready(p, "busybox")
     });
-    assert!(
-        !has_event(&node, "Unhealthy", "Liveness"),
-        "{}",
-        node.supervisor_log()
-    );
+    assert_no_event(&node, "Unhealthy", "Liveness");
     finish(node);
 }
 
@@ -197,19 +132,14 @@ chmod +x /www/cgi-bin/redirect; httpd -p 8080 -h /www; sleep {healthy_for}; rm /
 /// container_probe.go: "should be restarted with a /healthz http liveness probe".
 #[test]
 fn should_be_restarted_with_a_healthz_http_liveness_probe() {
-    let mut node = Node::new();
-    let probe = "    livenessProbe:\n      httpGet: {path: /healthz, port: 8080}\n      initialDelaySeconds: 1\n      periodSeconds: 1\n      failureThreshold: 1\n";
-    node.apply("h.yaml", &pod("h", 2, &container("web", &web_server(3), probe)));
-    node.start();
+    let spec = container("web", &web_server(3))
+        .liveness(http_probe("/healthz", 8080).delay(1).period(1).failures(1));
+    let node = start_probed("h", 2, spec);
     node.wait_pod("h", "restarted", T, |p| st::restarts(p, "web") >= 1);
-    assert!(
-        has_event(
-            &node,
-            "Unhealthy",
-            "Liveness probe failed: HTTP probe failed with statuscode: 404"
-        ),
-        "{}",
-        node.supervisor_log()
+    assert_event(
+        &node,
+        "Unhealthy",
+        "Liveness probe failed: HTTP probe failed with statuscode: 404",
     );
     finish(node);
 }
@@ -218,24 +148,32 @@ fn should_be_restarted_with_a_healthz_http_liveness_probe() {
 #[test]
 fn should_not_be_restarted_with_a_tcp_8080_liveness_probe() {
     let mut node = Node::new();
-    let probe = "    livenessProbe:\n      tcpSocket: {port: web}\n      initialDelaySeconds: 2\n      periodSeconds: 1\n      failureThreshold: 3\n    ports: [{name: web, containerPort: 8080}]\n";
     // The HTTP answer is a 404 after the healthz file goes; the socket stays open.
-    node.apply("t.yaml", &pod("t", 2, &container("web", &web_server(1), probe)));
+    node.apply(
+        "t.yaml",
+        &probed(
+            "t",
+            2,
+            container("web", &web_server(1))
+                .liveness(tcp_probe(json!("web")).delay(2).period(1).failures(3))
+                .set("ports", json!([{"name": "web", "containerPort": 8080}])),
+        ),
+    );
     node.start();
     node.wait_pod("t", "running", T, |p| st::running(p, "web"));
-    holds_for(&node, "t", Duration::from_secs(8), "not restarted", |p| {
-        st::restarts(p, "web") == 0
-    });
+    holds_for(&node, "t", 8, "not restarted", |p| st::restarts(p, "web") == 0);
     finish(node);
 }
 
 /// container_probe.go: "should be restarted with a local redirect http liveness probe".
 #[test]
 fn should_be_restarted_with_a_local_redirect_http_liveness_probe() {
-    let mut node = Node::new();
-    let probe = "    livenessProbe:\n      httpGet: {path: '/cgi-bin/redirect?/healthz', port: 8080}\n      initialDelaySeconds: 1\n      periodSeconds: 1\n      failureThreshold: 1\n";
-    node.apply("lr.yaml", &pod("lr", 2, &container("web", &web_server(3), probe)));
-    node.start();
+    let probe = http_probe("/cgi-bin/redirect?/healthz", 8080)
+        .delay(1)
+        .period(1)
+        .failures(1);
+    let spec = container("web", &web_server(3)).liveness(probe);
+    let node = start_probed("lr", 2, spec);
     node.wait_pod("lr", "restarted", T, |p| st::restarts(p, "web") >= 1);
     finish(node);
 }
@@ -243,10 +181,12 @@ fn should_be_restarted_with_a_local_redirect_http_liveness_probe() {
 /// container_probe.go: "should *not* be restarted with a non-local redirect http liveness probe".
 #[test]
 fn should_not_be_restarted_with_a_non_local_redirect_http_liveness_probe() {
-    let mut node = Node::new();
-    let probe = "    livenessProbe:\n      httpGet: {path: '/cgi-bin/redirect?http://0.0.0.0/healthz', port: 8080}\n      initialDelaySeconds: 2\n      periodSeconds: 1\n      failureThreshold: 3\n";
-    node.apply("nl.yaml", &pod("nl", 2, &container("web", &web_server(1), probe)));
-    node.start();
+    let probe = http_probe("/cgi-bin/redirect?http://0.0.0.0/healthz", 8080)
+        .delay(2)
+        .period(1)
+        .failures(3);
+    let spec = container("web", &web_server(1)).liveness(probe);
+    let node = start_probed("nl", 2, spec);
     node.wait_pod("nl", "running", T, |p| st::running(p, "web"));
     wait_for("ProbeWarning event", T, || {
         has_event(
@@ -256,263 +196,35 @@ fn should_not_be_restarted_with_a_non_local_redirect_http_liveness_probe() {
         )
         .then_some(())
     });
-    holds_for(&node, "nl", Duration::from_secs(5), "not restarted", |p| {
-        st::restarts(p, "web") == 0
-    });
+    holds_for(&node, "nl", 5, "not restarted", |p| st::restarts(p, "web") == 0);
     finish(node);
 }
 
 /// container_probe.go: "should be restarted with an exec liveness probe with timeout".
 #[test]
 fn should_be_restarted_with_an_exec_liveness_probe_with_timeout() {
-    let mut node = Node::new();
-    let probe = "    livenessProbe:\n      exec: {command: [sh, -c, 'sleep 10']}\n      initialDelaySeconds: 1\n      timeoutSeconds: 1\n      periodSeconds: 1\n      failureThreshold: 1\n";
-    node.apply("to.yaml", &pod("to", 2, &container("c", "exec sleep 600", probe)));
-    node.start();
-    node.wait_pod("to", "restarted", T, |p| st::restarts(p, "c") >= 1);
-    assert!(
-        has_event(&node, "Unhealthy", "timed out"),
-        "{}",
-        node.supervisor_log()
+    let spec = container("c", "exec sleep 600").liveness(
+        exec_probe(["sh", "-c", "sleep 10"])
+            .delay(1)
+            .timeout(1)
+            .period(1)
+            .failures(1),
     );
+    let node = start_probed("to", 2, spec);
+    node.wait_pod("to", "restarted", T, |p| st::restarts(p, "c") >= 1);
+    assert_event(&node, "Unhealthy", "timed out");
     finish(node);
 }
 
 /// container_probe.go: "should not be ready with an exec readiness probe timeout".
 #[test]
 fn should_not_be_ready_with_an_exec_readiness_probe_timeout() {
-    let mut node = Node::new();
-    let probe = "    readinessProbe:\n      exec: {command: [sh, -c, 'sleep 10']}\n      timeoutSeconds: 1\n      periodSeconds: 1\n";
-    node.apply("rt.yaml", &pod("rt", 2, &container("c", "exec sleep 600", probe)));
-    node.start();
+    let spec =
+        container("c", "exec sleep 600").readiness(exec_probe(["sh", "-c", "sleep 10"]).timeout(1).period(1));
+    let node = start_probed("rt", 2, spec);
     node.wait_pod("rt", "running", T, |p| st::running(p, "c"));
-    holds_for(&node, "rt", Duration::from_secs(5), "never ready", |p| {
+    holds_for(&node, "rt", 5, "never ready", |p| {
         !ready(p, "c") && st::restarts(p, "c") == 0
     });
-    finish(node);
-}
-
-/// container_probe.go: "should be restarted startup probe fails".
-#[test]
-fn should_be_restarted_startup_probe_fails() {
-    let mut node = Node::new();
-    let probes = "    startupProbe:\n      exec: {command: [/bin/false]}\n      periodSeconds: 1\n      failureThreshold: 3\n    livenessProbe:\n      exec: {command: [/bin/true]}\n      periodSeconds: 1\n";
-    node.apply("s.yaml", &pod("s", 2, &container("c", "exec sleep 600", probes)));
-    node.start();
-    let p = node.wait_pod("s", "running", T, |p| st::running(p, "c"));
-    assert_eq!(
-        st::container(&p, "c").started,
-        Some(false),
-        "not started before the startup probe passes"
-    );
-    node.wait_pod("s", "restarted", T, |p| st::restarts(p, "c") >= 1);
-    assert!(
-        has_event(
-            &node,
-            "Killing",
-            "Container c failed startup probe, will be restarted"
-        ),
-        "{}",
-        node.supervisor_log()
-    );
-    finish(node);
-}
-
-/// container_probe.go: "should *not* be restarted by liveness probe because startup probe delays it".
-#[test]
-fn should_not_be_restarted_by_liveness_probe_because_startup_probe_delays_it() {
-    let mut node = Node::new();
-    let probes = "    startupProbe:\n      exec: {command: [/bin/false]}\n      periodSeconds: 1\n      failureThreshold: 60\n    livenessProbe:\n      exec: {command: [/bin/false]}\n      periodSeconds: 1\n      failureThreshold: 1\n";
-    node.apply(
-        "sd.yaml",
-        &pod("sd", 2, &container("c", "exec sleep 600", probes)),
-    );
-    node.start();
-    node.wait_pod("sd", "running", T, |p| st::running(p, "c"));
-    holds_for(
-        &node,
-        "sd",
-        Duration::from_secs(5),
-        "not restarted, not started",
-        |p| st::restarts(p, "c") == 0 && st::container(p, "c").started == Some(false),
-    );
-    assert!(
-        !has_event(&node, "Unhealthy", "Liveness probe"),
-        "{}",
-        node.supervisor_log()
-    );
-    finish(node);
-}
-
-/// container_probe.go: "should be restarted by liveness probe after startup probe enables it".
-#[test]
-fn should_be_restarted_by_liveness_probe_after_startup_probe_enables_it() {
-    let mut node = Node::new();
-    let probes = "    startupProbe:\n      exec: {command: [cat, /tmp/startup]}\n      periodSeconds: 1\n      failureThreshold: 60\n    livenessProbe:\n      exec: {command: [/bin/false]}\n      periodSeconds: 1\n      failureThreshold: 1\n";
-    node.apply(
-        "se.yaml",
-        &pod(
-            "se",
-            2,
-            &container("c", "sleep 3; echo ok > /tmp/startup; exec sleep 600", probes),
-        ),
-    );
-    node.start();
-    let p = node.wait_pod("se", "restarted", T, |p| st::restarts(p, "c") >= 1);
-    assert_eq!(
-        st::restarts(&p, "c"),
-        1,
-        "the new instance waits for its startup probe again"
-    );
-    assert!(
-        has_event(
-            &node,
-            "Killing",
-            "Container c failed liveness probe, will be restarted"
-        ),
-        "{}",
-        node.supervisor_log()
-    );
-    finish(node);
-}
-
-/// container_probe.go: "should be ready immediately after startupProbe succeeds".
-#[test]
-fn should_be_ready_immediately_after_startup_probe_succeeds() {
-    let mut node = Node::new();
-    // The readiness period is long: ready soon after the startup probe passes means readiness was probed
-    // at once, not a period later.
-    let probes = "    startupProbe:\n      exec: {command: [cat, /tmp/startup]}\n      periodSeconds: 1\n      failureThreshold: 60\n    readinessProbe:\n      exec: {command: [/bin/true]}\n      periodSeconds: 120\n";
-    node.apply(
-        "ri.yaml",
-        &pod(
-            "ri",
-            2,
-            &container("c", "sleep 2; echo ok > /tmp/startup; exec sleep 600", probes),
-        ),
-    );
-    node.start();
-    let p = node.wait_pod("ri", "running", T, |p| st::running(p, "c"));
-    assert!(
-        !started(&p, "c") && !ready(&p, "c"),
-        "neither started nor ready before the startup probe"
-    );
-    node.wait_pod("ri", "started", T, |p| started(p, "c"));
-    node.wait_pod("ri", "ready", Duration::from_secs(30), |p| ready(p, "c"));
-    finish(node);
-}
-
-/// container_probe.go: "should override timeoutGracePeriodSeconds when LivenessProbe field is set".
-#[test]
-fn should_override_timeout_grace_period_seconds_when_liveness_probe_field_is_set() {
-    let mut node = Node::new();
-    // The first instance ignores SIGTERM: only SIGKILL ends it, after the probe's 2 s, not the pod's 500 s.
-    // Later instances (the volume remembers) pass the probe and stop on SIGTERM, so the test ends quickly.
-    let probe = "    livenessProbe:\n      exec: {command: [sh, -c, \"test -e /data/again\"]}\n      initialDelaySeconds: 1\n      periodSeconds: 1\n      failureThreshold: 1\n      terminationGracePeriodSeconds: 2\n    volumeMounts: [{name: data, mountPath: /data}]\n";
-    let script = "if [ -e /data/first ]; then touch /data/again; trap \"exit 0\" TERM; while true; do sleep 1; done; fi; touch /data/first; trap \"\" TERM; while true; do sleep 1; done";
-    let spec = pod("g", 500, &container("c", script, probe)) + "  volumes: [{name: data, emptyDir: {}}]\n";
-    node.apply("g.yaml", &spec);
-    node.start();
-    let p = node.wait_pod("g", "restarted", T, |p| st::restarts(p, "c") >= 1);
-    let t = st::container(&p, "c")
-        .last_state
-        .as_ref()
-        .unwrap()
-        .terminated
-        .clone()
-        .unwrap();
-    assert_eq!(t.exit_code, 137, "killed at the probe's deadline");
-    finish(node);
-}
-
-/// container_probe.go: "should mark readiness on pods to false and disable liveness probes while pod is in
-/// progress of terminating".
-#[test]
-fn should_mark_readiness_on_pods_to_false_and_disable_liveness_probes_while_pod_is_in_progress_of_terminating(
-) {
-    let mut node = Node::new();
-    // On SIGTERM the health file goes, the container keeps running for the rest of the grace period.
-    let probes = "    readinessProbe:\n      exec: {command: [/bin/true]}\n      periodSeconds: 1\n    livenessProbe:\n      exec: {command: [cat, /tmp/health]}\n      initialDelaySeconds: 2\n      periodSeconds: 1\n      failureThreshold: 1\n";
-    let script = "touch /tmp/health; trap \"rm -f /tmp/health\" TERM; while true; do sleep 1; done";
-    node.apply("term.yaml", &pod("term", 8, &container("c", script, probes)));
-    node.start();
-    node.wait_pod("term", "ready", T, |p| ready(p, "c"));
-    let deleted = Instant::now();
-    node.delete("term.yaml");
-    node.wait_pod("term", "not ready while terminating", T, |p| !ready(p, "c"));
-    wait_for("the pod to go", T, || node.get("term").is_none().then_some(()));
-    assert!(
-        deleted.elapsed() >= Duration::from_secs(6),
-        "stopped before the grace period"
-    );
-    assert!(
-        !has_event(&node, "Killing", "failed liveness probe"),
-        "liveness must be off while terminating: {}",
-        node.supervisor_log()
-    );
-    finish(node);
-}
-
-fn sidecar_pod(name: &str, sidecar_probes: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 2\n  initContainers:\n  - name: sidecar\n    image: {BUSYBOX}\n    restartPolicy: Always\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 1; done']\n{sidecar_probes}  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 1; done']\n"
-    )
-}
-
-/// container_probe.go, "Probing restartable init container": "with readiness probe that fails should never
-/// be ready and never restart".
-#[test]
-fn restartable_init_container_with_readiness_probe_that_fails_should_never_be_ready_and_never_restart() {
-    let mut node = Node::new();
-    let probe = "    readinessProbe:\n      exec: {command: [/bin/false]}\n      periodSeconds: 1\n";
-    node.apply("sr.yaml", &sidecar_pod("sr", probe));
-    node.start();
-    node.wait_pod("sr", "app running", T, |p| st::running(p, "app"));
-    holds_for(&node, "sr", Duration::from_secs(5), "sidecar never ready", |p| {
-        !ready(p, "sidecar") && st::restarts(p, "sidecar") == 0 && ready(p, "app")
-    });
-    let p = node.get("sr").unwrap();
-    assert_eq!(st::condition(&p, "Ready").unwrap().status, "False");
-    assert_eq!(
-        st::condition(&p, "ContainersReady").unwrap().message.as_deref(),
-        Some("containers with unready status: [sidecar]")
-    );
-    finish(node);
-}
-
-/// container_probe.go, "Probing restartable init container": "should be restarted with a exec \"cat
-/// /tmp/health\" liveness probe" — only the sidecar restarts.
-#[test]
-fn restartable_init_container_should_be_restarted_with_a_exec_cat_tmp_health_liveness_probe() {
-    let mut node = Node::new();
-    let probe = "    livenessProbe:\n      exec: {command: [cat, /tmp/health]}\n      initialDelaySeconds: 1\n      periodSeconds: 1\n      failureThreshold: 1\n";
-    node.apply("sl.yaml", &sidecar_pod("sl", probe));
-    node.start();
-    node.wait_pod("sl", "sidecar restarted", T, |p| st::restarts(p, "sidecar") >= 1);
-    let p = node.wait_pod("sl", "app still running", T, |p| st::running(p, "app"));
-    assert_eq!(st::restarts(&p, "app"), 0, "the app container is not touched");
-    assert!(
-        has_event(&node, "Killing", "Init container sidecar failed liveness probe"),
-        "{}",
-        node.supervisor_log()
-    );
-    finish(node);
-}
-
-/// container_probe.go, "Probing restartable init container": a sidecar's startup probe holds the app
-/// containers back until it succeeds.
-#[test]
-fn restartable_init_container_startup_probe_gates_the_app_containers() {
-    let mut node = Node::new();
-    let probe = "    startupProbe:\n      exec: {command: [sh, -c, 'n=$(cat /tmp/n 2>/dev/null || echo 0); echo $((n+1)) > /tmp/n; test $n -ge 3']}\n      periodSeconds: 1\n      failureThreshold: 30\n";
-    node.apply("ss.yaml", &sidecar_pod("ss", probe));
-    node.start();
-    let p = node.wait_pod("ss", "sidecar running", T, |p| st::running(p, "sidecar"));
-    assert!(
-        !st::running(&p, "app"),
-        "the app must wait for the sidecar's startup probe"
-    );
-    let p = node.wait_pod("ss", "app running", T, |p| st::running(p, "app"));
-    assert!(started(&p, "sidecar"));
     finish(node);
 }

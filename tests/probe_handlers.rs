@@ -16,7 +16,7 @@ use peapod::runtime::layout::RuntimeConfig;
 use peapod::runtime::probe::{hook, probe, Outcome, Target};
 use tokio::net::TcpListener;
 
-use common::{st, wait_for, Node, BUSYBOX};
+use common::{c, pod, st, wait_for, Node};
 use servers::{listen, serve_grpc, serve_http, serve_https, NetNs};
 
 const POD: &str = "web_default(1234)";
@@ -82,103 +82,159 @@ fn network_probes_and_hooks_run_inside_the_pod_network_namespace() {
             netns: Some(&netns),
             pod_ip: Some("127.0.0.1"),
         };
-        let get = |path: &str, port: String| spec(&format!("httpGet: {{path: {path}, port: {port}, httpHeaders: [{{name: X-Port, value: '{hp}'}}]}}"));
-
-        assert_eq!(probe(&t, &get("/ok", "web".into())).await, Outcome::Success, "named port");
-        assert_eq!(
-            probe(&t, &get("/fail", hp.to_string())).await,
-            Outcome::Failure("HTTP probe failed with statuscode: 500".into())
-        );
-        assert_eq!(probe(&t, &get("/local", hp.to_string())).await, Outcome::Success);
-        assert_eq!(
-            probe(&t, &get("/other", hp.to_string())).await,
-            Outcome::Warning("Probe terminated redirects, Response body: elsewhere".into())
-        );
-        assert_eq!(
-            probe(&t, &get("/loop", hp.to_string())).await,
-            Outcome::Failure("Get \"/loop\": stopped after 10 redirects".into())
-        );
-        assert_eq!(
-            probe(&t, &get("/slow", hp.to_string())).await,
-            Outcome::Failure(format!("Get \"http://127.0.0.1:{hp}/slow\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"))
-        );
-        assert_eq!(
-            probe(&t, &get("/ok", "admin".into())).await,
-            Outcome::Unknown("port \"admin\" not found".into())
-        );
-        let headers = spec(&format!(
-            "httpGet: {{path: /headers, port: {hp}, httpHeaders: [{{name: host, value: example.test}}, {{name: x-custom, value: 'yes'}}]}}"
-        ));
-        assert_eq!(probe(&t, &headers).await, Outcome::Success, "kubelet headers and Host override");
-        assert_eq!(
-            probe(&t, &get("/ok", closed.to_string())).await,
-            Outcome::Failure(format!("Get \"http://127.0.0.1:{closed}/ok\": dial tcp 127.0.0.1:{closed}: connect: connection refused"))
-        );
-
-        let https = spec(&format!("httpGet: {{path: /ok, port: {hp}, scheme: HTTPS}}"));
-        assert_eq!(
-            probe(&t, &https).await,
-            Outcome::Failure(format!("Get \"https://127.0.0.1:{hp}/ok\": http: server gave HTTP response to HTTPS client"))
-        );
-        let tls_ok = spec(&format!("httpGet: {{path: /ok, port: {sp}, scheme: HTTPS}}"));
-        assert_eq!(probe(&t, &tls_ok).await, Outcome::Success, "HTTPS with an unverified certificate");
-        let tls_fail = spec(&format!("httpGet: {{path: /fail, port: {sp}, scheme: HTTPS}}"));
-        assert_eq!(probe(&t, &tls_fail).await, Outcome::Failure("HTTP probe failed with statuscode: 500".into()));
-        let tcp = |port: u16| spec(&format!("tcpSocket: {{port: {port}}}"));
-        assert_eq!(probe(&t, &tcp(hp)).await, Outcome::Success);
-        assert_eq!(
-            probe(&t, &tcp(closed)).await,
-            Outcome::Failure(format!("dial tcp 127.0.0.1:{closed}: connect: connection refused"))
-        );
-        assert_eq!(
-            probe(&t, &tcp(host_port)).await,
-            Outcome::Failure(format!("dial tcp 127.0.0.1:{host_port}: connect: connection refused")),
-            "a server on the host's loopback is not reachable from the pod network namespace"
-        );
-        let host_net = Target { netns: None, ..t };
-        assert_eq!(probe(&host_net, &tcp(host_port)).await, Outcome::Success, "host network dials from the host");
-
-        let grpc = |service: &str, port: u16| spec(&format!("grpc: {{port: {port}, service: '{service}'}}"));
-        assert_eq!(probe(&t, &grpc("", gp)).await, Outcome::Success);
-        assert_eq!(
-            probe(&t, &grpc("down", gp)).await,
-            Outcome::Failure("service unhealthy (responded with \"NOT_SERVING\")".into())
-        );
-        assert_eq!(
-            probe(&t, &grpc("unimpl", gp)).await,
-            Outcome::Failure("error: this server does not implement the grpc health protocol (grpc.health.v1.Health): unknown service grpc.health.v1.Health".into())
-        );
-        assert_eq!(
-            probe(&t, &grpc("", closed)).await,
-            Outcome::Failure(format!("timeout: failed to connect service \"127.0.0.1:{closed}\" within 1s: context deadline exceeded"))
-        );
-
-        // Hooks: an HTTP answer of any status is success, as in the kubelet; no answer is an error.
-        let http_hook = |path: &str, port: u16| handler(&format!("httpGet: {{path: {path}, port: {port}}}"));
-        assert_eq!(hook(&t, &http_hook("/fail", hp), None).await, Ok(()));
-        let https_hook = handler(&format!("httpGet: {{path: /ok, port: {hp}, scheme: HTTPS}}"));
-        assert_eq!(hook(&t, &https_hook, None).await, Ok(()), "HTTPS hook answered in HTTP falls back to HTTP");
-        assert_eq!(
-            hook(&t, &http_hook("/x", closed), None).await,
-            Err(format!("HTTP lifecycle hook (/x) for Container \"c\" in Pod \"{POD}\" failed - error: Get \"http://127.0.0.1:{closed}/x\": dial tcp 127.0.0.1:{closed}: connect: connection refused"))
-        );
-        assert_eq!(
-            hook(&t, &http_hook("/slow", hp), Some(Duration::from_millis(300))).await,
-            Err(format!("HTTP lifecycle hook (/slow) for Container \"c\" in Pod \"{POD}\" failed - error: Get \"http://127.0.0.1:{hp}/slow\": context deadline exceeded"))
-        );
-        assert_eq!(hook(&t, &handler("sleep: {seconds: 0}"), None).await, Ok(()));
-        assert_eq!(
-            hook(&t, &handler("sleep: {seconds: 30}"), Some(Duration::from_millis(200))).await,
-            Err(format!("Sleep lifecycle hook (30) for Container \"c\" in Pod \"{POD}\" failed - error: container terminated before sleep hook finished"))
-        );
-        assert_eq!(
-            hook(&t, &handler("tcpSocket: {port: 8080}"), None).await,
-            Err("Cannot run handler: invalid handler: &LifecycleHandler{Exec:nil,HTTPGet:nil,TCPSocket:&TCPSocketAction{Port:{0 8080 },Host:,},Sleep:nil,}".into())
-        );
+        http_get_probes(&t, hp, closed).await;
+        https_and_tcp_probes(&t, [hp, sp, closed, host_port]).await;
+        grpc_probes(&t, gp, closed).await;
+        network_hooks(&t, hp, closed).await;
         drop(host_only);
     });
     rt.shutdown_timeout(Duration::from_secs(1));
     drop(ns);
+}
+
+/// httpGet probes: named ports, status codes, redirects (local, elsewhere, loops), timeouts, headers and a
+/// closed port, with the kubelet's outcomes.
+async fn http_get_probes(t: &Target<'_>, hp: u16, closed: u16) {
+    let get = |path: &str, port: String| {
+        spec(&format!(
+            "httpGet: {{path: {path}, port: {port}, httpHeaders: [{{name: X-Port, value: '{hp}'}}]}}"
+        ))
+    };
+
+    assert_eq!(
+        probe(t, &get("/ok", "web".into())).await,
+        Outcome::Success,
+        "named port"
+    );
+    assert_eq!(
+        probe(t, &get("/fail", hp.to_string())).await,
+        Outcome::Failure("HTTP probe failed with statuscode: 500".into())
+    );
+    assert_eq!(probe(t, &get("/local", hp.to_string())).await, Outcome::Success);
+    assert_eq!(
+        probe(t, &get("/other", hp.to_string())).await,
+        Outcome::Warning("Probe terminated redirects, Response body: elsewhere".into())
+    );
+    assert_eq!(
+        probe(t, &get("/loop", hp.to_string())).await,
+        Outcome::Failure("Get \"/loop\": stopped after 10 redirects".into())
+    );
+    assert_eq!(
+        probe(t, &get("/slow", hp.to_string())).await,
+        Outcome::Failure(format!("Get \"http://127.0.0.1:{hp}/slow\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"))
+    );
+    assert_eq!(
+        probe(t, &get("/ok", "admin".into())).await,
+        Outcome::Unknown("port \"admin\" not found".into())
+    );
+    let headers = spec(&format!(
+        "httpGet: {{path: /headers, port: {hp}, httpHeaders: [{{name: host, value: example.test}}, {{name: x-custom, value: 'yes'}}]}}"
+    ));
+    assert_eq!(
+        probe(t, &headers).await,
+        Outcome::Success,
+        "kubelet headers and Host override"
+    );
+    assert_eq!(
+        probe(t, &get("/ok", closed.to_string())).await,
+        Outcome::Failure(format!(
+            "Get \"http://127.0.0.1:{closed}/ok\": dial tcp 127.0.0.1:{closed}: connect: connection refused"
+        ))
+    );
+}
+
+/// HTTPS probes (a plain-HTTP answer, an unverified certificate) and tcpSocket probes, which dial from the
+/// pod's network namespace unless the pod is on the host network. `ports`: HTTP, HTTPS, closed, host-only.
+async fn https_and_tcp_probes(t: &Target<'_>, [hp, sp, closed, host_port]: [u16; 4]) {
+    let https = spec(&format!("httpGet: {{path: /ok, port: {hp}, scheme: HTTPS}}"));
+    assert_eq!(
+        probe(t, &https).await,
+        Outcome::Failure(format!(
+            "Get \"https://127.0.0.1:{hp}/ok\": http: server gave HTTP response to HTTPS client"
+        ))
+    );
+    let tls_ok = spec(&format!("httpGet: {{path: /ok, port: {sp}, scheme: HTTPS}}"));
+    assert_eq!(
+        probe(t, &tls_ok).await,
+        Outcome::Success,
+        "HTTPS with an unverified certificate"
+    );
+    let tls_fail = spec(&format!("httpGet: {{path: /fail, port: {sp}, scheme: HTTPS}}"));
+    assert_eq!(
+        probe(t, &tls_fail).await,
+        Outcome::Failure("HTTP probe failed with statuscode: 500".into())
+    );
+    let tcp = |port: u16| spec(&format!("tcpSocket: {{port: {port}}}"));
+    assert_eq!(probe(t, &tcp(hp)).await, Outcome::Success);
+    assert_eq!(
+        probe(t, &tcp(closed)).await,
+        Outcome::Failure(format!(
+            "dial tcp 127.0.0.1:{closed}: connect: connection refused"
+        ))
+    );
+    assert_eq!(
+        probe(t, &tcp(host_port)).await,
+        Outcome::Failure(format!(
+            "dial tcp 127.0.0.1:{host_port}: connect: connection refused"
+        )),
+        "a server on the host's loopback is not reachable from the pod network namespace"
+    );
+    let host_net = Target { netns: None, ..*t };
+    assert_eq!(
+        probe(&host_net, &tcp(host_port)).await,
+        Outcome::Success,
+        "host network dials from the host"
+    );
+}
+
+/// gRPC health probes: serving, not serving, no health service, nothing listening.
+async fn grpc_probes(t: &Target<'_>, gp: u16, closed: u16) {
+    let grpc = |service: &str, port: u16| spec(&format!("grpc: {{port: {port}, service: '{service}'}}"));
+    assert_eq!(probe(t, &grpc("", gp)).await, Outcome::Success);
+    assert_eq!(
+        probe(t, &grpc("down", gp)).await,
+        Outcome::Failure("service unhealthy (responded with \"NOT_SERVING\")".into())
+    );
+    assert_eq!(
+        probe(t, &grpc("unimpl", gp)).await,
+        Outcome::Failure("error: this server does not implement the grpc health protocol (grpc.health.v1.Health): unknown service grpc.health.v1.Health".into())
+    );
+    assert_eq!(
+        probe(t, &grpc("", closed)).await,
+        Outcome::Failure(format!(
+            "timeout: failed to connect service \"127.0.0.1:{closed}\" within 1s: context deadline exceeded"
+        ))
+    );
+}
+
+/// HTTP and sleep lifecycle hooks, and a tcpSocket hook (which the kubelet cannot run).
+async fn network_hooks(t: &Target<'_>, hp: u16, closed: u16) {
+    // Hooks: an HTTP answer of any status is success, as in the kubelet; no answer is an error.
+    let http_hook = |path: &str, port: u16| handler(&format!("httpGet: {{path: {path}, port: {port}}}"));
+    assert_eq!(hook(t, &http_hook("/fail", hp), None).await, Ok(()));
+    let https_hook = handler(&format!("httpGet: {{path: /ok, port: {hp}, scheme: HTTPS}}"));
+    assert_eq!(
+        hook(t, &https_hook, None).await,
+        Ok(()),
+        "HTTPS hook answered in HTTP falls back to HTTP"
+    );
+    assert_eq!(
+        hook(t, &http_hook("/x", closed), None).await,
+        Err(format!("HTTP lifecycle hook (/x) for Container \"c\" in Pod \"{POD}\" failed - error: Get \"http://127.0.0.1:{closed}/x\": dial tcp 127.0.0.1:{closed}: connect: connection refused"))
+    );
+    assert_eq!(
+        hook(t, &http_hook("/slow", hp), Some(Duration::from_millis(300))).await,
+        Err(format!("HTTP lifecycle hook (/slow) for Container \"c\" in Pod \"{POD}\" failed - error: Get \"http://127.0.0.1:{hp}/slow\": context deadline exceeded"))
+    );
+    assert_eq!(hook(t, &handler("sleep: {seconds: 0}"), None).await, Ok(()));
+    assert_eq!(
+        hook(t, &handler("sleep: {seconds: 30}"), Some(Duration::from_millis(200))).await,
+        Err(format!("Sleep lifecycle hook (30) for Container \"c\" in Pod \"{POD}\" failed - error: container terminated before sleep hook finished"))
+    );
+    assert_eq!(
+        hook(t, &handler("tcpSocket: {port: 8080}"), None).await,
+        Err("Cannot run handler: invalid handler: &LifecycleHandler{Exec:nil,HTTPGet:nil,TCPSocket:&TCPSocketAction{Port:{0 8080 },Host:,},Sleep:nil,}".into())
+    );
 }
 
 /// Live processes (not zombies) whose command line is exactly `argv`.
@@ -197,7 +253,10 @@ fn exec_probes_and_hooks_run_in_the_container() {
     let mut node = Node::new();
     node.apply(
         "exec.yaml",
-        &format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: ex\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    env: [{{name: WORD, value: hello}}]\n"),
+        &pod("ex")
+            .grace(1)
+            .container(c("c").command(["sleep", "3600"]).env("WORD", "hello"))
+            .manifest(),
     );
     node.start();
     let p = node.wait_pod("ex", "running", Duration::from_secs(60), |p| st::running(p, "c"));

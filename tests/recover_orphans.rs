@@ -14,10 +14,12 @@ mod common;
 
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{cni, reap_orphans, st, wait_for, Node, BUSYBOX};
+use common::builder::PodBuilder;
+use common::host::{mounts_under, runtime_config, skip_without_bridge_plugins, BridgeNetwork};
+use common::{cni, pod, reap_orphans, sleeper, st, wait_for, Node};
 use peapod::api::PodGroup;
 use peapod::runtime::layout::RuntimeConfig;
 use peapod::runtime::process;
@@ -26,23 +28,20 @@ use peapod::runtime::sandbox::{self, SandboxRecord, SandboxRequest};
 
 const T: Duration = Duration::from_secs(60);
 
-fn pod(name: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 2\n  restartPolicy: Never\n  shareProcessNamespace: true\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n"
-    )
+/// The pod every test here keeps running: one container `c` in a shared PID namespace.
+fn keeper() -> PodBuilder {
+    pod("keeper")
+        .grace(2)
+        .restart_never()
+        .share_process_namespace()
+        .container(sleeper("c"))
 }
 
-/// The runtime configuration the supervisor of `node` uses, for the library calls.
-fn runtime_config(node: &Node) -> RuntimeConfig {
-    let mut cfg = RuntimeConfig::new(
-        node.state.clone(),
-        node.run.clone(),
-        PathBuf::from("runc"),
-        common::peapod_bin(),
-    );
-    cfg.cni_conf_dir = node.cni_conf.clone();
-    cfg.cgroup_parent = node.cgroup_parent.clone();
-    cfg
+/// Starts `node` with the keeper and returns it once its container runs.
+fn run_keeper(node: &mut Node) -> PodGroup {
+    node.apply("keeper.yaml", &keeper().manifest());
+    node.start();
+    node.wait_pod("keeper", "running", T, |p| st::running(p, "c"))
 }
 
 /// Creates a sandbox for `pod` through the supervisor's own code path.
@@ -65,22 +64,12 @@ fn sandbox_dir(node: &Node, record: &SandboxRecord) -> PathBuf {
     node.run.join("sandboxes").join(&record.id)
 }
 
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let prefix = dir.to_string_lossy().into_owned();
-    peapod::sys::mount::mountinfo_targets(&info)
-        .filter(|t| t.starts_with(&prefix))
-        .collect()
-}
-
 /// A supervisor killed after a sandbox's record but before its pointer, and another killed before even the
 /// record: both orphans are released at the restart, the adopted sandbox keeps running.
 #[test]
 fn sandboxes_a_killed_supervisor_was_creating_are_released_at_restart() {
     let mut node = Node::new();
-    node.apply("keeper.yaml", &pod("keeper"));
-    node.start();
-    let before = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    let before = run_keeper(&mut node);
     let uid = before.metadata.uid.clone().unwrap();
     let container_id = st::container(&before, "c").container_id.clone();
     node.kill9();
@@ -125,8 +114,7 @@ fn sandboxes_a_killed_supervisor_was_creating_are_released_at_restart() {
     );
     assert_eq!(sandbox::pointer(&cfg, &uid), Some(adopted.clone()));
     assert!(sandbox::load(&cfg, &adopted.id).is_some_and(|r| sandbox::is_ready(&r)));
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// Whether the cgroup `path` exists in any hierarchy of this host.
@@ -143,9 +131,7 @@ fn cgroup_exists(path: &str) -> bool {
 #[test]
 fn a_first_sandbox_a_killed_supervisor_was_creating_leaves_no_pod_cgroup() {
     let mut node = Node::new();
-    node.apply("keeper.yaml", &pod("keeper"));
-    node.start();
-    let keeper = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    let keeper = run_keeper(&mut node);
     node.kill9();
 
     let cfg = runtime_config(&node);
@@ -169,8 +155,7 @@ fn a_first_sandbox_a_killed_supervisor_was_creating_leaves_no_pod_cgroup() {
     });
     assert!(mounts_under(&sandbox_dir(&node, &orphan)).is_empty());
     node.wait_pod("keeper", "still running", T, |p| st::running(p, "c"));
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// A supervisor killed while a container started, after its shim was spawned and before the shim's pid
@@ -180,9 +165,7 @@ fn a_first_sandbox_a_killed_supervisor_was_creating_leaves_no_pod_cgroup() {
 #[test]
 fn a_shim_a_crash_left_unrecorded_is_adopted_at_restart() {
     let mut node = Node::new();
-    node.apply("keeper.yaml", &pod("keeper"));
-    node.start();
-    let before = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    let before = run_keeper(&mut node);
     let container_id = st::container(&before, "c").container_id.clone().unwrap();
     let id = container_id.strip_prefix("peapod://").unwrap();
     node.kill9();
@@ -201,8 +184,7 @@ fn a_shim_a_crash_left_unrecorded_is_adopted_at_restart() {
     assert_eq!(c.container_id.as_deref(), Some(container_id.as_str()));
     assert_eq!(c.restart_count, 0);
     assert!(process::is_alive(&shim));
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// A recorded sandbox no pointer names (a crash between its record and its pointer) on a bridge network:
@@ -210,13 +192,13 @@ fn a_shim_a_crash_left_unrecorded_is_adopted_at_restart() {
 /// adopted sandbox's.
 #[test]
 fn an_orphan_sandbox_on_a_cni_network_releases_its_address_at_restart() {
-    let mut node = Node::new();
-    let Some((bridge, leases)) = cni::bridge_network(&node, "peapod-orphans") else {
+    if skip_without_bridge_plugins() {
         return;
-    };
-    node.apply("keeper.yaml", &pod("keeper"));
-    node.start();
-    let keeper = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    }
+    let mut node = Node::new();
+    let network = BridgeNetwork::new(&node, "peapod-orphans", "po", 97);
+    network.install(&node);
+    let keeper = run_keeper(&mut node);
     let keeper_ip = keeper.status.as_ref().unwrap().pod.pod_ip.clone().unwrap();
     node.kill9();
 
@@ -229,6 +211,7 @@ fn an_orphan_sandbox_on_a_cni_network_releases_its_address_at_restart() {
     let pointer = fs::read(&pointer_path).unwrap();
     let orphan = create_sandbox(&cfg, &keeper, 1);
     fs::write(&pointer_path, &pointer).unwrap();
+    let leases = network.leases();
     let orphan_ip = orphan
         .pod_ips
         .first()
@@ -253,7 +236,7 @@ fn an_orphan_sandbox_on_a_cni_network_releases_its_address_at_restart() {
     assert!(stopped.success(), "{stopped}: {}", node.supervisor_log());
     assert!(!leases.join(&keeper_ip).exists());
     node.assert_clean();
-    drop(bridge);
+    drop(network);
 }
 
 /// A supervisor killed in the middle of a CNI ADD (`cni-added`: the bridge plugin has attached the sandbox
@@ -267,7 +250,7 @@ fn a_crash_in_the_middle_of_a_cni_add_releases_the_address_at_restart() {
     let Some((bridge, leases)) = cni::bridge_network(&node, "peapod-mid-add") else {
         return;
     };
-    node.apply("keeper.yaml", &pod("keeper"));
+    node.apply("keeper.yaml", &keeper().manifest());
     node.start_env(&[("PEAPOD_CRASH_AT", "cni-added".as_ref())]);
     let status = node.wait_exit(T);
     assert_eq!(status.signal(), Some(9), "crashed mid-ADD: {status:?}");

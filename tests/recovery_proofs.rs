@@ -16,20 +16,22 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-use common::{reap_orphans, st, test_images, wait_for, walkdir, Node, BUSYBOX};
+use common::builder::PodBuilder;
+use common::{c, pod, reap_orphans, sleeper, st, test_images, wait_for, walkdir, Node};
 use peapod::api::PodGroup;
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
 
 /// What the kubelet says of a container it cannot find any more.
 const UNKNOWN_MESSAGE: &str = "The container could not be located when the pod was terminated";
 
-fn pod(name: &str, policy: &str, body: &str) -> String {
-    format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: {policy}\n  terminationGracePeriodSeconds: 30\n{body}")
-}
-
-fn looping(name: &str, image: &str, script: &str) -> String {
-    format!("  - name: {name}\n    image: {image}\n    command: [sh, -c, '{script}']\n")
+/// A Pod with a 30 s grace period and the host directory `dir` as the volume `host`.
+fn pod_on_host(name: &str, policy: &str, dir: &Path) -> PodBuilder {
+    pod(name)
+        .restart(policy)
+        .grace(30)
+        .volume("host", json!({"hostPath": {"path": dir, "type": "Directory"}}))
 }
 
 /// The runtime id of a container (`peapod://<id>` in its status).
@@ -70,11 +72,11 @@ fn container_pid(node: &Node, p: &PodGroup, container: &str) -> i32 {
 /// Runs `pod` (restartPolicy Never, one looping container `c`) and kills the supervisor, then the shim of
 /// `c`: the container itself keeps running, orphaned. Returns the pod, the shim record and the container pid.
 fn orphan_a_container(node: &mut Node, name: &str) -> (PodGroup, PathBuf, Value, i32) {
-    let body = format!(
-        "  containers:\n{}",
-        looping("c", BUSYBOX, "while true; do sleep 0.2; done")
-    );
-    node.apply(&format!("{name}.yaml"), &pod(name, "Never", &body));
+    let looping = pod(name)
+        .restart_never()
+        .grace(30)
+        .container(c("c").sh("while true; do sleep 0.2; done"));
+    node.apply(&format!("{name}.yaml"), &looping.manifest());
     node.start();
     let before = node.wait_pod(name, "running", T, |p| st::running(p, "c"));
     let (path, record) = shim_record(node, &runtime_id(&before, "c"));
@@ -110,8 +112,7 @@ fn a_dead_shim_becomes_container_status_unknown_137() {
     let (_, _, _, workload) = orphan_a_container(&mut node, "orphan");
     node.start();
     assert_abandoned(&node, "orphan", workload);
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// An unrelated process, killed and reaped when the test ends, passed or failed.
@@ -151,8 +152,7 @@ fn a_shim_record_naming_a_reused_pid_is_not_adopted() {
         "the stranger was not signalled"
     );
     drop(stranger);
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// What a reboot leaves of a node: the supervisor and every process it started killed, every mount gone,
@@ -193,13 +193,10 @@ fn a_reboot_recreates_the_sandbox_reruns_init_and_carries_restart_counts_on() {
     let mut node = Node::new();
     let host = node.dir.path().join("host");
     fs::create_dir(&host).unwrap();
-    let body = format!(
-        "  volumes: [{{name: host, hostPath: {{path: {}, type: Directory}}}}]\n  initContainers:\n{}    volumeMounts: [{{name: host, mountPath: /host}}]\n  containers:\n{}",
-        host.display(),
-        looping("init", BUSYBOX, "echo ran >> /host/init"),
-        looping("app", BUSYBOX, "trap \"exit 0\" TERM; while true; do sleep 0.2; done"),
-    );
-    node.apply("boot.yaml", &pod("boot", "Always", &body));
+    let boot = pod_on_host("boot", "Always", &host)
+        .init(c("init").sh("echo ran >> /host/init").mount("host", "/host"))
+        .container(sleeper("app"));
+    node.apply("boot.yaml", &boot.manifest());
     node.start();
     let before = node.wait_pod("boot", "running", T, |p| st::running(p, "app"));
     let uid = before.metadata.uid.clone().unwrap();
@@ -230,8 +227,7 @@ fn a_reboot_recreates_the_sandbox_reruns_init_and_carries_restart_counts_on() {
         "ran\nran\n",
         "init containers run again in a new sandbox"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// The busybox image with `STOPSIGNAL SIGUSR1`, imported into the node as `localhost/busybox:stopsignal`.
@@ -279,12 +275,7 @@ fn import_stopsignal_image(node: &Node) -> &'static str {
             &format!("oci-archive:{}:{name}", archive.display()),
         ],
     );
-    let out = node.peapod(&["image", "import", archive.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "import: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    node.import(&archive);
     name
 }
 
@@ -299,14 +290,15 @@ fn the_images_stopsignal_is_sent_on_stop() {
     let script = |name: &str| {
         format!("trap \"echo USR1 > /host/{name}; exit 0\" USR1; trap \"echo TERM > /host/{name}; exit 0\" TERM; while true; do sleep 0.1; done")
     };
-    let mount = "    volumeMounts: [{name: host, mountPath: /host}]\n";
-    let body = format!(
-        "  volumes: [{{name: host, hostPath: {{path: {}, type: Directory}}}}]\n  containers:\n{}{mount}{}{mount}",
-        host.display(),
-        looping("custom", image, &script("custom")),
-        looping("plain", BUSYBOX, &script("plain")),
-    );
-    node.apply("stop.yaml", &pod("stop", "Always", &body));
+    let stop = pod_on_host("stop", "Always", &host)
+        .container(
+            c("custom")
+                .image(image)
+                .sh(&script("custom"))
+                .mount("host", "/host"),
+        )
+        .container(c("plain").sh(&script("plain")).mount("host", "/host"));
+    node.apply("stop.yaml", &stop.manifest());
     node.start();
     node.wait_pod("stop", "running", T, |p| {
         st::running(p, "custom") && st::running(p, "plain")
@@ -320,6 +312,5 @@ fn the_images_stopsignal_is_sent_on_stop() {
     let got = |name: &str| fs::read_to_string(host.join(name)).unwrap_or_default();
     assert_eq!(got("custom"), "USR1\n", "STOPSIGNAL SIGUSR1 from the image");
     assert_eq!(got("plain"), "TERM\n", "SIGTERM without a STOPSIGNAL");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

@@ -6,29 +6,22 @@ mod common;
 
 use std::time::Duration;
 
-use common::{st, wait_for, Node, BUSYBOX};
+use common::host::BridgeNetwork;
+use common::{c, pod, sleeper, st, wait_for, Node};
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
 
-fn pod(name: &str, extra: &str, containers: &str) -> String {
-    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 2\n{extra}  containers:\n{containers}")
-}
-
-fn sleeper(name: &str) -> String {
-    format!("  - name: {name}\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n")
-}
-
 #[test]
 fn host_network_pid_and_ipc_use_the_node_namespaces() {
+    let host = pod("host")
+        .grace(2)
+        .set("hostNetwork", json!(true))
+        .set("hostPID", json!(true))
+        .set("hostIPC", json!(true))
+        .container(sleeper("c"));
     let mut node = Node::new();
-    node.apply(
-        "host.yaml",
-        &pod(
-            "host",
-            "  hostNetwork: true\n  hostPID: true\n  hostIPC: true\n",
-            &sleeper("c"),
-        ),
-    );
+    node.apply("host.yaml", &host.manifest());
     node.start();
     let p = node.wait_pod("host", "running", T, |p| st::running(p, "c"));
     let ns = |n: &str| {
@@ -49,18 +42,18 @@ fn host_network_pid_and_ipc_use_the_node_namespaces() {
     assert_eq!(status.pod.pod_ip, status.pod.host_ip);
     let hosts = node.exec("host", "c", &["head", "-1", "/etc/hosts"]);
     assert_eq!(hosts.trim(), "# Kubernetes-managed hosts file (host network).");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
 fn share_process_namespace_puts_every_container_under_the_pause_process() {
+    let shared = pod("shared")
+        .grace(2)
+        .share_process_namespace()
+        .container(sleeper("a"))
+        .container(sleeper("b"));
     let mut node = Node::new();
-    let containers = format!("{}{}", sleeper("a"), sleeper("b"));
-    node.apply(
-        "shared.yaml",
-        &pod("shared", "  shareProcessNamespace: true\n", &containers),
-    );
+    node.apply("shared.yaml", &shared.manifest());
     node.start();
     node.wait_pod("shared", "running", T, |p| {
         st::running(p, "a") && st::running(p, "b")
@@ -73,18 +66,26 @@ fn share_process_namespace_puts_every_container_under_the_pause_process() {
     // Each container sees the other's processes.
     let ps = node.exec("shared", "a", &["ps", "-o", "pid,args"]);
     assert!(ps.matches("while true").count() >= 2, "{ps}");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
 fn empty_dir_memory_is_a_sized_tmpfs_and_disk_is_world_writable() {
+    let vols = pod("vols")
+        .grace(2)
+        .volume(
+            "mem",
+            json!({"emptyDir": {"medium": "Memory", "sizeLimit": "10Mi"}}),
+        )
+        .empty_dir("disk")
+        .container(
+            c("c")
+                .command(["sleep", "3600"])
+                .mount("mem", "/mem")
+                .mount("disk", "/disk"),
+        );
     let mut node = Node::new();
-    let extra = "  volumes:\n  - name: mem\n    emptyDir: {medium: Memory, sizeLimit: 10Mi}\n  - name: disk\n    emptyDir: {}\n";
-    let containers = format!(
-        "  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n    volumeMounts:\n    - {{name: mem, mountPath: /mem}}\n    - {{name: disk, mountPath: /disk}}\n"
-    );
-    node.apply("vols.yaml", &pod("vols", extra, &containers));
+    node.apply("vols.yaml", &vols.manifest());
     node.start();
     node.wait_pod("vols", "running", T, |p| st::running(p, "c"));
     let df = node.exec("vols", "c", &["df", "-k", "/mem"]);
@@ -99,8 +100,7 @@ fn empty_dir_memory_is_a_sized_tmpfs_and_disk_is_world_writable() {
         node.exec("vols", "c", &["stat", "-c", "%a", "/disk"]).trim(),
         "777"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -111,20 +111,36 @@ fn host_path_types_are_checked_and_sub_paths_stay_inside_their_volume() {
     // The volume's own symlink pointing at / must not lead the subPath out of the volume.
     std::os::unix::fs::symlink("/", host.join("escape")).unwrap();
     let missing = node.dir.path().join("nothing-here");
-    let extra = format!(
-        "  volumes:\n  - name: data\n    hostPath: {{path: {}, type: Directory}}\n  - name: created\n    hostPath: {{path: {}/made, type: DirectoryOrCreate}}\n",
-        host.display(),
-        node.dir.path().display()
-    );
-    let containers = format!(
-        "  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo sub > /sub/file; echo made > /made/file; sleep 3600']\n    env: [{{name: POD, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}]\n    volumeMounts:\n    - {{name: data, mountPath: /sub, subPathExpr: 'logs/$(POD)'}}\n    - {{name: data, mountPath: /esc, subPath: escape/peapod-subpath-probe}}\n    - {{name: created, mountPath: /made}}\n"
-    );
-    node.apply("paths.yaml", &pod("paths", &extra, &containers));
-    let bad = format!(
-        "  volumes:\n  - name: v\n    hostPath: {{path: {}, type: Directory}}\n",
-        missing.display()
-    );
-    node.apply("bad.yaml", &pod("badpath", &bad, &sleeper("c")));
+    let made = node.dir.path().join("made");
+    let paths = pod("paths")
+        .grace(2)
+        .volume("data", json!({"hostPath": {"path": host, "type": "Directory"}}))
+        .volume(
+            "created",
+            json!({"hostPath": {"path": made, "type": "DirectoryOrCreate"}}),
+        )
+        .container(
+            c("c")
+                .sh("echo sub > /sub/file; echo made > /made/file; sleep 3600")
+                .set(
+                    "env",
+                    json!([{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]),
+                )
+                .set(
+                    "volumeMounts",
+                    json!([
+                        {"name": "data", "mountPath": "/sub", "subPathExpr": "logs/$(POD)"},
+                        {"name": "data", "mountPath": "/esc", "subPath": "escape/peapod-subpath-probe"},
+                        {"name": "created", "mountPath": "/made"},
+                    ]),
+                ),
+        );
+    node.apply("paths.yaml", &paths.manifest());
+    let bad = pod("badpath")
+        .grace(2)
+        .volume("v", json!({"hostPath": {"path": missing, "type": "Directory"}}))
+        .container(sleeper("c"));
+    node.apply("bad.yaml", &bad.manifest());
     node.start();
     node.wait_pod("paths", "running", T, |p| st::running(p, "c"));
     wait_for("files written through the mounts", T, || {
@@ -158,44 +174,22 @@ fn host_path_types_are_checked_and_sub_paths_stay_inside_their_volume() {
     let p = node.get("badpath").unwrap();
     assert_eq!(st::phase(&p), "Pending");
     assert_eq!(st::display(&p), "ContainerCreating");
-    assert!(node.stop(T).success());
-    node.assert_clean();
-}
-
-/// Removes the test's bridge even when the test fails.
-struct Bridge(String);
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &self.0])
-            .output();
-    }
+    node.finish(T);
 }
 
 #[test]
 fn cni_network_gives_the_pod_an_ip_reachable_from_the_node() {
     let mut node = Node::new();
-    let suffix = node.cgroup_parent.trim_start_matches("/peapod-test-").to_string();
-    let bridge = Bridge(format!("pp{}", &suffix[..6]));
-    let octet = u8::from_str_radix(&suffix[..2], 16).unwrap() % 200 + 20;
-    let data = node.dir.path().join("cni-ipam");
-    std::fs::write(
-        node.cni_conf.join("10-test.conflist"),
-        format!(
-            r#"{{"cniVersion": "1.0.0", "name": "peapod-test", "plugins": [{{"type": "bridge", "bridge": "{}", "isGateway": true, "ipMasq": false,
-               "ipam": {{"type": "host-local", "dataDir": "{}", "ranges": [[{{"subnet": "10.99.{octet}.0/24"}}]]}}}}]}}"#,
-            bridge.0,
-            data.display()
-        ),
-    )
-    .unwrap();
-    let containers = format!("  - name: web\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo served by $(hostname) > /tmp/index.html; exec httpd -f -p 8080 -h /tmp']\n");
-    node.apply("net.yaml", &pod("net", "", &containers));
+    let network = BridgeNetwork::new(&node, "peapod-test", "pp", 99);
+    network.install(&node);
+    let net = pod("net").grace(2).container(
+        c("web").sh("echo served by $(hostname) > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"),
+    );
+    node.apply("net.yaml", &net.manifest());
     node.start();
     let p = node.wait_pod("net", "running with an IP", T, |p| st::running(p, "web"));
     let ip = p.status.as_ref().unwrap().pod.pod_ip.clone().expect("podIP");
-    assert!(ip.starts_with(&format!("10.99.{octet}.")), "{ip}");
+    assert!(ip.starts_with(&network.prefix()), "{ip}");
     let hosts = node.exec("net", "web", &["cat", "/etc/hosts"]);
     assert!(hosts.contains(&format!("{ip}\tnet\n")), "{hosts}");
     assert!(node
@@ -211,7 +205,7 @@ fn cni_network_gives_the_pod_an_ip_reachable_from_the_node() {
         Some(out)
     });
     assert!(body.ends_with("served by net\n"), "{body}");
-    let lease = data.join("peapod-test").join(&ip);
+    let lease = network.leases().join(&ip);
     assert!(lease.exists(), "host-local recorded the lease");
     assert!(node.stop(T).success());
     assert!(!lease.exists(), "the lease was released by CNI DEL");

@@ -7,38 +7,20 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{st, wait_for, Node, BUSYBOX};
+use common::builder::PodBuilder;
+use common::host::{mounts_under, skip_without_bridge_plugins, BridgeNetwork};
+use common::{c, pod, sleeper, st, wait_for, Node};
 
 const T: Duration = Duration::from_secs(60);
 
-fn pod(name: &str, restart: &str, command: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 2\n  restartPolicy: {restart}\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: {command}\n"
-    )
-}
-
-const SLEEPER: &str = "[sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']";
-
-/// Starts `peapod run` as `Node::start` does, with extra environment.
-fn start_with_env(node: &mut Node, env: &[(&str, &OsStr)]) {
-    let manifests = node.manifests.to_str().unwrap().to_string();
-    let parent = node.cgroup_parent.clone();
-    let args = [
-        "run",
-        "-f",
-        &manifests,
-        "--poll-interval",
-        "0.2",
-        "--cgroup-parent",
-        &parent,
-    ];
-    node.start_with(&args, env);
+/// A `restartPolicy: Always` pod whose container `c` runs until SIGTERM.
+fn sleeping(name: &str) -> PodBuilder {
+    pod(name).grace(2).restart_always().container(sleeper("c"))
 }
 
 fn write_script(path: &Path, body: &str) {
@@ -75,30 +57,20 @@ fn plugin_calls(log: &Path, command: &str) -> Vec<String> {
         .collect()
 }
 
-/// Mounts below `dir`.
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let prefix = dir.to_string_lossy().into_owned();
-    peapod::sys::mount::mountinfo_targets(&info)
-        .filter(|t| t.starts_with(&prefix))
-        .collect()
-}
-
 #[test]
 fn failed_cni_add_releases_the_pause_process_and_is_deleted_every_attempt() {
-    failing_cni_add("restartPolicy: Always");
+    failing_cni_add(sleeping("stuck"));
 }
 
 #[test]
 fn failed_cni_add_with_a_shared_pid_namespace_releases_the_namespace_init() {
     // The pause process's setup parent exits; the PID-namespace init it forked holds the namespaces.
-    failing_cni_add("shareProcessNamespace: true\n  restartPolicy: Always");
+    failing_cni_add(sleeping("stuck").share_process_namespace());
 }
 
-/// A pod whose CNI ADD always fails, with `spec_line` in its spec: across retries at most the attempt in
-/// flight has a pause process, every ADD gets a DEL, each attempt has its own sandbox id, and a graceful
-/// stop leaves nothing.
-fn failing_cni_add(spec_line: &str) {
+/// The pod `stuck`, whose CNI ADD always fails: across retries at most the attempt in flight has a pause
+/// process, every ADD gets a DEL, each attempt has its own sandbox id, and a graceful stop leaves nothing.
+fn failing_cni_add(stuck: PodBuilder) {
     let mut node = Node::new();
     let bin = node.dir.path().join("cni-bin");
     fs::create_dir(&bin).unwrap();
@@ -115,11 +87,8 @@ fn failing_cni_add(spec_line: &str) {
         r#"{"cniVersion": "1.0.0", "name": "refuse", "plugins": [{"type": "refuse-add"}]}"#,
     )
     .unwrap();
-    node.apply(
-        "stuck.yaml",
-        &pod("stuck", "Always", SLEEPER).replace("restartPolicy: Always", spec_line),
-    );
-    start_with_env(&mut node, &[("PEAPOD_CNI_BIN_DIR", bin.as_os_str())]);
+    node.apply("stuck.yaml", &stuck.manifest());
+    node.start_env(&[("PEAPOD_CNI_BIN_DIR", bin.as_os_str())]);
 
     // The first attempt and two retries (10 s apart), each ADD answered by a DEL of the same sandbox.
     let adds = wait_for("three failed ADDs, each deleted", Duration::from_secs(90), || {
@@ -160,46 +129,18 @@ fn failing_cni_add(spec_line: &str) {
     node.assert_clean();
 }
 
-/// Removes the test's bridge even when the test fails.
-struct Bridge(String);
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &self.0])
-            .output();
-    }
-}
-
-fn bridge_plugins() -> Option<PathBuf> {
-    ["/usr/lib/cni", "/opt/cni/bin"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|d| d.join("bridge").is_file() && d.join("host-local").is_file())
-}
-
 #[test]
 fn two_supervisors_run_a_pod_with_the_same_uid_on_one_bridge_network() {
-    if bridge_plugins().is_none() {
-        eprintln!("skipping: the bridge and host-local CNI plugins are not installed");
+    if skip_without_bridge_plugins() {
         return;
     }
     let mut a = Node::new();
     let mut b = Node::new();
-    let suffix = a.cgroup_parent.trim_start_matches("/peapod-test-").to_string();
-    let bridge = Bridge(format!("pp{}", &suffix[..6]));
-    let octet = u8::from_str_radix(&suffix[..2], 16).unwrap() % 200 + 20;
-    // One node, one host-local store: both supervisors allocate from it.
-    let ipam = a.dir.path().join("cni-ipam");
-    let conflist = format!(
-        r#"{{"cniVersion": "1.0.0", "name": "peapod-twins", "plugins": [{{"type": "bridge", "bridge": "{}", "isGateway": true, "ipMasq": false,
-           "ipam": {{"type": "host-local", "dataDir": "{}", "ranges": [[{{"subnet": "10.98.{octet}.0/24"}}]]}}}}]}}"#,
-        bridge.0,
-        ipam.display()
-    );
+    // One node, one host-local store (in a's directory): both supervisors allocate from it.
+    let network = BridgeNetwork::new(&a, "peapod-twins", "pp", 98);
     for node in [&a, &b] {
-        fs::write(node.cni_conf.join("10-twins.conflist"), &conflist).unwrap();
-        node.apply("twin.yaml", &pod("twin", "Always", SLEEPER));
+        network.install(node);
+        node.apply("twin.yaml", &sleeping("twin").manifest());
     }
     a.start();
     b.start();
@@ -221,10 +162,10 @@ fn two_supervisors_run_a_pod_with_the_same_uid_on_one_bridge_network() {
     let (ia, ib) = (ip(&pa), ip(&pb));
     assert_ne!(ia, ib);
     for i in [&ia, &ib] {
-        assert!(i.starts_with(&format!("10.98.{octet}.")), "{i}");
+        assert!(i.starts_with(&network.prefix()), "{i}");
     }
     // A failed ADD's DEL under a shared sandbox id would have released the other supervisor's lease.
-    let leases = ipam.join("peapod-twins");
+    let leases = network.leases();
     assert!(
         leases.join(&ia).exists() && leases.join(&ib).exists(),
         "both leases are held"
@@ -266,8 +207,8 @@ fn a_shim_that_dies_before_reporting_leaves_no_rootfs_mount_or_bundle() {
             runc = runc_path().display()
         ),
     );
-    node.apply("crash.yaml", &pod("crash", "Always", SLEEPER));
-    start_with_env(&mut node, &[("PEAPOD_OCI_RUNTIME", runtime.as_os_str())]);
+    node.apply("crash.yaml", &sleeping("crash").manifest());
+    node.start_env(&[("PEAPOD_OCI_RUNTIME", runtime.as_os_str())]);
     let silent = "the container shim exited before reporting a start";
     wait_for("the failed start's event", T, || {
         node.events("crash")
@@ -282,14 +223,17 @@ fn a_shim_that_dies_before_reporting_leaves_no_rootfs_mount_or_bundle() {
     assert!(!instance.exists(), "bundle {} left behind", instance.display());
     // The retry runs the container.
     node.wait_pod("crash", "running after the retry", T, |p| st::running(p, "c"));
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
 fn a_start_runc_refuses_is_recorded_with_its_rootfs_and_runtime_state_released() {
+    let refused = pod("refused")
+        .grace(2)
+        .restart_never()
+        .container(c("c").command(["/no/such/binary"]));
     let mut node = Node::new();
-    node.apply("refused.yaml", &pod("refused", "Never", "[/no/such/binary]"));
+    node.apply("refused.yaml", &refused.manifest());
     node.start();
     let p = node.wait_pod("refused", "start error", T, |p| st::terminated(p, "c").is_some());
     let t = st::terminated(&p, "c").unwrap();
@@ -306,6 +250,5 @@ fn a_start_runc_refuses_is_recorded_with_its_rootfs_and_runtime_state_released()
         instance.join("exited.json").exists(),
         "the failed start stays recorded"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

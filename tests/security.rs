@@ -78,8 +78,7 @@ fn containers_keep_exactly_the_asked_capabilities_with_no_new_privs_and_seccomp(
 
     let f = facts(&finished_log(&node, "unconfined", "c"));
     assert_eq!((f["Seccomp"].as_str(), f["NoNewPrivs"].as_str()), ("0", "0"));
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -122,8 +121,7 @@ fn the_default_seccomp_profile_blocks_namespace_and_mount_syscalls() {
         "SYS_ADMIN opens the namespace rules: {out}"
     );
     assert!(out.contains("allowed: mount -t tmpfs none /tmp"), "{out}");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -166,8 +164,7 @@ fn containers_cannot_write_outside_their_rootfs_or_see_host_processes() {
     assert!(pids <= 6, "only the container's own processes: {out}");
     assert!(out.contains("wrote: rootfs"), "its own rootfs is writable: {out}");
     assert!(finished_log(&node, "ro", "c").contains("Read-only file system"));
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -205,8 +202,7 @@ fn sandboxes_do_not_share_ipc_but_their_containers_do() {
         other.trim_end().ends_with('1'),
         "no SysV segment: only the header line: {other}"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -248,8 +244,7 @@ fn sysctls_apply_in_the_sandbox_and_unsafe_ones_are_refused() {
         s.message.as_deref(),
         Some(r#"Pod was rejected: forbidden sysctl: "net.core.somaxconn" not allowlisted"#)
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -270,6 +265,5 @@ fn fs_group_owns_empty_dirs_and_joins_the_containers_groups() {
     );
     assert_eq!(f["Mode"], "2777 2345", "setgid, group-rw, the fsGroup: {out}");
     assert_eq!(f["File"], "2345", "new files inherit the group: {out}");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

@@ -8,20 +8,25 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{ControlPlane, SYSTEM_NS};
-use common::{st, wait_for, Node, BUSYBOX};
+use common::builder::PodBuilder;
+use common::cluster::{start_agent_env, ControlPlane};
+use common::{pod, sleeper, st, wait_for, Node};
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);
 
-fn podgroup(ns: &str, name: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: peapod.dev/v1alpha1\nkind: PodGroup\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  nodeName: node-a\n  terminationGracePeriodSeconds: 2\n{extra}  containers:\n  - name: main\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n"
-    )
+/// A PodGroup bound to node-a whose container `main` runs until SIGTERM.
+fn podgroup(ns: &str, name: &str) -> PodBuilder {
+    pod(name)
+        .namespace(ns)
+        .set("nodeName", json!("node-a"))
+        .grace(2)
+        .container(sleeper("main"))
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+/// `podgroup` in the host's PID namespace (baseline refuses it).
+fn host_pid(ns: &str, name: &str) -> String {
+    podgroup(ns, name).set("hostPID", json!(true)).podgroup_manifest()
 }
 
 #[test]
@@ -30,33 +35,16 @@ fn the_agent_enforces_the_namespace_level_without_any_admission_plugin() {
     cp.node("node-a", &[], "2", "4Gi");
     let kubeconfig = cp.agent_kubeconfig();
     let mut node = Node::new();
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let parent = node.cgroup_parent.clone();
-    node.start_with(
-        &[
-            "agent",
-            "--node-name",
-            "node-a",
-            "--namespace",
-            SYSTEM_NS,
-            "--metrics-bind-address",
-            &metrics,
-            "--cgroup-parent",
-            &parent,
-        ],
-        &[
-            ("KUBECONFIG", kubeconfig.as_os_str()),
-            ("PEAPOD_POD_SECURITY_LEVEL", std::ffi::OsStr::new("baseline")),
-        ],
-    );
+    let baseline = [("PEAPOD_POD_SECURITY_LEVEL", std::ffi::OsStr::new("baseline"))];
+    start_agent_env(&mut node, &kubeconfig, "node-a", &baseline);
     for (ns, level) in [("locked", "restricted"), ("open", "privileged")] {
         cp.kubectl_ok(&["create", "namespace", ns]);
         let label = format!("pod-security.kubernetes.io/enforce={level}");
         cp.kubectl_ok(&["label", "namespace", ns, &label]);
     }
-    cp.apply(&podgroup("locked", "plain", ""));
-    cp.apply(&podgroup("default", "hostpid", "  hostPID: true\n"));
-    cp.apply(&podgroup("open", "hostpid", "  hostPID: true\n"));
+    cp.apply(&podgroup("locked", "plain").podgroup_manifest());
+    cp.apply(&host_pid("default", "hostpid"));
+    cp.apply(&host_pid("open", "hostpid"));
 
     let p = cp.wait_pg("locked", "plain", "refused", T, |p| st::phase(p) == "Failed");
     let s = p.status.unwrap().pod;
@@ -102,7 +90,7 @@ fn the_agent_enforces_the_namespace_level_without_any_admission_plugin() {
         "open",
         "pod-security.kubernetes.io/enforce=restricted",
     ]);
-    cp.apply(&podgroup("open", "later", "  hostPID: true\n"));
+    cp.apply(&host_pid("open", "later"));
     cp.wait_pg("open", "later", "refused", T, |p| st::phase(p) == "Failed");
     let still = cp.get("open", "hostpid").unwrap();
     assert!(st::running(&still, "main"));
@@ -112,6 +100,5 @@ fn the_agent_enforces_the_namespace_level_without_any_admission_plugin() {
         let left = cp.kubectl_ok(&["get", "podgroups", "-A", "-o", "name"]);
         left.trim().is_empty().then_some(())
     });
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

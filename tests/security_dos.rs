@@ -49,8 +49,7 @@ fn deleting_a_pod_cancels_its_pending_container_starts() {
     assert!(total < MANY, "every container started: {total}");
     let killed = log.lines().filter(|l| is_event(l, "Killing")).count();
     assert_eq!(killed, total, "every started container was stopped");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// Whether a supervisor log line is an Event with this reason about a container.
@@ -100,8 +99,7 @@ fn memory_empty_dirs_are_bounded_by_the_pods_limit_and_the_nodes_memory() {
         "the node's memory"
     );
     assert_eq!(tmpfs_size(&open, "/small"), "8192k");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -136,8 +134,7 @@ fn a_container_cannot_grow_its_termination_message_file_without_bound() {
     let message = st::terminated(&p, "c").unwrap().message.unwrap_or_default();
     assert_eq!(message.len(), 4096);
     assert!(message.starts_with("peapod\npeapod\n"), "{message:.40}");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -183,8 +180,7 @@ fn host_paths_at_or_above_peapods_directories_are_refused_before_anything_is_cre
     }
     assert!(!inside_state.exists(), "nothing was created in the state dir");
     assert!(!node.run.join("file-by-a-pod").exists(), "nor in the run dir");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// Clears the immutable flag under `dir` when dropped, so that a failed test leaves a removable tempdir.
@@ -257,8 +253,7 @@ fn a_pod_directory_that_cannot_be_removed_is_finished_at_the_next_start() {
     chattr("-i", &stuck);
     start(&mut node, "baseline", &[]);
     wait_for("the leftover to be removed", T, || (!left.exists()).then_some(()));
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -298,8 +293,7 @@ fn a_container_cannot_grow_the_pods_etc_hosts_without_bound() {
         std::os::unix::fs::MetadataExt::blocks(&meta) * 512 <= cap,
         "blocks on the host"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// The id of the pod's current sandbox, from its persistent pointer.
@@ -358,6 +352,5 @@ fn a_recreated_sandbox_writes_its_etc_files_afresh_and_unmounts_the_old_ones() {
         !mountinfo.contains(&*old_dir.to_string_lossy()),
         "old mounts left"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

@@ -13,16 +13,17 @@ use std::time::Duration;
 
 use peapod::api::PodGroup;
 use peapod::standalone::store::StatusStore;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use common::{st, wait_for, Node, BUSYBOX};
+use common::builder::PodBuilder;
+use common::{c, pod, st, wait_for, Node};
 
 const T: Duration = Duration::from_secs(60);
 const UUID_MSG: &str = "must be a lowercase UUID in 8-4-4-4-12 format";
 
-fn pod(name: &str, uid: Option<&str>) -> String {
-    let uid = uid.map(|u| format!(", uid: {u:?}")).unwrap_or_default();
-    format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name:?}{uid}}}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sleep, '3600']\n")
+/// A Pod whose container `c` sleeps for an hour.
+fn sleeping(name: &str) -> PodBuilder {
+    pod(name).grace(2).container(c("c").command(["sleep", "3600"]))
 }
 
 fn status_of(p: &PodGroup) -> (String, String) {
@@ -67,7 +68,7 @@ fn a_uid_that_climbs_out_of_the_state_dir_is_refused_and_deletes_nothing() {
     fs::create_dir_all(&victim).unwrap();
     fs::write(victim.join("sentinel"), "keep me").unwrap();
     let uid = "../../victim/existing";
-    node.apply("x.yaml", &pod("x", Some(uid)));
+    node.apply("x.yaml", &sleeping("x").uid(uid).manifest());
     node.start();
     let refused = node.wait_pod("x", "refused", T, |p| st::phase(p) == "Failed");
     let want = format!("metadata.uid: Invalid value: {uid:?}: {UUID_MSG}");
@@ -94,8 +95,8 @@ fn a_uid_that_climbs_out_of_the_state_dir_is_refused_and_deletes_nothing() {
 fn a_second_manifest_with_the_same_uid_is_refused_and_the_first_runs_on() {
     let mut node = Node::new();
     let uid = "0f4e2a4c-7d0b-4bde-9d35-1f6f2d9c8a11";
-    node.apply("a.yaml", &pod("first", Some(uid)));
-    node.apply("b.yaml", &pod("second", Some(uid)));
+    node.apply("a.yaml", &sleeping("first").uid(uid).manifest());
+    node.apply("b.yaml", &sleeping("second").uid(uid).manifest());
     node.start();
     let first = node.wait_pod("first", "running", T, |p| st::running(p, "c"));
     let id = st::container(&first, "c").container_id.clone();
@@ -114,7 +115,7 @@ fn a_second_manifest_with_the_same_uid_is_refused_and_the_first_runs_on() {
             .then_some(())
     });
     // A pod added after the report is started by a later scan: by then the duplicate was reconciled too.
-    node.apply("c.yaml", &pod("marker", None));
+    node.apply("c.yaml", &sleeping("marker").manifest());
     node.wait_pod("marker", "running", T, |p| st::running(p, "c"));
     let first = node.get("first").unwrap();
     assert!(st::running(&first, "c"));
@@ -132,20 +133,18 @@ fn a_second_manifest_with_the_same_uid_is_refused_and_the_first_runs_on() {
     wait_for("every pod to be gone", T, || {
         StatusStore::new(&node.state).list().is_empty().then_some(())
     });
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// A Pod manifest (JSON, which is YAML) with these metadata, container and volume names.
-fn hostile(meta: serde_json::Value, container: &str, volume: Option<&str>) -> String {
-    let mut c = json!({"name": container, "image": BUSYBOX, "command": ["sleep", "3600"]});
-    let mut spec = json!({"terminationGracePeriodSeconds": 2});
+fn hostile(meta: Value, container: &str, volume: Option<&str>) -> String {
+    let mut sleeper = c(container).command(["sleep", "3600"]);
+    let mut p = pod("").metadata(meta).grace(2);
     if let Some(v) = volume {
-        c["volumeMounts"] = json!([{"name": v, "mountPath": "/v"}]);
-        spec["volumes"] = json!([{"name": v, "emptyDir": {}}]);
+        sleeper = sleeper.mount(v, "/v");
+        p = p.empty_dir(v);
     }
-    spec["containers"] = json!([c]);
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}).to_string()
+    p.container(sleeper).manifest()
 }
 
 #[test]
@@ -189,7 +188,7 @@ fn hostile_names_create_write_and_remove_nothing_outside_the_roots() {
     for (i, (meta, container, volume)) in cases.iter().enumerate() {
         node.apply(&format!("h{i}.yaml"), &hostile(meta.clone(), container, *volume));
     }
-    node.apply("good.yaml", &pod("good", None));
+    node.apply("good.yaml", &sleeping("good").manifest());
     let before = tree(&root, &skip);
     node.start();
     node.wait_pod("good", "running", T, |p| st::running(p, "c"));
@@ -219,8 +218,7 @@ fn hostile_names_create_write_and_remove_nothing_outside_the_roots() {
     wait_for("every pod to be gone", T, || {
         store.list().is_empty().then_some(())
     });
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
     assert_eq!(tree(&root, &skip), before, "nothing outside the roots changed");
     assert_eq!(
         fs::read_to_string(root.join("victim/sentinel")).unwrap(),

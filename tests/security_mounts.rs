@@ -75,8 +75,7 @@ fn volume_mounts_over_what_the_runtime_masks_are_refused_by_field() {
     assert_eq!(finished_log(&node, "allowed", "shm").trim(), "shm-ok");
     let log = node.supervisor_log();
     assert!(!log.contains("panicked"), "{log}");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -113,8 +112,7 @@ fn a_volume_redirected_onto_dev_through_a_symlink_cannot_undo_the_masks() {
         message.contains("masked path /proc/") && message.contains("is not masked"),
         "{message}"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -173,6 +171,5 @@ echo end"#;
     );
     let plain = finished_log(&node, "shared", "plain");
     assert_eq!(plain.matches("denied").count(), 4, "{plain}");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

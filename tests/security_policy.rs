@@ -72,8 +72,7 @@ fn baseline_by_default_refuses_what_pod_security_admission_refuses() {
     // Nothing of a refused pod ran: no pod directory, no cgroup.
     let uid = node.get("hostnet").unwrap().metadata.uid.unwrap();
     assert!(!node.state.join("pods").join(uid).exists());
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -106,8 +105,7 @@ fn restricted_takes_only_hardened_pods() {
          container \"c\" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container \"c\" must \
          set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -144,8 +142,7 @@ fn localhost_seccomp_profiles_apply_and_fail_closed() {
             "{name}: {message}"
         );
     }
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -178,6 +175,5 @@ fn host_paths_never_reach_peapods_own_state() {
             .and_then(|c| c.state.as_ref()?.running.as_ref())
             .is_none());
     }
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

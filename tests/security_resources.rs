@@ -77,8 +77,16 @@ fn pod_cgroups_follow_the_kubelet_layout_and_settings() {
     for name in ["guaranteed", "burstable", "besteffort"] {
         node.wait_pod(name, "running", T, |p| st::running(p, "c"));
     }
+    check_pod_cgroups(&node);
+    check_oom_score_adj(&node);
+    node.finish(T);
+}
+
+/// The pods' cgroups in the kubelet's layout with its settings (shares, quota, memory and pids limits), each
+/// container's a child of its pod's with its own limits, the helpers beside it.
+fn check_pod_cgroups(node: &Node) {
     let parent = node.cgroup_parent.clone();
-    let g = format!("{parent}/pod{}", uid(&node, "guaranteed"));
+    let g = format!("{parent}/pod{}", uid(node, "guaranteed"));
     assert_eq!(read("cpu", &g, "cpu.shares"), "256");
     assert_eq!(read("cpu", &g, "cpu.cfs_quota_us"), "25000");
     assert_eq!(read("cpu", &g, "cpu.cfs_period_us"), "100000");
@@ -87,7 +95,7 @@ fn pod_cgroups_follow_the_kubelet_layout_and_settings() {
         (64 << 20).to_string()
     );
     assert_eq!(read("pids", &g, "pids.max"), "64");
-    let b = format!("{parent}/burstable/pod{}", uid(&node, "burstable"));
+    let b = format!("{parent}/burstable/pod{}", uid(node, "burstable"));
     assert_eq!(read("cpu", &b, "cpu.shares"), "102");
     assert_eq!(
         read("cpu", &b, "cpu.cfs_quota_us"),
@@ -98,7 +106,7 @@ fn pod_cgroups_follow_the_kubelet_layout_and_settings() {
         read("memory", &b, "memory.limit_in_bytes"),
         (32 << 20).to_string()
     );
-    let e = format!("{parent}/besteffort/pod{}", uid(&node, "besteffort"));
+    let e = format!("{parent}/besteffort/pod{}", uid(node, "besteffort"));
     assert_eq!(read("cpu", &e, "cpu.shares"), "2");
     assert_eq!(read("cpu", &format!("{parent}/besteffort"), "cpu.shares"), "2");
     assert_eq!(read("pids", &e, "pids.max"), "64");
@@ -119,7 +127,11 @@ fn pod_cgroups_follow_the_kubelet_layout_and_settings() {
         read("memory", &format!("{g}/{container}"), "memory.limit_in_bytes"),
         (64 << 20).to_string()
     );
+}
 
+/// oom_score_adj as the kubelet sets it per QoS class (within what this test process may set), and the
+/// container's cgroup files read-only.
+fn check_oom_score_adj(node: &Node) {
     let fact = |name: &str, key: &str| {
         let f = wait_for("the probe's facts", T, || {
             let out = node.peapod(&["logs", name, "-c", "c"]);
@@ -136,8 +148,6 @@ fn pod_cgroups_follow_the_kubelet_layout_and_settings() {
         burstable_oom_score_adj(16 << 20).max(floor).to_string()
     );
     assert_eq!(fact("guaranteed", "Cgroup"), "read-only");
-    assert!(node.stop(T).success());
-    node.assert_clean();
 }
 
 #[test]
@@ -161,8 +171,7 @@ fn a_memory_hog_is_oom_killed_and_restarted() {
         (Some("OOMKilled"), 137),
         "{last:?}"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
@@ -193,6 +202,5 @@ fn a_fork_loop_stops_at_the_pods_pids_limit() {
     let pod_cgroup = format!("{}/besteffort/pod{}", node.cgroup_parent, uid(&node, "forks"));
     assert_eq!(read("pids", &pod_cgroup, "pids.max"), "32");
 
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

@@ -12,27 +12,20 @@ mod common;
 
 use std::time::Duration;
 
-use common::{st, Node, BUSYBOX};
+use common::builder::{ContainerBuilder, PodBuilder};
+use common::{c, pod, st, Node};
 use peapod::api::PodGroup;
 
 const T: Duration = Duration::from_secs(120);
 
-fn pod(name: &str, policy: &str, grace: u32, init: &str, containers: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: {policy}\n  terminationGracePeriodSeconds: {grace}\n  shareProcessNamespace: true\n  initContainers:\n{init}  containers:\n{containers}"
-    )
+/// A Pod whose containers see each other's processes.
+fn shared_pod(name: &str, policy: &str, grace: i64) -> PodBuilder {
+    pod(name).restart(policy).grace(grace).share_process_namespace()
 }
 
 /// A container running `script` in a shell whose `$0` is `<name>-marker`.
-fn container(name: &str, script: &str, sidecar: bool) -> String {
-    let policy = if sidecar {
-        "    restartPolicy: Always\n"
-    } else {
-        ""
-    };
-    format!(
-        "  - name: {name}\n    image: {BUSYBOX}\n{policy}    command: [sh, -c, '{script}', {name}-marker]\n"
-    )
+fn marked(name: &str, script: &str) -> ContainerBuilder {
+    c(name).command(["sh", "-c", script, &format!("{name}-marker")])
 }
 
 /// `sh` test that succeeds when the container `name` has a live process in the pod. The bracket keeps
@@ -59,20 +52,17 @@ fn started(p: &PodGroup, name: &str) -> bool {
 #[test]
 fn sidecar_starts_before_the_next_init_container_and_keeps_running() {
     let mut node = Node::new();
-    let init = format!(
-        "{}{}",
-        container("proxy", "while true; do sleep 1; done", true),
-        container("setup", &format!("{} && echo SAW-PROXY", alive("proxy")), false),
-    );
-    let app = container(
-        "app",
-        &format!(
-            "{} && echo SAW-PROXY; while true; do sleep 1; done",
-            alive("proxy")
-        ),
-        false,
-    );
-    node.apply("order.yaml", &pod("order", "Always", 2, &init, &app));
+    let order = shared_pod("order", "Always", 2)
+        .sidecar(marked("proxy", "while true; do sleep 1; done"))
+        .init(marked("setup", &format!("{} && echo SAW-PROXY", alive("proxy"))))
+        .container(marked(
+            "app",
+            &format!(
+                "{} && echo SAW-PROXY; while true; do sleep 1; done",
+                alive("proxy")
+            ),
+        ));
+    node.apply("order.yaml", &order.manifest());
     node.start();
     let p = node.wait_pod("order", "app and sidecar running", T, |p| {
         st::running(p, "app") && st::running(p, "proxy") && ready_column(p) == "2/2"
@@ -91,8 +81,7 @@ fn sidecar_starts_before_the_next_init_container_and_keeps_running() {
         String::from_utf8_lossy(&logs.stdout).contains("SAW-PROXY"),
         "the app started after the sidecar"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// "should restart a restartable init container after the regular container started" under
@@ -100,9 +89,10 @@ fn sidecar_starts_before_the_next_init_container_and_keeps_running() {
 #[test]
 fn sidecar_restarts_although_the_pod_policy_is_never() {
     let mut node = Node::new();
-    let init = container("proxy", "sleep 4; exit 0", true);
-    let app = container("app", "while true; do sleep 1; done", false);
-    node.apply("restart.yaml", &pod("restart", "Never", 2, &init, &app));
+    let restart = shared_pod("restart", "Never", 2)
+        .sidecar(marked("proxy", "sleep 4; exit 0"))
+        .container(marked("app", "while true; do sleep 1; done"));
+    node.apply("restart.yaml", &restart.manifest());
     node.start();
     let p = node.wait_pod("restart", "sidecar restarted", T, |p| {
         st::restarts(p, "proxy") >= 1 && st::running(p, "app")
@@ -114,8 +104,7 @@ fn sidecar_restarts_although_the_pod_policy_is_never() {
         restarts >= Some(1),
         "RESTARTS counts the sidecar's restarts: {restarts:?}"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// "should complete a Pod with restartable init container when regular container exited": the pod
@@ -123,9 +112,10 @@ fn sidecar_restarts_although_the_pod_policy_is_never() {
 #[test]
 fn never_pod_with_a_sidecar_succeeds_when_the_app_exits() {
     let mut node = Node::new();
-    let init = container("proxy", "while true; do sleep 1; done", true);
-    let app = container("app", "sleep 2; exit 0", false);
-    node.apply("job.yaml", &pod("job", "Never", 2, &init, &app));
+    let job = shared_pod("job", "Never", 2)
+        .sidecar(marked("proxy", "while true; do sleep 1; done"))
+        .container(marked("app", "sleep 2; exit 0"));
+    node.apply("job.yaml", &job.manifest());
     node.start();
     let p = node.wait_pod("job", "Succeeded", T, |p| st::phase(p) == "Succeeded");
     assert_eq!(st::terminated(&p, "app").map(|t| t.exit_code), Some(0));
@@ -137,8 +127,7 @@ fn never_pod_with_a_sidecar_succeeds_when_the_app_exits() {
         st::condition(&p, "Ready").unwrap().reason.as_deref(),
         Some("PodCompleted")
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// "should terminate sidecars in reverse order after all main containers have exited": each sidecar
@@ -152,15 +141,16 @@ fn sidecars_stop_in_reverse_order_after_the_app() {
             "if {}; then echo -n EARLY > /dev/termination-log; else echo -n ORDERED > /dev/termination-log; fi; sleep 1; exit 0",
             alive(after)
         );
-        container(
+        marked(
             name,
             &format!("trap \"{on_term}\" TERM; while true; do sleep 0.2; done"),
-            true,
         )
     };
-    let init = format!("{}{}", sidecar("first", "second"), sidecar("second", "app"));
-    let app = container("app", "sleep 3; exit 0", false);
-    node.apply("order.yaml", &pod("stop-order", "Never", 10, &init, &app));
+    let order = shared_pod("stop-order", "Never", 10)
+        .sidecar(sidecar("first", "second"))
+        .sidecar(sidecar("second", "app"))
+        .container(marked("app", "sleep 3; exit 0"));
+    node.apply("order.yaml", &order.manifest());
     node.start();
     let p = node.wait_pod("stop-order", "Succeeded", T, |p| st::phase(p) == "Succeeded");
     for name in ["first", "second"] {
@@ -171,6 +161,5 @@ fn sidecars_stop_in_reverse_order_after_the_app() {
             "{name} got SIGTERM after the containers that must stop before it"
         );
     }
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

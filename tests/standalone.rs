@@ -6,23 +6,27 @@ mod common;
 
 use std::time::Duration;
 
-use common::{st, wait_for, Node, BUSYBOX};
+use common::{c, pod, st, wait_for, Node};
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
 
-fn pod(name: &str, policy: &str, containers: &str) -> String {
-    format!("apiVersion: peapod.dev/v1alpha1\nkind: PodGroup\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: {policy}\n  terminationGracePeriodSeconds: 5\n{containers}")
-}
-
 #[test]
 fn two_containers_share_localhost_volume_and_hostname() {
+    let web = pod("web")
+        .empty_dir("shared")
+        .container(
+            c("writer")
+                .sh("echo hello from $(hostname) > /pod-data/index.html; exec httpd -f -p 8080 -h /pod-data")
+                .mount("shared", "/pod-data"),
+        )
+        .container(
+            c("reader")
+                .sh("trap \"exit 0\" TERM; while true; do wget -q -O /tmp/page http://localhost:8080/ ; sleep 0.2; done")
+                .mount_ro("shared", "/pod-data"),
+        );
     let mut node = Node::new();
-    node.apply(
-        "web.yaml",
-        &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  volumes:\n  - name: shared\n    emptyDir: {{}}\n  containers:\n  - name: writer\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo hello from $(hostname) > /pod-data/index.html; exec httpd -f -p 8080 -h /pod-data']\n    volumeMounts: [{{name: shared, mountPath: /pod-data}}]\n  - name: reader\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do wget -q -O /tmp/page http://localhost:8080/ ; sleep 0.2; done']\n    volumeMounts: [{{name: shared, mountPath: /pod-data, readOnly: true}}]\n"
-        ),
-    );
+    node.apply("web.yaml", &web.manifest());
     node.start();
     let p = node.wait_pod("web", "both containers running", T, |p| {
         st::running(p, "writer") && st::running(p, "reader")
@@ -78,17 +82,28 @@ fn two_containers_share_localhost_volume_and_hostname() {
         "{table}"
     );
 
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
 fn init_containers_run_one_by_one_before_the_app() {
+    let init = pod("init")
+        .restart_never()
+        .grace(5)
+        .empty_dir("work")
+        .init(c("init1").sh("echo one >> /work/log").mount("work", "/work"))
+        .init(
+            c("init2")
+                .sh("test \"$(cat /work/log)\" = one && echo two >> /work/log")
+                .mount("work", "/work"),
+        )
+        .container(
+            c("app")
+                .sh("cat /work/log; echo app >> /work/log")
+                .mount("work", "/work"),
+        );
     let mut node = Node::new();
-    let spec = format!(
-        "  volumes: [{{name: work, emptyDir: {{}}}}]\n  initContainers:\n  - name: init1\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo one >> /work/log']\n    volumeMounts: [{{name: work, mountPath: /work}}]\n  - name: init2\n    image: {BUSYBOX}\n    command: [sh, -c, 'test \"$(cat /work/log)\" = one && echo two >> /work/log']\n    volumeMounts: [{{name: work, mountPath: /work}}]\n  containers:\n  - name: app\n    image: {BUSYBOX}\n    command: [sh, -c, 'cat /work/log; echo app >> /work/log']\n    volumeMounts: [{{name: work, mountPath: /work}}]\n"
-    );
-    node.apply("init.yaml", &pod("init", "Never", &spec));
+    node.apply("init.yaml", &init.podgroup_manifest());
     node.start();
     let p = node.wait_pod("init", "Succeeded", T, |p| st::phase(p) == "Succeeded");
     for c in ["init1", "init2", "app"] {
@@ -120,8 +135,7 @@ fn init_containers_run_one_by_one_before_the_app() {
     );
     let logs = node.peapod(&["logs", "init", "-c", "app"]);
     assert_eq!(String::from_utf8_lossy(&logs.stdout), "one\ntwo\n");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 /// Ports runtime.go "Container Runtime blackbox test when starting a container that exits should run with
@@ -132,10 +146,12 @@ fn restart_policies_give_the_kubelet_statuses() {
     let script = "n=$(cat /state/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /state/n; if [ $n -eq 1 ]; then exit 1; fi; if [ $n -eq 2 ]; then exit 0; fi; while true; do sleep 1; done";
     for policy in ["Always", "OnFailure", "Never"] {
         let name = format!("exits-{}", policy.to_lowercase());
-        let spec = format!(
-            "  volumes: [{{name: state, emptyDir: {{medium: Memory}}}}]\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, '{script}']\n    volumeMounts: [{{name: state, mountPath: /state}}]\n"
-        );
-        node.apply(&format!("{name}.yaml"), &pod(&name, policy, &spec));
+        let exits = pod(&name)
+            .restart(policy)
+            .grace(5)
+            .volume("state", json!({"emptyDir": {"medium": "Memory"}}))
+            .container(c("c").sh(script).mount("state", "/state"));
+        node.apply(&format!("{name}.yaml"), &exits.podgroup_manifest());
     }
     node.start();
     // Always: restarted after the failure and after the success; runs with restartCount 2.
@@ -153,28 +169,25 @@ fn restart_policies_give_the_kubelet_statuses() {
     });
     assert_eq!(st::container(&p, "c").restart_count, 1);
     assert_eq!(st::terminated(&p, "c").unwrap().exit_code, 0);
-    let last = st::container(&p, "c")
-        .last_state
-        .clone()
-        .unwrap()
-        .terminated
-        .unwrap();
+    let last = st::last_terminated(&p, "c").unwrap();
     assert_eq!((last.exit_code, last.reason.as_deref()), (1, Some("Error")));
     // Never: not restarted; Failed.
     let p = node.wait_pod("exits-never", "Failed", T, |p| st::phase(p) == "Failed");
     assert_eq!(st::container(&p, "c").restart_count, 0);
     assert_eq!(st::terminated(&p, "c").unwrap().exit_code, 1);
     assert_eq!(st::display(&p), "Error");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
 fn crash_loop_backoff_doubles_from_ten_seconds() {
     use std::collections::BTreeMap;
+    let crash = pod("crash")
+        .restart_always()
+        .grace(5)
+        .container(c("crash").sh("echo attempt; exit 3"));
     let mut node = Node::new();
-    let spec = format!("  containers:\n  - name: crash\n    image: {BUSYBOX}\n    command: [sh, -c, 'echo attempt; exit 3']\n");
-    node.apply("crash.yaml", &pod("crash", "Always", &spec));
+    node.apply("crash.yaml", &crash.podgroup_manifest());
     node.start();
     // Start and finish times by attempt, from whichever status field holds them at each look.
     let mut started: BTreeMap<i32, k8s_openapi::jiff::Timestamp> = BTreeMap::new();
@@ -238,17 +251,18 @@ fn crash_loop_backoff_doubles_from_ten_seconds() {
         "attempt 3 started {}s after attempt 2 finished; want ~20s",
         gap(2)
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
 fn kill9_of_the_supervisor_keeps_containers_and_reports_exits() {
+    let survivor = pod("survivor")
+        .restart_never()
+        .grace(5)
+        .container(c("long").sh("while true; do sleep 1; done"))
+        .container(c("short").sh("sleep 3; exit 7"));
     let mut node = Node::new();
-    let spec = format!(
-        "  containers:\n  - name: long\n    image: {BUSYBOX}\n    command: [sh, -c, 'while true; do sleep 1; done']\n  - name: short\n    image: {BUSYBOX}\n    command: [sh, -c, 'sleep 3; exit 7']\n"
-    );
-    node.apply("survivor.yaml", &pod("survivor", "Never", &spec));
+    node.apply("survivor.yaml", &survivor.podgroup_manifest());
     node.start();
     let before = node.wait_pod("survivor", "both running", T, |p| {
         st::running(p, "long") && st::running(p, "short")
@@ -308,15 +322,17 @@ fn kill9_of_the_supervisor_keeps_containers_and_reports_exits() {
     );
     let instances = std::fs::read_dir(shim_dir.parent().unwrap()).unwrap().count();
     assert_eq!(instances, 1, "short ran exactly once");
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
 fn graceful_stop_honours_the_grace_period() {
     let mut node = Node::new();
-    let spec = |grace: u32, cmd: &str| {
-        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p{grace}}}\nspec:\n  terminationGracePeriodSeconds: {grace}\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    command: [sh, -c, '{cmd}']\n")
+    let spec = |grace: i64, cmd: &str| {
+        pod(&format!("p{grace}"))
+            .grace(grace)
+            .container(c("c").sh(cmd))
+            .manifest()
     };
     // Traps SIGTERM and exits at once; ignores SIGTERM (PID 1 without a handler) and needs SIGKILL.
     node.apply(
@@ -349,37 +365,22 @@ fn graceful_stop_honours_the_grace_period() {
         (137, Some("Error")),
         "killed by SIGKILL"
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }
 
 #[test]
 fn bad_manifests_are_reported_and_others_keep_running() {
     let mut node = Node::new();
+    let always = |name: &str| pod(name).restart_always().grace(5);
+    let sleeper = || c("c").command(["sleep", "3600"]);
     node.apply(
         "good.yaml",
-        &pod(
-            "good",
-            "Always",
-            &format!("  containers:\n  - {{name: c, image: {BUSYBOX}, command: [sleep, '3600']}}\n"),
-        ),
+        &always("good").container(sleeper()).podgroup_manifest(),
     );
-    node.apply(
-        "dup.yaml",
-        &pod(
-            "dup",
-            "Always",
-            &format!("  containers:\n  - {{name: c, image: {BUSYBOX}}}\n  - {{name: c, image: {BUSYBOX}}}\n"),
-        ),
-    );
-    node.apply(
-        "typo.yaml",
-        &pod(
-            "typo",
-            "Always",
-            &format!("  containers:\n  - {{name: c, image: {BUSYBOX}, comand: [x]}}\n"),
-        ),
-    );
+    let dup = always("dup").container(c("c")).container(c("c"));
+    node.apply("dup.yaml", &dup.podgroup_manifest());
+    let typo = always("typo").container(c("c").set("comand", json!(["x"])));
+    node.apply("typo.yaml", &typo.podgroup_manifest());
     node.apply("broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata: [\n");
     node.start();
     node.wait_pod("good", "running", T, |p| st::running(p, "c"));
@@ -405,17 +406,12 @@ fn bad_manifests_are_reported_and_others_keep_running() {
         .clone();
     node.apply(
         "dup.yaml",
-        &pod(
-            "dup",
-            "Always",
-            &format!("  containers:\n  - {{name: c, image: {BUSYBOX}, command: [sleep, '3600']}}\n"),
-        ),
+        &always("dup").container(sleeper()).podgroup_manifest(),
     );
     node.wait_pod("dup", "running once fixed", T, |p| st::running(p, "c"));
     assert_eq!(
         st::container(&node.get("good").unwrap(), "c").container_id,
         good_id
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

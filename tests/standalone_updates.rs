@@ -7,15 +7,24 @@ mod common;
 
 use std::time::Duration;
 
-use common::{st, wait_for, Node, BUSYBOX};
+use common::{pod, sleeper, st, wait_for, Node};
+use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(60);
 const NAME: &str = "edited";
 
-fn manifest(security: &str) -> String {
-    format!(
-        "apiVersion: peapod.dev/v1alpha1\nkind: PodGroup\nmetadata:\n  name: {NAME}\n  uid: 3f1c2b7e-8d4a-4e5f-9a6b-0c1d2e3f4a5b\nspec:\n  terminationGracePeriodSeconds: 3\n  containers:\n  - name: main\n    image: {BUSYBOX}\n    command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n{security}"
-    )
+/// The static pod (fixed uid), its container `main` running until SIGTERM with `security` as its
+/// securityContext, if any.
+fn manifest(security: Option<Value>) -> String {
+    let main = match security {
+        Some(context) => sleeper("main").security(context),
+        None => sleeper("main"),
+    };
+    pod(NAME)
+        .uid("3f1c2b7e-8d4a-4e5f-9a6b-0c1d2e3f4a5b")
+        .grace(3)
+        .container(main)
+        .podgroup_manifest()
 }
 
 fn message(node: &Node) -> Option<String> {
@@ -33,16 +42,13 @@ fn invalid_updates(node: &Node) -> usize {
 #[test]
 fn a_refused_manifest_edit_stays_refused_across_a_supervisor_restart() {
     let mut node = Node::new();
-    node.apply("edited.yaml", &manifest(""));
+    node.apply("edited.yaml", &manifest(None));
     node.start();
     let before = node.wait_pod(NAME, "running", T, |p| st::running(p, "main"));
     let running = st::container(&before, "main").clone();
     let caps = node.exec(NAME, "main", &["grep", "CapEff", "/proc/1/status"]);
 
-    node.apply(
-        "edited.yaml",
-        &manifest("    securityContext: {privileged: true}\n"),
-    );
+    node.apply("edited.yaml", &manifest(Some(json!({"privileged": true}))));
     let refused = wait_for("the refusal in the status", T, || {
         message(&node).filter(|m| m.contains("pod updates may not change fields other than"))
     });
@@ -69,7 +75,7 @@ fn a_refused_manifest_edit_stays_refused_across_a_supervisor_restart() {
         "the admitted (unprivileged) spec runs"
     );
 
-    node.apply("edited.yaml", &manifest(""));
+    node.apply("edited.yaml", &manifest(None));
     wait_for("the refusal to clear", T, || {
         let p = node.get(NAME)?;
         p.status.as_ref()?.pod.message.is_none().then_some(p)
@@ -79,6 +85,5 @@ fn a_refused_manifest_edit_stays_refused_across_a_supervisor_restart() {
         st::container(&reverted, "main").container_id,
         running.container_id
     );
-    assert!(node.stop(T).success());
-    node.assert_clean();
+    node.finish(T);
 }

@@ -3,6 +3,7 @@
 //! and agents authenticated with tokens of the chart's ServiceAccount, so the chart's RBAC is exactly what
 //! they run with.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -10,6 +11,10 @@ use std::time::Duration;
 use peapod::api::PodGroup;
 
 use super::{wait_for, Node};
+
+mod status;
+#[allow(unused_imports)]
+pub use status::{assert_caught_up, deletion_versions, has_event, raw_container};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -37,22 +42,13 @@ impl ControlPlane {
             .arg(dir.path())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "control plane: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::stdout_of_success("control plane", out);
         let cp = ControlPlane {
             kubeconfig: dir.path().join("kubeconfig"),
             dir,
         };
         let helm = Command::new(script("helm.sh")).output().unwrap();
-        assert!(
-            helm.status.success(),
-            "helm.sh: {}",
-            String::from_utf8_lossy(&helm.stderr)
-        );
-        let helm = String::from_utf8_lossy(&helm.stdout).trim().to_string();
+        let helm = super::stdout_of_success("helm.sh", helm).trim().to_string();
         let out = Command::new(helm)
             .env("KUBECONFIG", &cp.kubeconfig)
             .args(["install", "peapod"])
@@ -60,11 +56,7 @@ impl ControlPlane {
             .args(["-n", SYSTEM_NS, "--create-namespace"])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "helm install: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::stdout_of_success("helm install", out);
         wait_for("CRD established", Duration::from_secs(60), || {
             let o = cp.kubectl(&[
                 "get",
@@ -89,13 +81,7 @@ impl ControlPlane {
 
     /// Runs kubectl and returns stdout, panicking on failure.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
-        let o = self.kubectl(args);
-        assert!(
-            o.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        super::stdout_of_success(&format!("kubectl {args:?}"), self.kubectl(args))
     }
 
     /// `kubectl apply -f -` of a YAML text.
@@ -180,30 +166,22 @@ impl ControlPlane {
 
     /// Stops etcd and the API server (their data stays).
     pub fn stop(&self) {
-        let out = Command::new(script("control-plane.sh"))
-            .arg("down")
-            .arg(self.dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "control plane down: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.control_plane_sh("down");
     }
 
     /// Starts them again on the same ports.
     pub fn start(&self) {
+        self.control_plane_sh("up");
+    }
+
+    /// `hack/control-plane.sh <verb> <dir>`, which must succeed.
+    fn control_plane_sh(&self, verb: &str) {
         let out = Command::new(script("control-plane.sh"))
-            .arg("up")
+            .arg(verb)
             .arg(self.dir.path())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "control plane up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::stdout_of_success(&format!("control plane {verb}"), out);
     }
 }
 
@@ -218,7 +196,14 @@ impl Drop for ControlPlane {
 
 /// Starts `peapod agent` for `node_name` on a test node.
 pub fn start_agent(node: &mut Node, kubeconfig: &Path, node_name: &str) {
+    start_agent_env(node, kubeconfig, node_name, &[]);
+}
+
+/// Starts `peapod agent` for `node_name` on a test node, with extra environment.
+pub fn start_agent_env(node: &mut Node, kubeconfig: &Path, node_name: &str, env: &[(&str, &OsStr)]) {
     let port = free_port();
+    let mut env = env.to_vec();
+    env.push(("KUBECONFIG", kubeconfig.as_os_str()));
     node.start_with(
         &[
             "agent",
@@ -231,7 +216,7 @@ pub fn start_agent(node: &mut Node, kubeconfig: &Path, node_name: &str) {
             "--cgroup-parent",
             &node.cgroup_parent.clone(),
         ],
-        &[("KUBECONFIG", kubeconfig.as_os_str())],
+        &env,
     );
 }
 
@@ -255,11 +240,16 @@ pub const NODE_A: &str = "node-a";
 impl OneNode {
     /// Starts the control plane, creates `node-a` and starts its agent, waiting for its first heartbeat.
     pub fn up() -> OneNode {
+        Self::up_env(&[])
+    }
+
+    /// `up`, with extra environment for the agent.
+    pub fn up_env(env: &[(&str, &OsStr)]) -> OneNode {
         let cp = ControlPlane::up();
         cp.node(NODE_A, &[], "2", "4Gi");
         let kubeconfig = cp.agent_kubeconfig();
         let mut node = Node::new();
-        start_agent(&mut node, &kubeconfig, NODE_A);
+        start_agent_env(&mut node, &kubeconfig, NODE_A, env);
         wait_for("the agent heartbeating", Duration::from_secs(90), || {
             let leases = cp.kubectl_ok(&["get", "leases", "-n", SYSTEM_NS, "-o", "name"]);
             leases.contains(&format!("peapod-node-{NODE_A}")).then_some(())
@@ -276,8 +266,13 @@ impl OneNode {
             let left = self.cp.kubectl_ok(&["get", "podgroups", "-A", "-o", "name"]);
             left.trim().is_empty().then_some(())
         });
-        assert!(self.node.stop(t).success());
-        self.node.assert_clean();
+        self.node.finish(t);
+    }
+
+    /// `assert_status_writes_ok`, then `finish`: how a test of one node's statuses ends.
+    pub fn finish_with_status_writes_ok(self) {
+        self.assert_status_writes_ok();
+        self.finish();
     }
 
     /// Checks that the API server took every status the agent wrote (a refused write is logged and retried).
@@ -288,23 +283,6 @@ impl OneNode {
             "the API server refused a status write:\n{log}"
         );
     }
-}
-
-/// The status of container `name` (app or init) in a PodGroup as the API returned it.
-pub fn raw_container<'a>(pg: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    ["containerStatuses", "initContainerStatuses"]
-        .iter()
-        .filter_map(|k| pg["status"][k].as_array())
-        .flatten()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no status for container {name} in {}", pg["status"]))
-}
-
-/// Whether one of these core/v1 Events has this reason, and this `fieldPath` (`spec.containers{c}`) if given.
-pub fn has_event(events: &[serde_json::Value], reason: &str, field_path: Option<&str>) -> bool {
-    events
-        .iter()
-        .any(|e| e["reason"] == reason && field_path.is_none_or(|f| e["involvedObject"]["fieldPath"] == f))
 }
 
 impl ControlPlane {
@@ -322,6 +300,18 @@ impl ControlPlane {
         let out = self.kubectl_ok(&["get", resource, "-n", ns, "-o", "json"]);
         let list: serde_json::Value = serde_json::from_str(&out).expect("kubectl get -o json prints JSON");
         list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The Events of namespace `ns` as `kubectl get events` prints them: REASON, OBJECT and MESSAGE columns.
+    pub fn event_table(&self, ns: &str) -> String {
+        self.kubectl_ok(&[
+            "get",
+            "events",
+            "-n",
+            ns,
+            "-o",
+            "custom-columns=REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message",
+        ])
     }
 
     /// The core/v1 Events about PodGroup `name` (what `kubectl get events` and `kubectl describe` show).

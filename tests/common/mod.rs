@@ -7,9 +7,18 @@
 //! (processes, mounts, cgroups) after stopping everything.
 #![allow(dead_code)]
 
+pub mod builder;
 pub mod chaos;
+mod clean;
 pub mod cluster;
 pub mod cni;
+pub mod host;
+pub mod probing;
+pub mod st;
+mod watch;
+
+#[allow(unused_imports)]
+pub use builder::{c, pod, sleeper};
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -50,11 +59,7 @@ pub fn test_images() -> PathBuf {
         .arg(&dir)
         .output()
         .expect("run hack/test-image.sh");
-    assert!(
-        out.status.success(),
-        "hack/test-image.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stdout_of_success("hack/test-image.sh failed", out);
     dir
 }
 
@@ -120,14 +125,18 @@ impl Node {
         };
         fs::create_dir_all(&node.manifests).unwrap();
         fs::create_dir_all(&node.cni_conf).unwrap();
-        let archive = test_images().join("busybox.oci.tar");
-        let out = node.peapod(&["image", "import", archive.to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "image import: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        node.import(&test_images().join("busybox.oci.tar"));
         node
+    }
+
+    /// `peapod image import` of an OCI archive (it must succeed).
+    pub fn import(&self, archive: &Path) {
+        self.peapod_ok(&["image", "import", archive.to_str().unwrap()]);
+    }
+
+    /// Runs a `peapod` command that must succeed; returns its stdout.
+    pub fn peapod_ok(&self, args: &[&str]) -> String {
+        stdout_of_success(&format!("peapod {args:?}"), self.peapod(args))
     }
 
     /// A `peapod` command against this node's directories.
@@ -159,20 +168,24 @@ impl Node {
 
     /// Starts `peapod run` on the manifest directory with extra environment (e.g. a crash point).
     pub fn start_env(&mut self, env: &[(&str, &std::ffi::OsStr)]) {
+        self.start_run(&[], env);
+    }
+
+    /// Starts `peapod run` on the manifest directory with extra flags and environment.
+    pub fn start_run(&mut self, flags: &[&str], env: &[(&str, &std::ffi::OsStr)]) {
         let manifests = self.manifests.to_str().unwrap().to_string();
         let parent = self.cgroup_parent.clone();
-        self.start_with(
-            &[
-                "run",
-                "-f",
-                &manifests,
-                "--poll-interval",
-                "0.2",
-                "--cgroup-parent",
-                &parent,
-            ],
-            env,
-        );
+        let mut args = vec![
+            "run",
+            "-f",
+            &manifests,
+            "--poll-interval",
+            "0.2",
+            "--cgroup-parent",
+            &parent,
+        ];
+        args.extend_from_slice(flags);
+        self.start_with(&args, env);
     }
 
     /// Starts a supervisor (`run` or `agent`) with these arguments and extra environment.
@@ -236,6 +249,14 @@ impl Node {
         wait_for("supervisor to exit", timeout, || child.try_wait().unwrap())
     }
 
+    /// Stops the supervisor with SIGINT (it must exit successfully within `timeout`) and asserts that nothing
+    /// of this node is left on the host: how every test ends.
+    pub fn finish(&mut self, timeout: Duration) {
+        let status = self.stop(timeout);
+        assert!(status.success(), "the supervisor exited with {status}");
+        self.assert_clean();
+    }
+
     /// The supervisor's output so far.
     pub fn supervisor_log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
@@ -272,75 +293,6 @@ impl Node {
         .clone()
     }
 
-    /// Watches the pod's status file closely (every millisecond) and returns every distinct version seen, oldest
-    /// first, until `done` holds for the current one (`None`: the pod is gone) or `timeout` passes (panics).
-    /// Conformance invariants are checked over this history, as upstream checks them over watch events.
-    pub fn observe(
-        &self,
-        name: &str,
-        timeout: Duration,
-        done: impl Fn(Option<&PodGroup>) -> bool,
-    ) -> Vec<PodGroup> {
-        let mut seen: Vec<PodGroup> = Vec::new();
-        let mut last = String::new();
-        let deadline = Instant::now() + timeout;
-        let mut files = std::collections::HashMap::new();
-        loop {
-            let now = self.peek(name, &mut files);
-            if let Some(p) = &now {
-                let json = serde_json::to_string(p).unwrap_or_default();
-                if json != last {
-                    last = json;
-                    seen.push(p.clone());
-                }
-            }
-            if done(now.as_ref()) {
-                return seen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} observing pod {name}; last seen: {:#?}",
-                seen.last()
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// `get`, cheap enough to run every millisecond: a status file is parsed only when its bytes changed.
-    fn peek(
-        &self,
-        name: &str,
-        files: &mut std::collections::HashMap<PathBuf, (Vec<u8>, Option<PodGroup>)>,
-    ) -> Option<PodGroup> {
-        let dir = self.state.join("standalone");
-        let mut found: Vec<PodGroup> = Vec::new();
-        let mut present = std::collections::HashSet::new();
-        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("json") {
-                continue;
-            }
-            let Ok(bytes) = fs::read(&path) else { continue };
-            present.insert(path.clone());
-            let cached = files.entry(path).or_insert_with(|| (Vec::new(), None));
-            if cached.0 != bytes {
-                cached.1 = serde_json::from_slice(&bytes).ok();
-                cached.0 = bytes;
-            }
-            if let Some(p) = &cached.1 {
-                if p.metadata.name.as_deref() == Some(name)
-                    && p.metadata.namespace.as_deref().unwrap_or("default") == "default"
-                {
-                    found.push(p.clone());
-                }
-            }
-        }
-        files.retain(|p, _| present.contains(p));
-        // The live incarnation first, as `StatusStore::find` orders them.
-        found.sort_by_key(|p| p.metadata.deletion_timestamp.is_some());
-        found.into_iter().next()
-    }
-
     /// Logged Events (`reason`, `message`) about pod `name` from the supervisor log, in order.
     pub fn events(&self, name: &str) -> Vec<(String, String)> {
         let pod = format!("pod=default/{name} ");
@@ -374,159 +326,13 @@ impl Node {
             .status
             .success()
     }
-
-    /// The pod's cgroup directories on this host (all hierarchies).
-    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
-        let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
-        peapod::runtime::cgroup::hierarchies(&info)
-            .into_iter()
-            .map(|h| h.mount.join(self.cgroup_parent.trim_start_matches('/')))
-            .filter(|p| p.exists())
-            .collect()
-    }
-
-    /// Every process in this node's cgroups (containers and the helpers that moved there).
-    pub fn pids_in_cgroups(&self) -> Vec<i32> {
-        let mut pids = Vec::new();
-        for dir in self.cgroup_dirs() {
-            for entry in walkdir(&dir) {
-                if let Ok(text) = fs::read_to_string(entry.join("cgroup.procs")) {
-                    pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-                }
-            }
-        }
-        pids.sort();
-        pids.dedup();
-        pids
-    }
-
-    /// Every process whose command line names this node's directory (supervisor, pause, shims).
-    pub fn helper_pids(&self) -> Vec<i32> {
-        let marker = self.dir.path().to_string_lossy().into_owned();
-        let mut pids = Vec::new();
-        for entry in fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains(&marker) {
-                pids.push(pid);
-            }
-        }
-        pids
-    }
-
-    fn mounts(&self) -> Vec<String> {
-        let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let marker = self.dir.path().to_string_lossy().into_owned();
-        peapod::sys::mount::mountinfo_targets(&info)
-            .filter(|t| t.starts_with(&marker))
-            .collect()
-    }
-
-    /// Asserts that nothing of this node is left on the host: processes, mounts, cgroups, sandboxes.
-    pub fn assert_clean(&self) {
-        reap_orphans();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            reap_orphans();
-            let left = self.helper_pids();
-            if left.is_empty() {
-                break;
-            }
-            if Instant::now() >= deadline {
-                let cmdlines: Vec<String> = left
-                    .iter()
-                    .map(|pid| {
-                        let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                        format!("{pid}: {}", String::from_utf8_lossy(&raw).replace('\0', " "))
-                    })
-                    .collect();
-                panic!("helpers left after 15s: {cmdlines:#?}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        assert!(
-            self.pids_in_cgroups().is_empty(),
-            "container processes left: {:?}",
-            self.pids_in_cgroups()
-        );
-        assert!(self.mounts().is_empty(), "mounts left: {:?}", self.mounts());
-        let sandboxes: Vec<_> = fs::read_dir(self.run.join("sandboxes"))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        assert!(sandboxes.is_empty(), "sandbox dirs left: {sandboxes:?}");
-        let pods: Vec<_> = fs::read_dir(self.state.join("pods"))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        assert!(pods.is_empty(), "pod dirs left: {pods:?}");
-        let leftover: Vec<PathBuf> = self
-            .cgroup_dirs()
-            .into_iter()
-            .flat_map(|d| walkdir(&d).into_iter().skip(1))
-            .collect();
-        assert!(leftover.is_empty(), "pod cgroups left: {leftover:?}");
-        let leases = cni::leases_left(self);
-        assert!(leases.is_empty(), "CNI addresses left leased: {leases:?}");
-    }
-
-    /// Forcefully removes whatever a failed test left behind.
-    fn force_cleanup(&mut self) {
-        if let Some(mut c) = self.supervisor.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for pid in self.pids_in_cgroups().into_iter().chain(self.helper_pids()) {
-            let _ =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        }
-        // Never panic here: Drop may run while a failed test unwinds.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            reap_orphans();
-            if self.pids_in_cgroups().is_empty() && self.helper_pids().is_empty() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // Release the CNI attachments of sandboxes the test left (their namespaces are still pinned).
-        let mut cfg = peapod::runtime::layout::RuntimeConfig::new(
-            self.state.clone(),
-            self.run.clone(),
-            PathBuf::from("runc"),
-            peapod_bin(),
-        );
-        cfg.cni_conf_dir = self.cni_conf.clone();
-        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            rt.block_on(peapod::runtime::sandbox::release_networks(&cfg, |_| false));
-        }
-        let runc_root = self.run.join("runc");
-        if let Ok(entries) = fs::read_dir(&runc_root) {
-            for e in entries.flatten() {
-                let _ = Command::new("runc")
-                    .arg("--root")
-                    .arg(&runc_root)
-                    .args(["delete", "--force"])
-                    .arg(e.file_name())
-                    .output();
-            }
-        }
-        let _ = peapod::sys::mount::unmount_all_under(self.dir.path());
-        for dir in self.cgroup_dirs() {
-            let mut dirs = walkdir(&dir);
-            dirs.reverse();
-            for d in dirs {
-                let _ = fs::remove_dir(d);
-            }
-        }
-        reap_orphans();
-    }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.force_cleanup();
-    }
+/// The stdout of a command that must have succeeded (`what` names it if it did not).
+pub fn stdout_of_success(what: &str, out: Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what}: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `text` without terminal colour sequences (the supervisor's log has them).
@@ -577,94 +383,4 @@ pub fn walkdir(root: &Path) -> Vec<PathBuf> {
         i += 1;
     }
     out
-}
-
-/// Helpers to read a PodGroup status.
-pub mod st {
-    use k8s_openapi::api::core::v1::ContainerStatus;
-    use peapod::api::PodGroup;
-
-    pub fn phase(p: &PodGroup) -> &str {
-        p.status
-            .as_ref()
-            .and_then(|s| s.pod.phase.as_deref())
-            .unwrap_or("")
-    }
-
-    pub fn display(p: &PodGroup) -> &str {
-        p.status
-            .as_ref()
-            .and_then(|s| s.display_status.as_deref())
-            .unwrap_or("")
-    }
-
-    pub fn try_container<'a>(p: &'a PodGroup, name: &str) -> Option<&'a ContainerStatus> {
-        let s = p.status.as_ref()?;
-        s.pod
-            .container_statuses
-            .iter()
-            .flatten()
-            .chain(s.pod.init_container_statuses.iter().flatten())
-            .find(|c| c.name == name)
-    }
-
-    pub fn container<'a>(p: &'a PodGroup, name: &str) -> &'a ContainerStatus {
-        try_container(p, name).unwrap_or_else(|| panic!("no status for container {name}"))
-    }
-
-    pub fn running(p: &PodGroup, name: &str) -> bool {
-        try_container(p, name)
-            .and_then(|c| c.state.as_ref())
-            .and_then(|s| s.running.as_ref())
-            .is_some()
-    }
-
-    pub fn terminated(
-        p: &PodGroup,
-        name: &str,
-    ) -> Option<k8s_openapi::api::core::v1::ContainerStateTerminated> {
-        try_container(p, name)?
-            .state
-            .as_ref()
-            .and_then(|s| s.terminated.clone())
-    }
-
-    pub fn waiting_reason(p: &PodGroup, name: &str) -> Option<String> {
-        try_container(p, name)?
-            .state
-            .as_ref()
-            .and_then(|s| s.waiting.as_ref())
-            .and_then(|w| w.reason.clone())
-    }
-
-    pub fn waiting(p: &PodGroup, name: &str) -> Option<k8s_openapi::api::core::v1::ContainerStateWaiting> {
-        try_container(p, name)?
-            .state
-            .as_ref()
-            .and_then(|s| s.waiting.clone())
-    }
-
-    pub fn last_terminated(
-        p: &PodGroup,
-        name: &str,
-    ) -> Option<k8s_openapi::api::core::v1::ContainerStateTerminated> {
-        try_container(p, name)?
-            .last_state
-            .as_ref()
-            .and_then(|s| s.terminated.clone())
-    }
-
-    pub fn restarts(p: &PodGroup, name: &str) -> i32 {
-        try_container(p, name).map(|c| c.restart_count).unwrap_or(-1)
-    }
-
-    pub fn condition<'a>(p: &'a PodGroup, t: &str) -> Option<&'a k8s_openapi::api::core::v1::PodCondition> {
-        p.status
-            .as_ref()?
-            .pod
-            .conditions
-            .as_ref()?
-            .iter()
-            .find(|c| c.type_ == t)
-    }
 }

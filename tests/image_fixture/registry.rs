@@ -39,6 +39,19 @@ impl Registry {
         Self::start_with(Options::default())
     }
 
+    /// A plain-HTTP registry that requires the login `user`/`password`, holding the OCI archive `archive`
+    /// as `name`; returns it and the image's reference, `<host>/<name>`.
+    pub fn private(user: &str, password: &str, archive: &Path, name: &str) -> Result<(Self, String)> {
+        let registry = Self::start_with(Options {
+            user: Some((user.into(), password.into())),
+            tls: false,
+        })?;
+        let source = format!("oci-archive:{}", archive.display());
+        registry.push(&source, name, Some((user, password)))?;
+        let image = format!("{}/{name}", registry.host);
+        Ok((registry, image))
+    }
+
     pub fn start_with(options: Options) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
@@ -180,6 +193,17 @@ fn bcrypt(password: &str) -> Result<String> {
     Ok(hash)
 }
 
+/// A self-signed RSA certificate `crt` (key `key`) for `subject`, valid `days`, with `extra` openssl flags.
+pub fn self_signed(key: &Path, crt: &Path, subject: &str, days: &str, extra: &[&str]) -> Result<()> {
+    let (key, crt) = (key.display().to_string(), crt.display().to_string());
+    let mut args = vec![
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", days, "-subj", subject,
+    ];
+    args.extend_from_slice(extra);
+    args.extend(["-keyout", &key, "-out", &crt]);
+    run("openssl", &args)
+}
+
 /// A CA and a server certificate for IP 127.0.0.1 it signed: (ca.crt, server.crt, server.key).
 fn make_certs(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
     let path = |name: &str| dir.join(name);
@@ -191,26 +215,16 @@ fn make_certs(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
         path("server.crt"),
         path("server.ext"),
     );
-    run(
-        "openssl",
+    self_signed(
+        &ca_key,
+        &ca_crt,
+        "/CN=peapod test CA",
+        "2",
         &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=peapod test CA",
             "-addext",
             "basicConstraints=critical,CA:TRUE",
             "-addext",
             "keyUsage=critical,keyCertSign,cRLSign",
-            "-keyout",
-            &s(&ca_key),
-            "-out",
-            &s(&ca_crt),
         ],
     )?;
     run(

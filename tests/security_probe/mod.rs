@@ -39,20 +39,8 @@ pub fn container(name: &str, script: &str, extra: Value) -> Value {
 
 /// Starts `peapod run` at the Pod Security Standards `level`, with extra flags.
 pub fn start(node: &mut Node, level: &str, extra: &[&str]) {
-    let manifests = node.manifests.to_str().unwrap().to_string();
-    let parent = node.cgroup_parent.clone();
-    let mut args = vec![
-        "run",
-        "-f",
-        &manifests,
-        "--poll-interval",
-        "0.2",
-        "--cgroup-parent",
-        &parent,
-    ];
-    args.extend_from_slice(extra);
-    node.start_with(
-        &args,
+    node.start_run(
+        extra,
         &[("PEAPOD_POD_SECURITY_LEVEL", std::ffi::OsStr::new(level))],
     );
 }
