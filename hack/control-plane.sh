@@ -248,7 +248,8 @@ up() {
       log "up in $((SECONDS - start)) s: https://127.0.0.1:$APISERVER_PORT (KUBECONFIG=$dir/kubeconfig)"
       return 0
     fi
-    if ! new_log_lines "$logged" | grep -q 'address already in use'; then
+    # (no `grep -q`: it would stop reading, and under pipefail the writer's SIGPIPE would read as no match)
+    if ! new_log_lines "$logged" | grep 'address already in use' >/dev/null; then
       die "$failed exited during start (log: $dir/$failed.log)"
     fi
     log "a port was taken during start (attempt $attempt); picking new ones"
