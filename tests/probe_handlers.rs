@@ -262,12 +262,7 @@ fn exec_probes_and_hooks_run_in_the_container() {
     let p = node.wait_pod("ex", "running", Duration::from_secs(60), |p| st::running(p, "c"));
     let id = st::container(&p, "c").container_id.clone().unwrap();
     let id = id.strip_prefix("peapod://").unwrap().to_string();
-    let cfg = RuntimeConfig::new(
-        node.state.clone(),
-        node.run.clone(),
-        PathBuf::from("runc"),
-        common::peapod_bin(),
-    );
+    let cfg = common::host::runtime_config(&node);
     let c: Container = serde_saphyr::from_str("name: c\nenv: [{name: WORD, value: hello}]\n").unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -92,6 +92,12 @@ impl PodGroup {
     pub fn namespace_or_default(&self) -> &str {
         self.metadata.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)
     }
+
+    /// How the kubelet names a pod in messages (`format.Pod`): `name_namespace(uid)`.
+    pub fn format_pod(&self, uid: &str) -> String {
+        let name = self.metadata.name.as_deref().unwrap_or("");
+        format!("{name}_{}({uid})", self.namespace_or_default())
+    }
 }
 
 /// Whether an init container is a native sidecar, one with `restartPolicy: Always`

@@ -149,12 +149,7 @@ impl Worker {
             return false;
         }
         let name = self.pod.metadata.name.clone().unwrap_or_default();
-        let namespace = self
-            .pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
+        let namespace = self.pod.namespace_or_default().to_string();
         let req = SandboxRequest {
             uid: &self.uid,
             name: &name,

@@ -10,12 +10,7 @@ impl Worker {
     /// Keeps the two newest instances of each container (state and lastState) and removes the rest.
     pub(super) async fn gc_instances(&mut self) {
         let cfg = self.ctx.runtime.clone();
-        let ns = self
-            .pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
+        let ns = self.pod.namespace_or_default().to_string();
         let name = self.pod.metadata.name.clone().unwrap_or_default();
         for old in self.instances.take_excess() {
             let cname = &old.record.name;

@@ -53,13 +53,9 @@ impl Worker {
 
     /// `name_namespace(uid)`, the kubelet's `format.Pod`.
     pub(super) fn format_pod(&self) -> String {
-        format!(
-            "{}_{}({})",
-            self.pod.metadata.name.as_deref().unwrap_or(""),
-            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
-            self.uid
-        )
+        self.pod.format_pod(&self.uid)
     }
+
     /// Sends [`Msg::Exited`] once the instance's shim exits.
     pub(super) fn watch_instance(&self, inst: &Instance) {
         let Some(shim) = inst.shim else {

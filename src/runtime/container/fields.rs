@@ -59,7 +59,10 @@ pub fn field_value(
     }
     Ok(match path {
         "metadata.name" => meta.name.clone().unwrap_or_default(),
-        "metadata.namespace" => meta.namespace.clone().unwrap_or_else(|| "default".into()),
+        "metadata.namespace" => meta
+            .namespace
+            .clone()
+            .unwrap_or_else(|| crate::api::DEFAULT_NAMESPACE.into()),
         "metadata.uid" => meta.uid.clone().unwrap_or_default(),
         "spec.nodeName" => spec.node_name.clone().unwrap_or_default(),
         "spec.serviceAccountName" => spec.service_account_name.clone().unwrap_or_default(),

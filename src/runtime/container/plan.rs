@@ -181,7 +181,7 @@ pub fn finish(
     };
     let spec = spec::build(&input).map_err(CreateError::Spec)?;
     let log_dir = cfg.container_log_dir(
-        req.pod.metadata.namespace.as_deref().unwrap_or("default"),
+        req.pod.namespace_or_default(),
         req.pod.metadata.name.as_deref().unwrap_or(""),
         req.uid,
         &c.name,
@@ -217,12 +217,7 @@ fn resolve_user(req: &ContainerRequest<'_>, accounts: &AccountDb) -> Result<user
     let run_as_group = sc.run_as_group.or(pod_sc.run_as_group);
     let non_root = sc.run_as_non_root.or(pod_sc.run_as_non_root).unwrap_or(false);
     let image_user = user::image_user(&req.image.user).map_err(ConfigError::User)?;
-    let pod_label = format!(
-        "{}_{}({})",
-        req.pod.metadata.name.as_deref().unwrap_or(""),
-        req.pod.metadata.namespace.as_deref().unwrap_or("default"),
-        req.uid
-    );
+    let pod_label = req.pod.format_pod(req.uid);
     user::verify_run_as_non_root(non_root, run_as_user, &image_user, &pod_label, &c.name)
         .map_err(ConfigError::User)?;
     let mut supplemental = pod_sc.supplemental_groups.clone().unwrap_or_default();
