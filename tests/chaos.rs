@@ -14,7 +14,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::chaos::{self, Figures, History, PodPlan, Rng};
+use common::chaos::{self, Figures, History};
 use common::{wait_for, Node};
 
 /// The seed of the default round.
@@ -36,24 +36,20 @@ fn chaos(pods: usize, kills: usize, seed: u64, settle: Duration, sandboxes_first
     let mut node = Node::new();
     // The pods get addresses from a bridge network with host-local leases, so a lease left is a leak too.
     let network = common::cni::bridge_network(&node, "peapod-chaos");
-    let runs = chaos::runs_dir(node.dir.path());
-    std::fs::create_dir_all(&runs).unwrap();
-    let mut rng = Rng::new(seed);
-    let plans: Vec<PodPlan> = (0..pods)
-        .map(|i| PodPlan::random(&format!("chaos-{i}"), &mut rng))
-        .collect();
+    let chaos::Round {
+        runs,
+        plans,
+        mut figures,
+        mut rng,
+    } = chaos::Round::new(node.dir.path(), pods, seed);
     for p in &plans {
         node.apply(&format!("{}.yaml", p.name), &p.yaml(&runs));
     }
-    let mut figures = Figures {
-        pods,
-        ..Figures::default()
-    };
     let mut history = History::default();
     node.start();
     if sandboxes_first {
         wait_for("every sandbox to be up", Duration::from_secs(60), || {
-            let up = node.pods().iter().filter(|p| sandbox_up(p)).count();
+            let up = node.pods().iter().filter(|p| chaos::sandbox_up(p)).count();
             (up == pods).then_some(())
         });
     }
@@ -90,15 +86,6 @@ fn chaos(pods: usize, kills: usize, seed: u64, settle: Duration, sandboxes_first
     drop(network);
     println!("chaos seed={seed} leaks=0 (graceful stop left nothing behind)");
     figures
-}
-
-fn sandbox_up(pod: &peapod::api::PodGroup) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.pod.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "PodReadyToStartContainers" && c.status == "True")
 }
 
 #[test]

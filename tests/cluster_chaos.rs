@@ -13,7 +13,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::chaos::{self, Figures, History, PodPlan, Rng};
+use common::chaos::{self, Figures, History, PodPlan};
 use common::cluster::{start_agent, ControlPlane, OneNode, NODE_A};
 use common::wait_for;
 use peapod::api::PodGroup;
@@ -49,37 +49,24 @@ fn podgroups(cp: &ControlPlane) -> Vec<PodGroup> {
         .collect()
 }
 
-fn sandbox_up(pod: &PodGroup) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.pod.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "PodReadyToStartContainers" && c.status == "True")
-}
-
 /// One round: `pods` PodGroups, `kills` agent SIGKILLs; returns the figures after the graceful cleanup.
 fn chaos(pods: usize, kills: usize, seed: u64) -> Figures {
     println!("cluster chaos seed={seed} pods={pods} kills={kills} (replay: PEAPOD_CHAOS_SEED={seed})");
     let mut c = OneNode::up();
-    let runs = chaos::runs_dir(c.node.dir.path());
-    std::fs::create_dir_all(&runs).unwrap();
-    let mut rng = Rng::new(seed);
-    let plans: Vec<PodPlan> = (0..pods)
-        .map(|i| PodPlan::random(&format!("chaos-{i}"), &mut rng))
-        .collect();
+    let chaos::Round {
+        runs,
+        plans,
+        mut figures,
+        mut rng,
+    } = chaos::Round::new(c.node.dir.path(), pods, seed);
     for p in &plans {
         c.cp.apply(&podgroup(p, &runs));
     }
-    let mut figures = Figures {
-        pods,
-        ..Figures::default()
-    };
     let mut history = History::default();
     // As in the standalone round, kills start once every sandbox is up: a kill inside sandbox creation can
     // still orphan the pause process (left to the sandbox work, see docs/reliability.md).
     wait_for("every sandbox to be up", Duration::from_secs(60), || {
-        let up = podgroups(&c.cp).iter().filter(|p| sandbox_up(p)).count();
+        let up = podgroups(&c.cp).iter().filter(|p| chaos::sandbox_up(p)).count();
         (up == pods).then_some(())
     });
     let kubeconfig = c.cp.dir.path().join("agent.kubeconfig");

@@ -172,12 +172,7 @@ mod tests {
     #[test]
     fn the_admitted_spec_survives_on_disk_and_falls_back_to_the_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = RuntimeConfig::new(
-            dir.path().join("state"),
-            dir.path().join("run"),
-            "runc".into(),
-            "peapod".into(),
-        );
+        let cfg = RuntimeConfig::under(dir.path());
         let mut ran = pod("a:1", serde_json::json!({}));
         ran.metadata.resource_version = Some("7".into());
         ran.status = Some(PodGroupStatus::default());

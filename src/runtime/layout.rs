@@ -60,6 +60,17 @@ pub struct RuntimeConfig {
 }
 
 impl RuntimeConfig {
+    /// For unit tests: `state` and `run` under `dir`, a runtime and a helper binary that are never run.
+    #[cfg(test)]
+    pub fn under(dir: &std::path::Path) -> Self {
+        RuntimeConfig::new(
+            dir.join("state"),
+            dir.join("run"),
+            "/bin/false".into(),
+            "/usr/bin/peapod".into(),
+        )
+    }
+
     /// A configuration rooted at `state_dir` and `run_dir` with defaults for everything else.
     pub fn new(state_dir: PathBuf, run_dir: PathBuf, oci_runtime: PathBuf, self_exe: PathBuf) -> Self {
         RuntimeConfig {

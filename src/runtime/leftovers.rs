@@ -88,12 +88,7 @@ mod tests {
     #[test]
     fn leftovers_are_removed_where_peapod_removes_and_nowhere_else() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = RuntimeConfig::new(
-            dir.path().join("state"),
-            dir.path().join("run"),
-            "runc".into(),
-            "peapod".into(),
-        );
+        let cfg = RuntimeConfig::under(dir.path());
         let pod = cfg.pod_dir("u1");
         let made = [
             cfg.pods_dir().join(".deleting-u0/containers/c/0/upper"),

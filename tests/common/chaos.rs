@@ -331,6 +331,46 @@ pub fn runs_dir(node_dir: &Path) -> PathBuf {
     node_dir.join("runs")
 }
 
+/// A round's start: the runs directory (created), `pods` random plans named `chaos-<i>` drawn from the seed,
+/// empty figures for them, and the generator, which goes on to draw the kill intervals.
+pub struct Round {
+    pub runs: PathBuf,
+    pub plans: Vec<PodPlan>,
+    pub figures: Figures,
+    pub rng: Rng,
+}
+
+impl Round {
+    pub fn new(node_dir: &Path, pods: usize, seed: u64) -> Round {
+        let runs = runs_dir(node_dir);
+        fs::create_dir_all(&runs).unwrap();
+        let mut rng = Rng::new(seed);
+        let plans = (0..pods)
+            .map(|i| PodPlan::random(&format!("chaos-{i}"), &mut rng))
+            .collect();
+        let figures = Figures {
+            pods,
+            ..Figures::default()
+        };
+        Round {
+            runs,
+            plans,
+            figures,
+            rng,
+        }
+    }
+}
+
+/// Whether the pod's sandbox is up (its `PodReadyToStartContainers` condition).
+pub fn sandbox_up(pod: &PodGroup) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.pod.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "PodReadyToStartContainers" && c.status == "True")
+}
+
 /// How soon after a restart the status must report what the disk proves (issue 10).
 pub const CONVERGE: std::time::Duration = std::time::Duration::from_secs(2);
 

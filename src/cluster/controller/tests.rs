@@ -69,12 +69,7 @@ fn fixture() -> (Fixture, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let dir = tempfile::tempdir().unwrap();
-    let runtime = RuntimeConfig::new(
-        dir.path().join("state"),
-        dir.path().join("run"),
-        "runc".into(),
-        "peapod".into(),
-    );
+    let runtime = RuntimeConfig::under(dir.path());
     let events = Arc::new(Events::default());
     let ctx = Arc::new(Context {
         runtime: runtime.clone(),

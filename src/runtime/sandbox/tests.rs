@@ -18,12 +18,7 @@ const ID: &str = "sb1";
 const UID: &str = "u-1";
 
 fn config(dir: &Path) -> RuntimeConfig {
-    let mut cfg = RuntimeConfig::new(
-        dir.join("state"),
-        dir.join("run"),
-        PathBuf::from("/bin/false"),
-        PathBuf::from("/usr/bin/peapod"),
-    );
+    let mut cfg = RuntimeConfig::under(dir);
     // No CNI configuration: a loopback-only sandbox, no network call.
     cfg.cni_conf_dir = dir.join("cni");
     cfg.node_ip = Some("192.168.1.2".into());

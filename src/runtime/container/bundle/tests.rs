@@ -94,12 +94,7 @@ impl Built {
 
 async fn build(c: &Container, spec: PodSpec, sb: &SandboxRecord, image: &ImageInfo) -> Built {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = RuntimeConfig::new(
-        tmp.path().join("state"),
-        tmp.path().join("run"),
-        PathBuf::from("/bin/false"),
-        PathBuf::from("/usr/bin/peapod"),
-    );
+    let cfg = RuntimeConfig::under(tmp.path());
     let pod = pod(spec);
     let volumes = PodVolumes::default().with("data", PathBuf::from("/vol/data"));
     let req = ContainerRequest {
