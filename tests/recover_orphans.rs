@@ -273,3 +273,87 @@ fn a_crash_in_the_middle_of_a_cni_add_releases_the_address_at_restart() {
     node.assert_clean();
     drop(bridge);
 }
+
+/// A chained CNI plugin for the test below: passes ADD's previous result on, and holds a DEL open while the
+/// file `hold` names exists (after creating the file `held`).
+const HOLD_DEL_PLUGIN: &str = r#"#!/usr/bin/env python3
+import json, os, sys, time
+conf = json.load(sys.stdin)
+cmd = os.environ.get("CNI_COMMAND")
+if cmd == "ADD":
+    print(json.dumps(conf["prevResult"]))
+elif cmd == "DEL":
+    open(conf["held"], "a").close()
+    while os.path.exists(conf["hold"]):
+        time.sleep(0.05)
+elif cmd == "VERSION":
+    print(json.dumps({"cniVersion": "1.0.0", "supportedVersions": ["0.4.0", "1.0.0"]}))
+"#;
+
+/// A restart does not wait for the orphans a crash left before it runs pods: their release (here a CNI DEL
+/// the test holds open) runs beside the workers, so a pod added while the supervisor was down starts, and
+/// the orphan is still released, with its address, once its DEL returns. Before, every orphan was released
+/// before any worker ran: nothing started (and no status was reported) while a DEL hung.
+#[test]
+fn a_restart_runs_pods_while_an_orphan_is_still_being_released() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut node = Node::new();
+    let Some((bridge, leases)) = cni::bridge_network(&node, "peapod-held-del") else {
+        return;
+    };
+    let plugins = node.dir.path().join("plugins");
+    fs::create_dir_all(&plugins).unwrap();
+    fs::write(plugins.join("hold-del"), HOLD_DEL_PLUGIN).unwrap();
+    fs::set_permissions(plugins.join("hold-del"), fs::Permissions::from_mode(0o755)).unwrap();
+    let (hold, held) = (node.dir.path().join("hold"), node.dir.path().join("held"));
+    let conflist = node.cni_conf.join("10-test.conflist");
+    let mut net: serde_json::Value = serde_json::from_slice(&fs::read(&conflist).unwrap()).unwrap();
+    net["plugins"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "hold-del", "hold": hold, "held": held}));
+    fs::write(&conflist, net.to_string()).unwrap();
+    let bin_dirs = format!("{},/usr/lib/cni,/opt/cni/bin", plugins.display());
+    let flags = ["--cni-bin-dir", bin_dirs.as_str()];
+
+    node.apply("keeper.yaml", &keeper().manifest());
+    node.start_run(&flags, &[]);
+    let keeper = node.wait_pod("keeper", "running", T, |p| st::running(p, "c"));
+    node.kill9();
+    let mut cfg = runtime_config(&node);
+    cfg.cni_bin_dirs = vec![plugins.clone(), "/usr/lib/cni".into(), "/opt/cni/bin".into()];
+    let pointer_path = cfg
+        .pod_dir(keeper.metadata.uid.as_deref().unwrap())
+        .join("sandbox.json");
+    let pointer = fs::read(&pointer_path).unwrap();
+    let orphan = create_sandbox(&cfg, &keeper, 1);
+    fs::write(&pointer_path, &pointer).unwrap();
+    node.apply(
+        "late.yaml",
+        &pod("late").grace(2).container(sleeper("c")).manifest(),
+    );
+
+    fs::write(&hold, "").unwrap();
+    node.start_run(&flags, &[]);
+    wait_for("the orphan's DEL to be held", T, || held.exists().then_some(()));
+    node.wait_pod("late", "running while the orphan's DEL is held", T, |p| {
+        st::running(p, "c")
+    });
+    assert!(
+        hold.exists() && sandbox_dir(&node, &orphan).exists(),
+        "the orphan is still being released"
+    );
+
+    fs::remove_file(&hold).unwrap();
+    wait_for("the orphan released", T, || {
+        reap_orphans();
+        let ip = orphan.pod_ips.first().unwrap();
+        let gone = !sandbox_dir(&node, &orphan).exists() && !leases.join(ip).exists();
+        gone.then_some(())
+    });
+    node.wait_pod("keeper", "still running", T, |p| st::running(p, "c"));
+    let stopped = node.stop(T);
+    assert!(stopped.success(), "{stopped}: {}", node.supervisor_log());
+    node.assert_clean();
+    drop(bridge);
+}
