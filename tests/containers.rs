@@ -224,3 +224,78 @@ fn active_deadline_and_manifest_edits() {
     });
     node.finish(T);
 }
+
+#[test]
+fn crash_loop_backoff_doubles_from_ten_seconds() {
+    use std::collections::BTreeMap;
+    let crash = pod("crash")
+        .restart_always()
+        .grace(5)
+        .container(c("crash").sh("echo attempt; exit 3"));
+    let mut node = Node::new();
+    node.apply("crash.yaml", &crash.podgroup_manifest());
+    node.start();
+    // Start and finish times by attempt, from whichever status field holds them at each look.
+    let mut started: BTreeMap<i32, k8s_openapi::jiff::Timestamp> = BTreeMap::new();
+    let mut finished: BTreeMap<i32, k8s_openapi::jiff::Timestamp> = BTreeMap::new();
+    let mut first_backoff_message = None;
+    wait_for("attempt 3 to start", Duration::from_secs(90), || {
+        let p = node.get("crash")?;
+        let c = st::try_container(&p, "crash")?;
+        let rc = c.restart_count;
+        let state = c.state.clone().unwrap_or_default();
+        let mut seen: Vec<(i32, &k8s_openapi::api::core::v1::ContainerStateTerminated)> = Vec::new();
+        if let Some(t) = &state.terminated {
+            seen.push((rc, t));
+        }
+        if let Some(t) = c.last_state.as_ref().and_then(|l| l.terminated.as_ref()) {
+            // While waiting the last state is this attempt's end; otherwise the previous attempt's.
+            seen.push((if state.waiting.is_some() { rc } else { rc - 1 }, t));
+        }
+        for (attempt, t) in seen {
+            if let Some(s) = &t.started_at {
+                started.insert(attempt, s.0);
+            }
+            if let Some(f) = &t.finished_at {
+                finished.insert(attempt, f.0);
+            }
+        }
+        if let Some(r) = &state.running {
+            if let Some(s) = &r.started_at {
+                started.insert(rc, s.0);
+            }
+        }
+        if let Some(w) = &state.waiting {
+            if w.reason.as_deref() == Some("CrashLoopBackOff") && first_backoff_message.is_none() {
+                first_backoff_message = w.message.clone();
+            }
+        }
+        (started.contains_key(&3) && finished.contains_key(&2)).then_some(())
+    });
+    let p = node.get("crash").unwrap();
+    assert_eq!(
+        st::phase(&p),
+        "Running",
+        "an Always pod restarting its container stays Running"
+    );
+    let msg = first_backoff_message.expect("CrashLoopBackOff seen");
+    assert!(
+        msg.starts_with("back-off 10s restarting failed container=crash pod=crash_default("),
+        "{msg}"
+    );
+    // The kubelet restarts at once after the first exit, then waits 10 s, then 20 s.
+    let gap = |a: i32| (started[&(a + 1)].as_millisecond() - finished[&a].as_millisecond()) as f64 / 1000.0;
+    if finished.contains_key(&1) && started.contains_key(&2) {
+        assert!(
+            (9.5..16.0).contains(&gap(1)),
+            "attempt 2 started {}s after attempt 1 finished; want ~10s",
+            gap(1)
+        );
+    }
+    assert!(
+        (19.5..26.0).contains(&gap(2)),
+        "attempt 3 started {}s after attempt 2 finished; want ~20s",
+        gap(2)
+    );
+    node.finish(T);
+}

@@ -6,6 +6,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
+use crate::api::validation;
 use crate::runtime::layout::proptests::{assert_contained, hostile_name};
 use crate::runtime::layout::{is_plain, join_component, RuntimeConfig};
 

@@ -1,6 +1,7 @@
 //! Scanning manifests: bad files are reported and skip nothing else; uids are stable, checked and unique.
 
 use super::*;
+use crate::api::validation;
 
 /// The scan reported an error naming both `file` and `what`.
 fn assert_reported(s: &Scan, file: &str, what: &str) {
