@@ -36,22 +36,36 @@ fn ports_resolve_by_number_and_by_name() {
     assert_eq!(resolve_port(&IntOrString::Int(81), &c), Ok(81));
     assert_eq!(resolve_port(&IntOrString::String("http".into()), &c), Ok(8080));
     assert_eq!(
-        resolve_port(&IntOrString::String("admin".into()), &c),
+        resolve_port(&IntOrString::String("admin".into()), &c).map_err(|e| e.to_string()),
         Err("port \"admin\" not found".to_string())
     );
     assert_eq!(
-        resolve_port(&IntOrString::String("8080".into()), &c),
+        resolve_port(&IntOrString::String("8080".into()), &c).map_err(|e| e.to_string()),
         Err("port \"8080\" not found".to_string()),
         "the kubelet no longer parses numeric names"
     );
     assert_eq!(
-        resolve_port(&IntOrString::Int(0), &c),
+        resolve_port(&IntOrString::Int(0), &c).map_err(|e| e.to_string()),
         Err("invalid port number: 0".to_string())
     );
     assert_eq!(
-        resolve_port(&IntOrString::Int(70000), &c),
+        resolve_port(&IntOrString::Int(70000), &c).map_err(|e| e.to_string()),
         Err("invalid port number: 70000".to_string())
     );
+}
+
+#[test]
+fn port_errors_keep_the_kubelet_wording() {
+    let cases = [
+        (
+            PortError::NotFound { name: "admin".into() },
+            "port \"admin\" not found",
+        ),
+        (PortError::Invalid { number: -1 }, "invalid port number: -1"),
+    ];
+    for (e, want) in cases {
+        assert_eq!(e.to_string(), want);
+    }
 }
 
 #[test]
