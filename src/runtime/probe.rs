@@ -13,6 +13,8 @@ mod hook;
 mod http;
 mod tls;
 
+pub use hook::HookError;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -105,7 +107,7 @@ pub async fn hook(
     target: &Target<'_>,
     handler: &LifecycleHandler,
     limit: Option<Duration>,
-) -> Result<(), String> {
+) -> Result<(), HookError> {
     hook::run(target, handler, limit).await
 }
 

@@ -151,3 +151,47 @@ fn probe_and_hook_futures_are_send() {
     let h = LifecycleHandler::default();
     assert_send(&hook(&t, &h, None));
 }
+
+#[test]
+fn hook_errors_keep_the_kubelet_wording() {
+    let pod = || "web_default(1234)".to_string();
+    let container = || "c".to_string();
+    let cases = [
+        (
+            HookError::Exec {
+                command: vec!["sh".into(), "-c".into(), "exit 1".into()],
+                container: container(),
+                pod: pod(),
+                error: "command 'sh -c exit 1' exited with 1: ".into(),
+                output: "hi\n".into(),
+            },
+            "Exec lifecycle hook ([sh -c exit 1]) for Container \"c\" in Pod \"web_default(1234)\" failed - error: command 'sh -c exit 1' exited with 1: , message: \"hi\\n\"",
+        ),
+        (
+            HookError::Http {
+                path: "/x".into(),
+                container: container(),
+                pod: pod(),
+                error: "context deadline exceeded".into(),
+            },
+            "HTTP lifecycle hook (/x) for Container \"c\" in Pod \"web_default(1234)\" failed - error: context deadline exceeded",
+        ),
+        (
+            HookError::SleepCut {
+                seconds: 30,
+                container: container(),
+                pod: pod(),
+            },
+            "Sleep lifecycle hook (30) for Container \"c\" in Pod \"web_default(1234)\" failed - error: container terminated before sleep hook finished",
+        ),
+        (
+            HookError::InvalidHandler {
+                handler: "&LifecycleHandler{}".into(),
+            },
+            "Cannot run handler: invalid handler: &LifecycleHandler{}",
+        ),
+    ];
+    for (e, want) in cases {
+        assert_eq!(e.to_string(), want);
+    }
+}
