@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Probe};
 use peapod::runtime::layout::RuntimeConfig;
-use peapod::runtime::probe::{hook, probe, Outcome, Target};
+use peapod::runtime::probe::{probe, Outcome, Target};
 use tokio::net::TcpListener;
 
 use common::{c, pod, st, wait_for, Node};
@@ -23,6 +23,13 @@ const POD: &str = "web_default(1234)";
 
 fn spec(yaml: &str) -> Probe {
     serde_saphyr::from_str(yaml).unwrap()
+}
+
+/// Runs a hook; `Err` is its message as users see it (the FailedPostStartHook text).
+async fn hook(t: &Target<'_>, h: &LifecycleHandler, limit: Option<Duration>) -> Result<(), String> {
+    peapod::runtime::probe::hook(t, h, limit)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn handler(yaml: &str) -> LifecycleHandler {

@@ -31,6 +31,32 @@ pub struct PauseArgs {
     pub cgroup: Option<String>,
 }
 
+/// Why `peapod pause`'s arguments cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgsError {
+    /// A flag is last, without its value.
+    #[error("{flag} needs a value")]
+    MissingValue {
+        /// The flag.
+        flag: String,
+    },
+    /// A flag `pause` does not know.
+    #[error("unknown flag {flag}")]
+    UnknownFlag {
+        /// The flag.
+        flag: String,
+    },
+    /// A namespace other than `net`, `ipc`, `uts` and `pid`.
+    #[error("unknown namespace {namespace}")]
+    UnknownNamespace {
+        /// The namespace.
+        namespace: String,
+    },
+    /// No `--dir`.
+    #[error("--dir is required")]
+    NoDir,
+}
+
 impl PauseArgs {
     /// The command-line arguments (after `pause`) that [`PauseArgs::parse`] reads back.
     pub fn to_args(&self) -> Vec<String> {
@@ -46,14 +72,16 @@ impl PauseArgs {
     }
 
     /// Parses the arguments written by [`PauseArgs::to_args`].
-    pub fn parse(args: &[String]) -> Result<Self, String> {
+    pub fn parse(args: &[String]) -> Result<Self, ArgsError> {
         let mut dir = None;
         let mut hostname = None;
         let mut namespaces = Vec::new();
         let mut cgroup = None;
         let mut it = args.iter();
         while let Some(flag) = it.next() {
-            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            let value = it
+                .next()
+                .ok_or_else(|| ArgsError::MissingValue { flag: flag.clone() })?;
             match flag.as_str() {
                 "--dir" => dir = Some(PathBuf::from(value)),
                 "--hostname" => hostname = Some(value.clone()),
@@ -65,16 +93,22 @@ impl PauseArgs {
                         .map(String::from)
                         .collect()
                 }
-                other => return Err(format!("unknown flag {other}")),
+                other => {
+                    return Err(ArgsError::UnknownFlag {
+                        flag: other.to_string(),
+                    })
+                }
             }
         }
         for ns in &namespaces {
             if !matches!(ns.as_str(), "net" | "ipc" | "uts" | "pid") {
-                return Err(format!("unknown namespace {ns}"));
+                return Err(ArgsError::UnknownNamespace {
+                    namespace: ns.clone(),
+                });
             }
         }
         Ok(PauseArgs {
-            dir: dir.ok_or("--dir is required")?,
+            dir: dir.ok_or(ArgsError::NoDir)?,
             hostname,
             namespaces,
             cgroup,
@@ -302,12 +336,41 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert!(PauseArgs::parse(&bad_ns).unwrap_err().contains("user"));
+        assert!(PauseArgs::parse(&bad_ns)
+            .unwrap_err()
+            .to_string()
+            .contains("user"));
         let bad_flag: Vec<String> = ["--dir", "/x", "--evil", "1"]
             .iter()
             .map(|s| s.to_string())
             .collect();
         assert!(PauseArgs::parse(&bad_flag).is_err());
         assert!(PauseArgs::parse(&[]).is_err());
+    }
+
+    #[test]
+    fn argument_errors_name_the_flag_or_value() {
+        let cases = [
+            (
+                ArgsError::MissingValue { flag: "--dir".into() },
+                "--dir needs a value",
+            ),
+            (
+                ArgsError::UnknownFlag {
+                    flag: "--user".into(),
+                },
+                "unknown flag --user",
+            ),
+            (
+                ArgsError::UnknownNamespace {
+                    namespace: "user".into(),
+                },
+                "unknown namespace user",
+            ),
+            (ArgsError::NoDir, "--dir is required"),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
     }
 }

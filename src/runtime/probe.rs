@@ -13,6 +13,8 @@ mod hook;
 mod http;
 mod tls;
 
+pub use hook::HookError;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -73,7 +75,7 @@ pub async fn probe(target: &Target<'_>, probe: &Probe) -> Outcome {
     if let Some(action) = &probe.tcp_socket {
         let port = match resolve_port(&action.port, target.container) {
             Ok(port) => port,
-            Err(e) => return Outcome::Unknown(e),
+            Err(e) => return Outcome::Unknown(e.to_string()),
         };
         let host = default_host(action.host.as_deref(), target.pod_ip);
         let dialer = dial::Dialer::new(target.netns);
@@ -105,12 +107,29 @@ pub async fn hook(
     target: &Target<'_>,
     handler: &LifecycleHandler,
     limit: Option<Duration>,
-) -> Result<(), String> {
+) -> Result<(), HookError> {
     hook::run(target, handler, limit).await
 }
 
+/// Why a probe's or hook's port cannot be resolved; the text is the kubelet's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    /// A named port the container does not declare.
+    #[error("port {} not found", go_quote(name))]
+    NotFound {
+        /// The port name.
+        name: String,
+    },
+    /// A number outside 1..=65535.
+    #[error("invalid port number: {number}")]
+    Invalid {
+        /// The number.
+        number: i64,
+    },
+}
+
 /// The kubelet's probe.ResolveContainerPort: a number as is, a name looked up in the container's ports.
-pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, String> {
+pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, PortError> {
     let number = match port {
         IntOrString::Int(n) => i64::from(*n),
         IntOrString::String(name) => container
@@ -119,11 +138,11 @@ pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, St
             .flatten()
             .find(|p| p.name.as_deref() == Some(name.as_str()))
             .map(|p| i64::from(p.container_port))
-            .ok_or_else(|| format!("port {} not found", go_quote(name)))?,
+            .ok_or_else(|| PortError::NotFound { name: name.clone() })?,
     };
     match u16::try_from(number) {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("invalid port number: {number}")),
+        _ => Err(PortError::Invalid { number }),
     }
 }
 

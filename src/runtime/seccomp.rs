@@ -9,8 +9,8 @@
 //! filter: runc does.
 
 use std::collections::HashSet;
-use std::io::Read;
-use std::path::{Component, Path};
+use std::io::{self, Read};
+use std::path::{Component, Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, SeccompProfile};
 use nix::fcntl::OFlag;
@@ -49,8 +49,53 @@ pub enum Profile {
     Localhost(Box<LinuxSeccomp>),
 }
 
+/// Why a container's seccomp profile cannot be used; the text is containerd's.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    /// A `seccompProfile.type` that is not one of the three.
+    #[error("unknown seccomp profile type {type_:?}")]
+    UnknownType {
+        /// The type as written.
+        type_: String,
+    },
+    /// A Localhost profile that cannot be loaded.
+    #[error("failed to generate seccomp spec opts: cannot load seccomp profile {:?}", path.display().to_string())]
+    Load {
+        /// The profile root joined with the profile's name.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: LoadError,
+    },
+}
+
+/// Why a Localhost profile cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The name is empty, absolute or climbs with `..`.
+    #[error("localhostProfile must be a non-empty relative path without '..'")]
+    BadName,
+    /// The profile root or the profile cannot be opened or read.
+    #[error(transparent)]
+    Read(io::Error),
+    /// The profile is larger than [`MAX_PROFILE`].
+    #[error("profile is larger than 1 MiB")]
+    TooLarge,
+    /// The profile is empty or only whitespace.
+    #[error("profile is empty")]
+    Empty,
+    /// The profile is not an OCI seccomp profile.
+    #[error("decoding seccomp profile failed")]
+    Decode(#[source] serde_json::Error),
+}
+
 /// The container's profile: its own, else the pod's, else the node default.
-pub fn resolve(pod: &PodSpec, c: &Container, runtime_default: bool, root: &Path) -> Result<Profile, String> {
+pub fn resolve(
+    pod: &PodSpec,
+    c: &Container,
+    runtime_default: bool,
+    root: &Path,
+) -> Result<Profile, SeccompError> {
     let own = c
         .security_context
         .as_ref()
@@ -66,7 +111,7 @@ pub fn resolve(pod: &PodSpec, c: &Container, runtime_default: bool, root: &Path)
     }
 }
 
-fn from_field(p: &SeccompProfile, root: &Path) -> Result<Profile, String> {
+fn from_field(p: &SeccompProfile, root: &Path) -> Result<Profile, SeccompError> {
     match p.type_.as_str() {
         "Unconfined" => Ok(Profile::Unconfined),
         "RuntimeDefault" => Ok(Profile::RuntimeDefault),
@@ -74,39 +119,39 @@ fn from_field(p: &SeccompProfile, root: &Path) -> Result<Profile, String> {
             let name = p.localhost_profile.as_deref().unwrap_or("");
             load_localhost(root, name).map(|s| Profile::Localhost(Box::new(s)))
         }
-        other => Err(format!("unknown seccomp profile type {other:?}")),
+        other => Err(SeccompError::UnknownType {
+            type_: other.to_string(),
+        }),
     }
 }
 
 /// Reads the Localhost profile `name` (relative to `root`) as an OCI `LinuxSeccomp`.
-pub fn load_localhost(root: &Path, name: &str) -> Result<LinuxSeccomp, String> {
-    let shown = root.join(name);
-    let fail = |why: String| {
-        format!(
-            "failed to generate seccomp spec opts: cannot load seccomp profile {:?}: {why}",
-            shown.display().to_string()
-        )
-    };
+pub fn load_localhost(root: &Path, name: &str) -> Result<LinuxSeccomp, SeccompError> {
+    read_localhost(root, name).map_err(|source| SeccompError::Load {
+        path: root.join(name),
+        source,
+    })
+}
+
+fn read_localhost(root: &Path, name: &str) -> Result<LinuxSeccomp, LoadError> {
     let rel = Path::new(name);
     if name.is_empty() || rel.is_absolute() || rel.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(fail(
-            "localhostProfile must be a non-empty relative path without '..'".into(),
-        ));
+        return Err(LoadError::BadName);
     }
-    let root_fd = sys::fs::open_dir_path(root).map_err(|e| fail(e.to_string()))?;
-    let fd = sys::fs::open_in_root(&root_fd, rel, OFlag::O_RDONLY).map_err(|e| fail(e.to_string()))?;
+    let root_fd = sys::fs::open_dir_path(root).map_err(LoadError::Read)?;
+    let fd = sys::fs::open_in_root(&root_fd, rel, OFlag::O_RDONLY).map_err(LoadError::Read)?;
     let mut text = String::new();
     std::fs::File::from(fd)
         .take(MAX_PROFILE + 1)
         .read_to_string(&mut text)
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(LoadError::Read)?;
     if text.len() as u64 > MAX_PROFILE {
-        return Err(fail("profile is larger than 1 MiB".into()));
+        return Err(LoadError::TooLarge);
     }
     if text.trim().is_empty() {
-        return Err(fail("profile is empty".into()));
+        return Err(LoadError::Empty);
     }
-    serde_json::from_str(&text).map_err(|e| fail(format!("decoding seccomp profile failed: {e}")))
+    serde_json::from_str(&text).map_err(LoadError::Decode)
 }
 
 fn allow(names: &[&str]) -> LinuxSyscall {

@@ -89,8 +89,23 @@ pub struct SpecInput<'a> {
     pub sysctls: HashMap<String, String>,
 }
 
+/// Why a container's OCI spec cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// A capability name in `add` or `drop` that is not a Linux capability.
+    #[error("unknown capability {name:?}")]
+    UnknownCapability {
+        /// The name as written.
+        name: String,
+    },
+    /// The device cgroup rule could not be built. Not a `source`: the text shown is the builder's own line,
+    /// without its cause.
+    #[error("{0}")]
+    Devices(oci_spec::OciSpecError),
+}
+
 /// Builds the OCI spec for one container.
-pub fn build(input: &SpecInput<'_>) -> Result<Spec, String> {
+pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     let sc = input.container.security_context.clone().unwrap_or_default();
     let privileged = sc.privileged.unwrap_or(false);
     let caps = capabilities(&sc, privileged)?;
@@ -125,7 +140,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, String> {
         .allow(privileged)
         .access("rwm")
         .build()
-        .map_err(|e| e.to_string())?]));
+        .map_err(SpecError::Devices)?]));
     linux.set_resources(Some(resources));
     Ok(spec)
 }
@@ -160,13 +175,16 @@ fn process(
 }
 
 /// The capability set: default (or all when privileged), minus `drop`, plus `add`; `ALL` works in both.
-pub fn capabilities(sc: &SecurityContext, privileged: bool) -> Result<HashSet<Capability>, String> {
-    let parse = |name: &str| -> Result<Capability, String> {
+pub fn capabilities(sc: &SecurityContext, privileged: bool) -> Result<HashSet<Capability>, SpecError> {
+    let parse = |name: &str| -> Result<Capability, SpecError> {
         let bare = name.strip_prefix("CAP_").unwrap_or(name);
-        Capability::from_str(bare).map_err(|_| format!("unknown capability {name:?}"))
+        Capability::from_str(bare).map_err(|_| SpecError::UnknownCapability {
+            name: name.to_string(),
+        })
     };
-    let all =
-        || -> Result<HashSet<Capability>, String> { KNOWN_CAPABILITIES.iter().map(|c| parse(c)).collect() };
+    let all = || -> Result<HashSet<Capability>, SpecError> {
+        KNOWN_CAPABILITIES.iter().map(|c| parse(c)).collect()
+    };
     if privileged {
         return all();
     }

@@ -34,8 +34,65 @@ pub enum ImageUser {
     Name(String),
 }
 
+/// Why a container's user cannot be resolved or is refused; the text is containerd's or the kubelet's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    /// A numeric id in the image's `USER` that is not below 2^31.
+    #[error("invalid user or group id {id:?}")]
+    InvalidId {
+        /// The id as written.
+        id: String,
+    },
+    /// A `runAsUser`, `runAsGroup` or supplementary group that is negative or not below 2^31.
+    #[error("invalid user or group id {id}")]
+    IdOutOfRange {
+        /// The id from the security context.
+        id: i64,
+    },
+    /// A user name that the image's `/etc/passwd` does not list.
+    #[error("unable to find user {name}: no matching entries in passwd file")]
+    UnknownUser {
+        /// The user name.
+        name: String,
+    },
+    /// A group name that the image's `/etc/group` does not list.
+    #[error("unable to find group {name}: no matching entries in group file")]
+    UnknownGroup {
+        /// The group name.
+        name: String,
+    },
+    /// `runAsNonRoot` with `runAsUser: 0`.
+    #[error("container's runAsUser breaks non-root policy (pod: {pod:?}, container: {container})")]
+    RunAsUserIsRoot {
+        /// The pod, as the kubelet's `format.Pod`.
+        pod: String,
+        /// The container name.
+        container: String,
+    },
+    /// `runAsNonRoot` and an image that runs as uid 0.
+    #[error("container has runAsNonRoot and image will run as root (pod: {pod:?}, container: {container})")]
+    ImageRunsAsRoot {
+        /// The pod, as the kubelet's `format.Pod`.
+        pod: String,
+        /// The container name.
+        container: String,
+    },
+    /// `runAsNonRoot` and an image user given by name, which cannot be checked.
+    #[error(
+        "container has runAsNonRoot and image has non-numeric user ({user}), cannot verify user is non-root (pod: {pod:?}, container: {container})"
+    )]
+    NonNumericImageUser {
+        /// The image's user name.
+        user: String,
+        /// The pod, as the kubelet's `format.Pod`.
+        pod: String,
+        /// The container name.
+        container: String,
+    },
+}
+
 /// Parses the user part of an image's `USER` (`"1000"`, `"app"`, `"app:staff"`, `""`).
-pub fn image_user(user: &str) -> Result<ImageUser, String> {
+pub fn image_user(user: &str) -> Result<ImageUser, UserError> {
     let name = user.split(':').next().unwrap_or("");
     if name.is_empty() {
         return Ok(ImageUser::Uid(0));
@@ -46,11 +103,11 @@ pub fn image_user(user: &str) -> Result<ImageUser, String> {
     Ok(ImageUser::Name(name.to_string()))
 }
 
-fn parse_id(s: &str) -> Result<u32, String> {
+fn parse_id(s: &str) -> Result<u32, UserError> {
     // Ids at or above 2^31 are refused: they wrap to negative values in some consumers (CVE-2024-40635).
     match s.parse::<u32>() {
         Ok(v) if v < (1 << 31) => Ok(v),
-        _ => Err(format!("invalid user or group id {s:?}")),
+        _ => Err(UserError::InvalidId { id: s.to_string() }),
     }
 }
 
@@ -140,7 +197,7 @@ impl AccountDb {
         run_as_user: Option<i64>,
         run_as_group: Option<i64>,
         supplemental: &[i64],
-    ) -> Result<ResolvedUser, String> {
+    ) -> Result<ResolvedUser, UserError> {
         let mut parts = image_user.splitn(2, ':');
         let user_part = parts.next().unwrap_or("");
         let group_part = parts.next();
@@ -183,7 +240,7 @@ impl AccountDb {
         })
     }
 
-    fn lookup_user(&self, user: &str) -> Result<(u32, u32, Option<String>), String> {
+    fn lookup_user(&self, user: &str) -> Result<(u32, u32, Option<String>), UserError> {
         if user.is_empty() {
             return Ok((
                 0,
@@ -204,11 +261,13 @@ impl AccountDb {
             .passwd
             .iter()
             .find(|p| p.name == user)
-            .ok_or_else(|| format!("unable to find user {user}: no matching entries in passwd file"))?;
+            .ok_or_else(|| UserError::UnknownUser {
+                name: user.to_string(),
+            })?;
         Ok((entry.uid, entry.gid, Some(entry.name.clone())))
     }
 
-    fn lookup_group(&self, group: &str) -> Result<u32, String> {
+    fn lookup_group(&self, group: &str) -> Result<u32, UserError> {
         if group.bytes().all(|b| b.is_ascii_digit()) {
             return parse_id(group);
         }
@@ -216,15 +275,17 @@ impl AccountDb {
             .iter()
             .find(|g| g.name == group)
             .map(|g| g.gid)
-            .ok_or_else(|| format!("unable to find group {group}: no matching entries in group file"))
+            .ok_or_else(|| UserError::UnknownGroup {
+                name: group.to_string(),
+            })
     }
 }
 
-fn to_id(v: i64) -> Result<u32, String> {
+fn to_id(v: i64) -> Result<u32, UserError> {
     u32::try_from(v)
         .ok()
         .filter(|v| *v < (1 << 31))
-        .ok_or_else(|| format!("invalid user or group id {v}"))
+        .ok_or(UserError::IdOutOfRange { id: v })
 }
 
 /// The kubelet's `verifyRunAsNonRoot`: with `runAsNonRoot: true`, refuse uid 0 and unverifiable names.
@@ -235,121 +296,32 @@ pub fn verify_run_as_non_root(
     image_user: &ImageUser,
     pod: &str,
     container: &str,
-) -> Result<(), String> {
+) -> Result<(), UserError> {
     if !run_as_non_root {
         return Ok(());
     }
     if let Some(uid) = run_as_user {
         if uid == 0 {
-            return Err(format!(
-                "container's runAsUser breaks non-root policy (pod: {pod:?}, container: {container})"
-            ));
+            return Err(UserError::RunAsUserIsRoot {
+                pod: pod.to_string(),
+                container: container.to_string(),
+            });
         }
         return Ok(());
     }
     match image_user {
-        ImageUser::Uid(0) => Err(format!(
-            "container has runAsNonRoot and image will run as root (pod: {pod:?}, container: {container})"
-        )),
-        ImageUser::Name(name) => Err(format!(
-            "container has runAsNonRoot and image has non-numeric user ({name}), cannot verify user is non-root (pod: {pod:?}, container: {container})"
-        )),
+        ImageUser::Uid(0) => Err(UserError::ImageRunsAsRoot {
+            pod: pod.to_string(),
+            container: container.to_string(),
+        }),
+        ImageUser::Name(name) => Err(UserError::NonNumericImageUser {
+            user: name.clone(),
+            pod: pod.to_string(),
+            container: container.to_string(),
+        }),
         ImageUser::Uid(_) => Ok(()),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\napp:x:1000:1000::/home/app:/bin/sh\nbroken line\n";
-    const GROUP: &str = "root:x:0:\nstaff:x:50:app\napp:x:1000:\nwheel:x:10:root,app\n";
-
-    fn db() -> AccountDb {
-        AccountDb::from_texts(PASSWD, GROUP)
-    }
-
-    #[test]
-    fn resolves_image_user_forms() {
-        let d = db();
-        assert_eq!(
-            d.resolve("", None, None, &[]).unwrap(),
-            ResolvedUser {
-                uid: 0,
-                gid: 0,
-                additional_gids: vec![0, 10]
-            }
-        );
-        assert_eq!(
-            d.resolve("app", None, None, &[]).unwrap(),
-            ResolvedUser {
-                uid: 1000,
-                gid: 1000,
-                additional_gids: vec![1000, 50, 10]
-            }
-        );
-        assert_eq!(d.resolve("app:staff", None, None, &[]).unwrap().gid, 50);
-        assert_eq!(
-            d.resolve("1234", None, None, &[]).unwrap(),
-            ResolvedUser {
-                uid: 1234,
-                gid: 0,
-                additional_gids: vec![0]
-            }
-        );
-        assert_eq!(d.resolve("1000:7", None, None, &[]).unwrap().gid, 7);
-        assert!(d
-            .resolve("ghost", None, None, &[])
-            .unwrap_err()
-            .contains("unable to find user ghost"));
-        assert!(d.resolve("app:ghosts", None, None, &[]).is_err());
-        assert!(d.resolve("4294967296", None, None, &[]).is_err());
-        assert!(d.resolve("2147483648", None, None, &[]).is_err());
-    }
-
-    #[test]
-    fn security_context_overrides_image() {
-        let d = db();
-        let r = d.resolve("app", Some(65534), None, &[3000, 3000]).unwrap();
-        assert_eq!(
-            r,
-            ResolvedUser {
-                uid: 65534,
-                gid: 65534,
-                additional_gids: vec![65534, 3000]
-            }
-        );
-        let r = d.resolve("app", None, Some(2002), &[]).unwrap();
-        assert_eq!((r.uid, r.gid), (1000, 2002));
-        assert!(d.resolve("", Some(-1), None, &[]).is_err());
-    }
-
-    #[test]
-    fn run_as_non_root_matches_kubelet_messages() {
-        let pod = "web_default(1234)";
-        assert!(verify_run_as_non_root(false, None, &ImageUser::Uid(0), pod, "c").is_ok());
-        assert!(verify_run_as_non_root(true, Some(1000), &ImageUser::Uid(0), pod, "c").is_ok());
-        assert!(verify_run_as_non_root(true, None, &ImageUser::Uid(1000), pod, "c").is_ok());
-        let e = verify_run_as_non_root(true, Some(0), &ImageUser::Uid(1000), pod, "c").unwrap_err();
-        assert_eq!(
-            e,
-            "container's runAsUser breaks non-root policy (pod: \"web_default(1234)\", container: c)"
-        );
-        let e = verify_run_as_non_root(true, None, &image_user("").unwrap(), pod, "c").unwrap_err();
-        assert!(e.starts_with("container has runAsNonRoot and image will run as root"));
-        let e = verify_run_as_non_root(true, None, &image_user("app:staff").unwrap(), pod, "c").unwrap_err();
-        assert!(e.contains("image has non-numeric user (app), cannot verify user is non-root"));
-    }
-
-    #[test]
-    fn reads_databases_confined_to_the_rootfs() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
-        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("etc/passwd")).unwrap();
-        std::fs::write(dir.path().join("etc/group"), GROUP).unwrap();
-        let d = AccountDb::read(dir.path());
-        // The symlink to the host's passwd must not be followed out of the root.
-        assert!(d.passwd.is_empty());
-        assert_eq!(d.group.len(), 4);
-    }
-}
+mod tests;

@@ -130,7 +130,7 @@ impl Worker {
         tokio::pin!(hook);
         loop {
             tokio::select! {
-                result = &mut hook => return result.map_err(PostStartError::Handler),
+                result = &mut hook => return result.map_err(|e| PostStartError::Handler(e.to_string())),
                 msg = self.rx.recv() => match msg {
                     Some(Msg::Terminate { grace }) => {
                         self.transition(Transition::Terminate { grace });

@@ -6,6 +6,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::runtime::chain;
+use crate::runtime::{seccomp, spec, user};
 use crate::volume;
 
 /// Why a container could not be started, with the kubelet's reason.
@@ -61,8 +62,8 @@ pub enum ConfigError {
     #[error(transparent)]
     Volume(#[from] volume::Error),
     /// The user the container would run as is refused or unknown.
-    #[error("{0}")]
-    User(String),
+    #[error(transparent)]
+    User(#[from] user::UserError),
 }
 
 /// The container's bundle cannot be built (`CreateContainerError`).
@@ -112,14 +113,14 @@ pub enum CreateError {
         source: io::Error,
     },
     /// The seccomp profile cannot be used.
-    #[error("{0}")]
-    Seccomp(String),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
     /// The pod's sysctls cannot be set.
     #[error("{0}")]
     Sysctl(String),
     /// The OCI spec cannot be built.
-    #[error("{0}")]
-    Spec(String),
+    #[error(transparent)]
+    Spec(#[from] spec::SpecError),
     /// The OCI spec cannot be encoded.
     #[error(transparent)]
     EncodeSpec(serde_json::Error),
@@ -191,6 +192,22 @@ mod tests {
                 })
                 .into(),
                 "failed to prepare subPath for volumeMount \"data\" of container \"app\": No space left on device (os error 28)",
+            ),
+            (
+                ConfigError::from(user::UserError::UnknownUser { name: "ghost".into() }).into(),
+                "unable to find user ghost: no matching entries in passwd file",
+            ),
+            (
+                CreateError::from(seccomp::SeccompError::Load {
+                    path: "/p/a.json".into(),
+                    source: seccomp::LoadError::Read(io()),
+                })
+                .into(),
+                "failed to generate seccomp spec opts: cannot load seccomp profile \"/p/a.json\": No space left on device (os error 28)",
+            ),
+            (
+                CreateError::from(spec::SpecError::UnknownCapability { name: "FLY".into() }).into(),
+                "unknown capability \"FLY\"",
             ),
             (
                 RunError::Failed("runc create failed: x".into()).into(),

@@ -6,6 +6,14 @@ use k8s_openapi::api::core::v1::EnvVar;
 use crate::api::env::ValueSource;
 use crate::api::PodGroup;
 
+/// A `fieldRef.fieldPath` peapod cannot resolve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported fieldPath: {path}")]
+pub struct FieldPathError {
+    /// The field path.
+    pub path: String,
+}
+
 /// Resolves `fieldRef` environment variables from the pod.
 pub(super) struct PodFields<'a> {
     pub(super) pod: &'a PodGroup,
@@ -17,7 +25,9 @@ impl ValueSource for PodFields<'_> {
     fn value_from(&self, var: &EnvVar) -> Result<String, String> {
         let from = var.value_from.as_ref().ok_or("no value source")?;
         if let Some(f) = &from.field_ref {
-            return field_value(self.pod, &f.field_path, self.host_ip, self.pod_ips);
+            // The trait's error is the message `api::env::container_env` passes on.
+            return field_value(self.pod, &f.field_path, self.host_ip, self.pod_ips)
+                .map_err(|e| e.to_string());
         }
         Err(format!(
             "env {}: only fieldRef value sources are supported",
@@ -32,7 +42,7 @@ pub fn field_value(
     path: &str,
     host_ip: Option<&str>,
     pod_ips: &[String],
-) -> Result<String, String> {
+) -> Result<String, FieldPathError> {
     let meta = &pod.metadata;
     let spec = &pod.spec.pod;
     let subscript = |prefix: &str| -> Option<String> {
@@ -70,6 +80,28 @@ pub fn field_value(
         "status.hostIPs" => host_ip.unwrap_or_default().to_string(),
         "status.podIP" => pod_ips.first().cloned().unwrap_or_default(),
         "status.podIPs" => pod_ips.join(","),
-        other => return Err(format!("unsupported fieldPath: {other}")),
+        other => {
+            return Err(FieldPathError {
+                path: other.to_string(),
+            })
+        }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_path_error_names_the_path() {
+        let cases = [(
+            FieldPathError {
+                path: "spec.hostname".into(),
+            },
+            "unsupported fieldPath: spec.hostname",
+        )];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
+    }
 }

@@ -216,10 +216,9 @@ fn resolve_user(req: &ContainerRequest<'_>, accounts: &AccountDb) -> Result<user
     let run_as_user = sc.run_as_user.or(pod_sc.run_as_user);
     let run_as_group = sc.run_as_group.or(pod_sc.run_as_group);
     let non_root = sc.run_as_non_root.or(pod_sc.run_as_non_root).unwrap_or(false);
-    let image_user = user::image_user(&req.image.user).map_err(ConfigError::User)?;
+    let image_user = user::image_user(&req.image.user)?;
     let pod_label = req.pod.format_pod(req.uid);
-    user::verify_run_as_non_root(non_root, run_as_user, &image_user, &pod_label, &c.name)
-        .map_err(ConfigError::User)?;
+    user::verify_run_as_non_root(non_root, run_as_user, &image_user, &pod_label, &c.name)?;
     let mut supplemental = pod_sc.supplemental_groups.clone().unwrap_or_default();
     supplemental.extend(pod_sc.fs_group);
     accounts

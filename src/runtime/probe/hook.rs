@@ -15,52 +15,118 @@ use super::exec::{self, Exit};
 use super::http::{self, Request, Response};
 use super::{go_quote, Target};
 
+/// Why a lifecycle hook failed, in the kubelet's words (the FailedPostStartHook message). `error` fields
+/// are the handler's own failure text (an exec's exit, an HTTP client's error), not a Rust cause.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookError {
+    /// The exec hook's command failed.
+    #[error(
+        "Exec lifecycle hook ({}) for Container {} in Pod {} failed - error: {error}, message: {}",
+        go_list(command),
+        go_quote(container),
+        go_quote(pod),
+        go_quote(output)
+    )]
+    Exec {
+        /// The command.
+        command: Vec<String>,
+        /// The container name.
+        container: String,
+        /// The pod, as the kubelet's `format.Pod`.
+        pod: String,
+        /// What went wrong.
+        error: String,
+        /// The command's stdout and stderr.
+        output: String,
+    },
+    /// The httpGet hook got no response.
+    #[error(
+        "HTTP lifecycle hook ({path}) for Container {} in Pod {} failed - error: {error}",
+        go_quote(container),
+        go_quote(pod)
+    )]
+    Http {
+        /// The request path.
+        path: String,
+        /// The container name.
+        container: String,
+        /// The pod, as the kubelet's `format.Pod`.
+        pod: String,
+        /// The HTTP client's error.
+        error: String,
+    },
+    /// The sleep hook was cut short by `limit`.
+    #[error(
+        "Sleep lifecycle hook ({seconds}) for Container {} in Pod {} failed - error: container terminated before sleep hook finished",
+        go_quote(container), go_quote(pod)
+    )]
+    SleepCut {
+        /// The seconds asked for.
+        seconds: i64,
+        /// The container name.
+        container: String,
+        /// The pod, as the kubelet's `format.Pod`.
+        pod: String,
+    },
+    /// A handler the kubelet cannot run (tcpSocket, or none).
+    #[error("Cannot run handler: invalid handler: {handler}")]
+    InvalidHandler {
+        /// The handler as Go prints it.
+        handler: String,
+    },
+}
+
 /// Runs `handler`; `Err` is the kubelet's message.
 pub(super) async fn run(
     target: &Target<'_>,
     handler: &LifecycleHandler,
     limit: Option<Duration>,
-) -> Result<(), String> {
-    let container = go_quote(&target.container.name);
-    let pod = go_quote(target.pod);
+) -> Result<(), HookError> {
+    let container = target.container.name.clone();
+    let pod = target.pod.to_string();
     if let Some(action) = &handler.exec {
         let command = action.command.clone().unwrap_or_default();
-        let Some(err) = exec_hook(target, &command, limit).await else {
+        let Some((error, output)) = exec_hook(target, &command, limit).await else {
             return Ok(());
         };
-        return Err(format!(
-            "Exec lifecycle hook ({}) for Container {container} in Pod {pod} failed - error: {}, message: {}",
-            go_list(&command),
-            err.0,
-            go_quote(&err.1)
-        ));
+        return Err(HookError::Exec {
+            command,
+            container,
+            pod,
+            error,
+            output,
+        });
     }
     if let Some(action) = &handler.http_get {
-        let err = match http_hook(target, action, limit).await {
+        let error = match http_hook(target, action, limit).await {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        return Err(format!(
-            "HTTP lifecycle hook ({}) for Container {container} in Pod {pod} failed - error: {err}",
-            action.path.as_deref().unwrap_or("")
-        ));
+        let path = action.path.clone().unwrap_or_default();
+        return Err(HookError::Http {
+            path,
+            container,
+            pod,
+            error,
+        });
     }
     if let Some(action) = &handler.sleep {
         let wanted = Duration::from_secs(action.seconds.max(0) as u64);
         if limit.is_some_and(|l| l < wanted) {
             tokio::time::sleep(limit.unwrap_or_default()).await;
-            return Err(format!(
-                "Sleep lifecycle hook ({}) for Container {container} in Pod {pod} failed - error: container terminated before sleep hook finished",
-                action.seconds
-            ));
+            let seconds = action.seconds;
+            return Err(HookError::SleepCut {
+                seconds,
+                container,
+                pod,
+            });
         }
         tokio::time::sleep(wanted).await;
         return Ok(());
     }
-    Err(format!(
-        "Cannot run handler: invalid handler: {}",
-        go_handler(handler.tcp_socket.as_ref())
-    ))
+    Err(HookError::InvalidHandler {
+        handler: go_handler(handler.tcp_socket.as_ref()),
+    })
 }
 
 /// Runs an exec hook: `None` on success, else the error text and the output.

@@ -50,7 +50,7 @@ impl Request {
     ) -> Result<Self, String> {
         let scheme = action.scheme.as_deref().unwrap_or("HTTP").to_ascii_lowercase();
         let host = default_host(action.host.as_deref(), target.pod_ip);
-        let port = resolve_port(&action.port, target.container)?;
+        let port = resolve_port(&action.port, target.container).map_err(|e| e.to_string())?;
         let headers = action
             .http_headers
             .iter()

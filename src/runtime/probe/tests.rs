@@ -36,22 +36,36 @@ fn ports_resolve_by_number_and_by_name() {
     assert_eq!(resolve_port(&IntOrString::Int(81), &c), Ok(81));
     assert_eq!(resolve_port(&IntOrString::String("http".into()), &c), Ok(8080));
     assert_eq!(
-        resolve_port(&IntOrString::String("admin".into()), &c),
+        resolve_port(&IntOrString::String("admin".into()), &c).map_err(|e| e.to_string()),
         Err("port \"admin\" not found".to_string())
     );
     assert_eq!(
-        resolve_port(&IntOrString::String("8080".into()), &c),
+        resolve_port(&IntOrString::String("8080".into()), &c).map_err(|e| e.to_string()),
         Err("port \"8080\" not found".to_string()),
         "the kubelet no longer parses numeric names"
     );
     assert_eq!(
-        resolve_port(&IntOrString::Int(0), &c),
+        resolve_port(&IntOrString::Int(0), &c).map_err(|e| e.to_string()),
         Err("invalid port number: 0".to_string())
     );
     assert_eq!(
-        resolve_port(&IntOrString::Int(70000), &c),
+        resolve_port(&IntOrString::Int(70000), &c).map_err(|e| e.to_string()),
         Err("invalid port number: 70000".to_string())
     );
+}
+
+#[test]
+fn port_errors_keep_the_kubelet_wording() {
+    let cases = [
+        (
+            PortError::NotFound { name: "admin".into() },
+            "port \"admin\" not found",
+        ),
+        (PortError::Invalid { number: -1 }, "invalid port number: -1"),
+    ];
+    for (e, want) in cases {
+        assert_eq!(e.to_string(), want);
+    }
 }
 
 #[test]
@@ -136,4 +150,48 @@ fn probe_and_hook_futures_are_send() {
     assert_send(&probe(&t, &p));
     let h = LifecycleHandler::default();
     assert_send(&hook(&t, &h, None));
+}
+
+#[test]
+fn hook_errors_keep_the_kubelet_wording() {
+    let pod = || "web_default(1234)".to_string();
+    let container = || "c".to_string();
+    let cases = [
+        (
+            HookError::Exec {
+                command: vec!["sh".into(), "-c".into(), "exit 1".into()],
+                container: container(),
+                pod: pod(),
+                error: "command 'sh -c exit 1' exited with 1: ".into(),
+                output: "hi\n".into(),
+            },
+            "Exec lifecycle hook ([sh -c exit 1]) for Container \"c\" in Pod \"web_default(1234)\" failed - error: command 'sh -c exit 1' exited with 1: , message: \"hi\\n\"",
+        ),
+        (
+            HookError::Http {
+                path: "/x".into(),
+                container: container(),
+                pod: pod(),
+                error: "context deadline exceeded".into(),
+            },
+            "HTTP lifecycle hook (/x) for Container \"c\" in Pod \"web_default(1234)\" failed - error: context deadline exceeded",
+        ),
+        (
+            HookError::SleepCut {
+                seconds: 30,
+                container: container(),
+                pod: pod(),
+            },
+            "Sleep lifecycle hook (30) for Container \"c\" in Pod \"web_default(1234)\" failed - error: container terminated before sleep hook finished",
+        ),
+        (
+            HookError::InvalidHandler {
+                handler: "&LifecycleHandler{}".into(),
+            },
+            "Cannot run handler: invalid handler: &LifecycleHandler{}",
+        ),
+    ];
+    for (e, want) in cases {
+        assert_eq!(e.to_string(), want);
+    }
 }

@@ -106,12 +106,12 @@ fn profile(t: &str, local: Option<&str>) -> Option<SeccompProfile> {
 fn the_container_profile_wins_over_the_pods_and_the_default() {
     let root = Path::new("/nonexistent");
     let (p, c) = with_profiles(None, None);
-    assert_eq!(resolve(&p, &c, true, root), Ok(Profile::RuntimeDefault));
-    assert_eq!(resolve(&p, &c, false, root), Ok(Profile::Unconfined));
+    assert_eq!(resolve(&p, &c, true, root).unwrap(), Profile::RuntimeDefault);
+    assert_eq!(resolve(&p, &c, false, root).unwrap(), Profile::Unconfined);
     let (p, c) = with_profiles(profile("Unconfined", None), None);
-    assert_eq!(resolve(&p, &c, true, root), Ok(Profile::Unconfined));
+    assert_eq!(resolve(&p, &c, true, root).unwrap(), Profile::Unconfined);
     let (p, c) = with_profiles(profile("Unconfined", None), profile("RuntimeDefault", None));
-    assert_eq!(resolve(&p, &c, false, root), Ok(Profile::RuntimeDefault));
+    assert_eq!(resolve(&p, &c, false, root).unwrap(), Profile::RuntimeDefault);
     let (p, c) = with_profiles(None, profile("Bogus", None));
     assert!(resolve(&p, &c, true, root).is_err());
 }
@@ -140,8 +140,8 @@ fn localhost_profiles_fail_closed() {
     assert_eq!(ok.default_action(), LinuxSeccompAction::ScmpActErrno);
     let (p, c) = with_profiles(None, profile("Localhost", Some("team/ok.json")));
     assert_eq!(
-        resolve(&p, &c, false, &root),
-        Ok(Profile::Localhost(Box::new(ok)))
+        resolve(&p, &c, false, &root).unwrap(),
+        Profile::Localhost(Box::new(ok))
     );
     for (name, why) in [
         ("", "non-empty relative path"),
@@ -153,7 +153,7 @@ fn localhost_profiles_fail_closed() {
         ("escape.json", "No such file"),
         ("abs.json", "No such file"),
     ] {
-        let err = load_localhost(&root, name).unwrap_err();
+        let err = crate::runtime::chain(&load_localhost(&root, name).unwrap_err());
         assert!(
             err.starts_with("failed to generate seccomp spec opts: cannot load seccomp profile"),
             "{err}"
@@ -162,4 +162,44 @@ fn localhost_profiles_fail_closed() {
     }
     let (p, c) = with_profiles(profile("Localhost", None), None);
     assert!(resolve(&p, &c, true, &root).is_err(), "Localhost without a name");
+}
+
+#[test]
+fn error_messages_keep_containerd_wording() {
+    let load = |source| SeccompError::Load {
+        path: "/var/lib/seccomp/p.json".into(),
+        source,
+    };
+    let decode = serde_json::from_str::<LinuxSeccomp>("{").unwrap_err();
+    let decode_text = decode.to_string();
+    let prefix =
+        "failed to generate seccomp spec opts: cannot load seccomp profile \"/var/lib/seccomp/p.json\": ";
+    let cases = [
+        (
+            SeccompError::UnknownType {
+                type_: "Bogus".into(),
+            },
+            "unknown seccomp profile type \"Bogus\"".to_string(),
+        ),
+        (
+            load(LoadError::BadName),
+            format!("{prefix}localhostProfile must be a non-empty relative path without '..'"),
+        ),
+        (
+            load(LoadError::Read(std::io::Error::from_raw_os_error(libc::ENOENT))),
+            format!("{prefix}No such file or directory (os error 2)"),
+        ),
+        (
+            load(LoadError::TooLarge),
+            format!("{prefix}profile is larger than 1 MiB"),
+        ),
+        (load(LoadError::Empty), format!("{prefix}profile is empty")),
+        (
+            load(LoadError::Decode(decode)),
+            format!("{prefix}decoding seccomp profile failed: {decode_text}"),
+        ),
+    ];
+    for (e, want) in cases {
+        assert_eq!(crate::runtime::chain(&e), want);
+    }
 }

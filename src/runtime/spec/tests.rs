@@ -205,7 +205,10 @@ fn add_drop_privileged_and_escalation() {
         ..rows[2]
     };
     let c = with_security(&unknown);
-    assert!(build(&input(&pod, &c, 0)).unwrap_err().contains("FLY"));
+    assert!(build(&input(&pod, &c, 0))
+        .unwrap_err()
+        .to_string()
+        .contains("FLY"));
 }
 
 #[test]
@@ -292,4 +295,23 @@ fn seccomp_sysctls_and_oom_score_reach_the_spec() {
         "privileged containers run unconfined"
     );
     assert!(spec.linux().as_ref().unwrap().sysctl().is_none());
+}
+
+#[test]
+fn error_messages_name_the_value() {
+    let cases = [
+        (
+            SpecError::UnknownCapability {
+                name: "CAP_FLY".into(),
+            },
+            "unknown capability \"CAP_FLY\"",
+        ),
+        (
+            SpecError::Devices(oci_spec::OciSpecError::Other("no access".into())),
+            "no access",
+        ),
+    ];
+    for (e, want) in cases {
+        assert_eq!(crate::runtime::chain(&e), want);
+    }
 }
