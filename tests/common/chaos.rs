@@ -20,15 +20,7 @@ mod plan;
 pub use plan::{Kind, PodPlan, Rng};
 
 /// The status of container `name` (init or regular).
-pub fn find<'a>(pod: &'a PodGroup, name: &str) -> Option<&'a ContainerStatus> {
-    let st = pod.status.as_ref()?;
-    st.pod
-        .container_statuses
-        .iter()
-        .flatten()
-        .chain(st.pod.init_container_statuses.iter().flatten())
-        .find(|s| s.name == name)
-}
+pub use super::st::try_container as find;
 
 pub(super) fn terminated_code(s: &ContainerStatus) -> Option<i32> {
     s.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code)
