@@ -26,22 +26,14 @@ pub mod termination;
 pub mod user;
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Errors of the node runtime.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file-system operation failed.
-    #[error("{action} {}", path.display())]
-    Io {
-        /// What was being done (`create`, `mount shm on`, ...).
-        action: &'static str,
-        /// The path it was done to.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::sys::PathError),
     /// The pause process did not report ready: `message` is what it said instead (its status line, else
     /// the last line of its log).
     #[error("pause process failed: {message}")]
@@ -90,11 +82,7 @@ pub enum Error {
 impl Error {
     /// An [`Error::Io`].
     pub fn io(action: &'static str, path: &Path, source: io::Error) -> Self {
-        Error::Io {
-            action,
-            path: path.to_path_buf(),
-            source,
-        }
+        Error::Io(crate::sys::PathError::new(action, path, source))
     }
 }
 

@@ -14,4 +14,4 @@ pub mod net;
 pub mod netns;
 pub mod process;
 
-pub use error::chain;
+pub use error::{chain, PathError};

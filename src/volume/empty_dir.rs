@@ -42,11 +42,8 @@ pub fn prepare(
             .ok_or(SetUpError::NodeMemory)?;
         let limit = ed.size_limit.as_ref().and_then(|q| memory_bytes(&q.0));
         let size = memory_size(spec, limit, node);
-        sys::mount::tmpfs(&dir, &format!("mode=0777,size={size}"), false).map_err(|e| SetUpError::Io {
-            action: "mount tmpfs",
-            path: dir.clone(),
-            source: e,
-        })?;
+        sys::mount::tmpfs(&dir, &format!("mode=0777,size={size}"), false)
+            .map_err(|e| SetUpError::io("mount tmpfs", &dir, e))?;
     }
     Ok(dir)
 }

@@ -83,16 +83,8 @@ pub enum SetUpError {
     },
     /// A file-system operation on the volume failed (`open`, `stat`, `resolve`, `create`, `mount`,
     /// `mount tmpfs`).
-    #[error("{action} {}", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The path it was done to.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::sys::PathError),
     /// The emptyDir's mode could not be set.
     #[error(transparent)]
     SetMode(io::Error),
@@ -115,11 +107,7 @@ pub enum SetUpError {
 impl SetUpError {
     /// A [`SetUpError::Io`].
     pub fn io(action: &'static str, path: &Path, source: io::Error) -> Self {
-        SetUpError::Io {
-            action,
-            path: path.to_path_buf(),
-            source,
-        }
+        SetUpError::Io(crate::sys::PathError::new(action, path, source))
     }
 }
 
