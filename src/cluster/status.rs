@@ -84,6 +84,13 @@ pub fn is_unreachable(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Service(_) | kube::Error::HyperError(_))
 }
 
+/// Whether an API error says the resource's endpoint is not served yet (a 404 "the server could not find the
+/// requested resource" right after an API server starts, until it serves the CRD): a server not ready, to be
+/// retried at the pace of an unreachable one.
+pub fn is_not_served(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404 && s.message.contains("could not find the requested resource"))
+}
+
 /// Whether an API error is a 404.
 pub fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)

@@ -10,7 +10,9 @@ use kube::Client;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::cluster::status::{apply_status, is_gone, is_unreachable, remove_finalizer, StatusUpdate};
+use crate::cluster::status::{
+    apply_status, is_gone, is_not_served, is_unreachable, remove_finalizer, StatusUpdate,
+};
 
 /// How long a burst of reports is gathered before writing.
 const COALESCE: Duration = Duration::from_millis(200);
@@ -99,7 +101,9 @@ async fn write_due(client: &Client, pending: &mut HashMap<String, Pending>) {
             }
             Err(e) => {
                 let u = &p.update;
-                p.backoff = if p.backoff.is_zero() || is_unreachable(&e) {
+                // A server out of reach or not yet serving PodGroups is retried at the first pace, so the
+                // status is written within about a second of its return; refusals double the wait.
+                p.backoff = if p.backoff.is_zero() || is_unreachable(&e) || is_not_served(&e) {
                     FIRST_BACKOFF
                 } else {
                     (p.backoff * 2).min(MAX_BACKOFF)
@@ -305,15 +309,27 @@ mod tests {
     }
 
     /// Right after an API server starts, a custom resource's endpoint answers 404 until its CRD is served:
-    /// the write is retried (it used to be dropped as if the PodGroup were gone); a 404 naming the PodGroup
-    /// itself ends it.
+    /// the write is retried (it used to be dropped as if the PodGroup were gone) every second, as while the
+    /// server was unreachable (a doubling backoff let a status wait past 5 s after the server's return); a
+    /// 404 naming the PodGroup itself ends it.
     #[tokio::test(start_paused = true)]
     async fn a_404_before_the_crd_is_served_is_retried_and_one_naming_the_podgroup_is_not() {
         let (mut handle, tx, task) = start_writer();
         tx.send(update("a", "a1")).unwrap();
-        not_found(&mut handle, "the server could not find the requested resource").await;
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            not_found(&mut handle, "the server could not find the requested resource").await;
+            times.push(Instant::now());
+        }
         let (name, message) = answer(&mut handle, 200).await;
+        times.push(Instant::now());
         assert_eq!((name.as_str(), message.as_str()), ("a", "a1"), "retried");
+        let intervals: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(
+            intervals,
+            [Duration::from_secs(1); 3],
+            "a server not serving PodGroups yet is retried at the first pace, not a doubling one"
+        );
         tx.send(update("a", "a2")).unwrap();
         not_found(&mut handle, r#"podgroups.peapod.dev "a" not found"#).await;
         assert!(
